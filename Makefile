@@ -1,0 +1,130 @@
+# mwr — top-level build.  Everything goes to $(BUILD): product binaries to
+# $(BUILD)/bin, test tools to $(BUILD)/tests, unit tests to $(BUILD)/unit.
+# `make SAN=1` builds the same tree with ASan+UBSan into build/san.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PYTEST ?= /usr/bin/python3 -m pytest
+FUZZ_SECONDS ?= 300
+
+ifeq ($(SAN),1)
+BUILD ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+PKGS_AV   := libavformat libavcodec libavutil
+PKGS_GST  := gio-2.0 gstreamer-1.0 gstreamer-app-1.0 gstreamer-rtsp-server-1.0
+PKGS_JSON := libcjson
+PKGS_UNIT := cmocka
+
+pkg_cflags = $(shell pkg-config --cflags $(1))
+pkg_libs = $(shell pkg-config --libs $(1))
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+        -Wmissing-prototypes -Wpointer-arith -Wvla -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
+              -DMWR_VERSION=\"$(VERSION)\" -DMWR_COMMIT=\"$(COMMIT)\"
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+
+
+# Product binaries appear with the issues that give them behaviour.
+PROGRAMS :=
+
+TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck
+UNIT_TESTS := $(BUILD)/unit/test_framecode $(BUILD)/unit/test_judge \
+              $(BUILD)/unit/test_camsim_control
+
+.PHONY: all test unit e2e demo bench fuzz install clean deps lint
+all: $(PROGRAMS) $(TEST_TOOLS)
+
+# ---- objects -----------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(OBJ_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tests/camsim/%.o: OBJ_CFLAGS = -Itests/common $(call pkg_cflags,$(PKGS_GST))
+$(BUILD)/obj/tests/framecheck/%.o: OBJ_CFLAGS = -Itests/common $(call pkg_cflags,$(PKGS_AV) $(PKGS_JSON))
+$(BUILD)/obj/tests/unit/%.o: OBJ_CFLAGS = -Itests/common -Itests $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_JSON))
+
+# ---- test tools --------------------------------------------------------------
+CAMSIM_OBJS := $(BUILD)/obj/tests/camsim/camsim.o $(BUILD)/obj/tests/camsim/control.o \
+               $(BUILD)/obj/tests/common/framecode.o
+$(BUILD)/tests/camsim: $(CAMSIM_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_GST)) -lm
+
+FRAMECHECK_OBJS := $(BUILD)/obj/tests/framecheck/framecheck.o $(BUILD)/obj/tests/framecheck/judge.o \
+                   $(BUILD)/obj/tests/common/framecode.o
+$(BUILD)/tests/framecheck: $(FRAMECHECK_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_JSON)) -lm
+
+# ---- unit tests (cmocka), one per module --------------------------------------
+$(BUILD)/unit/test_framecode: $(BUILD)/obj/tests/unit/test_framecode.o $(BUILD)/obj/tests/common/framecode.o
+$(BUILD)/unit/test_judge: $(BUILD)/obj/tests/unit/test_judge.o $(BUILD)/obj/tests/framecheck/judge.o
+$(BUILD)/unit/test_camsim_control: $(BUILD)/obj/tests/unit/test_camsim_control.o \
+                                   $(BUILD)/obj/tests/camsim/control.o
+$(UNIT_TESTS):
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_UNIT) $(PKGS_JSON)) -lm
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+# ---- the two commands of the README, and the rest ----------------------------
+deps:
+	scripts/install-deps.sh
+
+# Unit tests run under ASan+UBSan; e2e tests drive the normal build.
+test: deps
+	$(MAKE) SAN=1 unit
+	$(MAKE) all
+	$(PYTEST) -v tests/e2e
+
+e2e: all
+	$(PYTEST) -v tests/e2e
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh
+
+bench: deps
+	$(MAKE) all
+	tests/bench/run.sh
+
+# libFuzzer targets, each run for FUZZ_SECONDS.
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_camsim_control $(BUILD)/fuzz/fuzz_framecode_sei
+FUZZ_FLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+$(BUILD)/fuzz/fuzz_camsim_control: tests/fuzz/fuzz_camsim_control.c tests/camsim/control.c
+$(BUILD)/fuzz/fuzz_framecode_sei: tests/fuzz/fuzz_framecode_sei.c tests/common/framecode.c
+$(FUZZ_TARGETS):
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -Itests/common -Itests $^ -o $@
+
+fuzz: deps $(FUZZ_TARGETS)
+	@set -e; for f in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$(basename $$f); \
+	  echo "== $$f for $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$(basename $$f); \
+	done
+
+install: $(PROGRAMS)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	$(if $(PROGRAMS),install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --std=c11 --suppress=missingIncludeSystem -I tests/common tests
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
