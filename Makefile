@@ -17,9 +17,10 @@ SANFLAGS :=
 endif
 
 PKGS_AV   := libavformat libavcodec libavutil
-PKGS_GST  := gio-2.0 gstreamer-1.0 gstreamer-app-1.0 gstreamer-rtsp-server-1.0
+PKGS_GST  := gio-2.0 gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 gstreamer-rtsp-server-1.0
 PKGS_JSON := libcjson
 PKGS_UNIT := cmocka
+PKGS_DB   := sqlite3
 
 pkg_cflags = $(shell pkg-config --cflags $(1))
 pkg_libs = $(shell pkg-config --libs $(1))
@@ -39,8 +40,7 @@ ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 PROGRAMS :=
 
 TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck
-UNIT_TESTS := $(BUILD)/unit/test_framecode $(BUILD)/unit/test_judge \
-              $(BUILD)/unit/test_camsim_control
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all test unit e2e demo bench fuzz install clean deps lint
 all: $(PROGRAMS) $(TEST_TOOLS)
@@ -52,7 +52,9 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/obj/tests/camsim/%.o: OBJ_CFLAGS = -Itests/common $(call pkg_cflags,$(PKGS_GST))
 $(BUILD)/obj/tests/framecheck/%.o: OBJ_CFLAGS = -Itests/common $(call pkg_cflags,$(PKGS_AV) $(PKGS_JSON))
-$(BUILD)/obj/tests/unit/%.o: OBJ_CFLAGS = -Itests/common -Itests $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_JSON))
+$(BUILD)/obj/tests/unit/%.o: OBJ_CFLAGS = -I. -Itests/common -Itests $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_JSON) $(PKGS_DB))
+$(BUILD)/obj/db/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_DB))
+$(BUILD)/obj/common/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
 
 # ---- test tools --------------------------------------------------------------
 CAMSIM_OBJS := $(BUILD)/obj/tests/camsim/camsim.o $(BUILD)/obj/tests/camsim/control.o \
@@ -72,9 +74,13 @@ $(BUILD)/unit/test_framecode: $(BUILD)/obj/tests/unit/test_framecode.o $(BUILD)/
 $(BUILD)/unit/test_judge: $(BUILD)/obj/tests/unit/test_judge.o $(BUILD)/obj/tests/framecheck/judge.o
 $(BUILD)/unit/test_camsim_control: $(BUILD)/obj/tests/unit/test_camsim_control.o \
                                    $(BUILD)/obj/tests/camsim/control.o
+DB_OBJS := $(BUILD)/obj/db/db.o $(BUILD)/obj/db/frame_index.o
+$(BUILD)/unit/test_db: $(BUILD)/obj/tests/unit/test_db.o $(DB_OBJS)
+$(BUILD)/unit/test_frame_index: $(BUILD)/obj/tests/unit/test_frame_index.o $(BUILD)/obj/db/frame_index.o
+$(BUILD)/unit/test_config: $(BUILD)/obj/tests/unit/test_config.o $(BUILD)/obj/common/config.o
 $(UNIT_TESTS):
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_UNIT) $(PKGS_JSON)) -lm
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_UNIT) $(PKGS_JSON) $(PKGS_DB)) -lm
 
 unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
@@ -85,6 +91,7 @@ deps:
 
 # Unit tests run under ASan+UBSan; e2e tests drive the normal build.
 test: deps
+	$(MAKE) lint
 	$(MAKE) SAN=1 unit
 	$(MAKE) all
 	$(PYTEST) -v tests/e2e
@@ -122,7 +129,8 @@ install: $(PROGRAMS)
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --std=c11 --suppress=missingIncludeSystem -I tests/common tests
+	  --std=c11 --suppress=missingIncludeSystem -I . -I tests/common -I tests \
+	  $(wildcard common db worker supervisor proxy-config) tests
 
 clean:
 	rm -rf build

@@ -21,6 +21,7 @@
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
 #include <gst/rtsp-server/rtsp-server.h>
+#include <gst/video/video.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct camera {
         GMutex lock;                /* guards everything below */
         GstElement *src;            /* appsrc of the live shared media, or NULL */
         GstClockTime outage_until;  /* no frames before this monotonic time */
+        gboolean resume_at_key;     /* after an outage: restart at a keyframe, as a rebooted camera does */
         unsigned corrupt_left;      /* frames still to send as garbage */
         guint64 frames_sent;
         guint64 media_count;        /* medias created for this mount so far */
@@ -59,6 +61,7 @@ struct encoder {
         guint8 *background; /* I420 template */
         GMutex sprop_lock;
         gchar *sprop;       /* "SPS,PPS" in base64 for the SDP, once seen */
+        gint key_requested; /* atomic: a forced keyframe is on its way */
         gsize frame_bytes;
         guint32 rng;
 };
@@ -153,6 +156,16 @@ static gsize first_vcl_offset(const guint8 *p, gsize len)
         return 0;
 }
 
+/* Asks x264 for an IDR soon (once per request window), so a camera coming
+ * back from an outage does not wait a whole GOP.  The other cameras on the
+ * encoder just get one more keyframe. */
+static void encoder_request_keyframe(struct encoder *e)
+{
+        if (g_atomic_int_compare_and_exchange(&e->key_requested, 0, 1))
+                gst_element_send_event(e->sink, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE,
+                                                                                           TRUE, 0));
+}
+
 static void camera_send(struct camsim *cs, struct camera *cam, const guint8 *au, gsize len, gboolean key,
                         guint32 n)
 {
@@ -166,7 +179,13 @@ static void camera_send(struct camsim *cs, struct camera *cam, const guint8 *au,
         int sei_len;
 
         g_mutex_lock(&cam->lock);
-        if (cam->src && due >= cam->outage_until) {
+        if (due < cam->outage_until) {
+                cam->resume_at_key = TRUE;
+        } else if (cam->resume_at_key && !key) {
+                if (cam->src)
+                        encoder_request_keyframe(cam->enc);
+        } else if (cam->src) {
+                cam->resume_at_key = FALSE;
                 src = gst_object_ref(cam->src);
                 if (cam->corrupt_left > 0) {
                         cam->corrupt_left--;
@@ -261,6 +280,8 @@ static GstFlowReturn on_encoded(GstAppSink *sink, gpointer data)
                   : GST_CLOCK_TIME_NONE;
         if (pts != GST_CLOCK_TIME_NONE && gst_buffer_map(buf, &map, GST_MAP_READ)) {
                 n = (guint32)((pts + e->cs->frame_ns / 2) / e->cs->frame_ns);
+                if (!GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DELTA_UNIT))
+                        g_atomic_int_set(&e->key_requested, 0);
                 encoder_note_sprop(e, map.data, map.size);
                 if (map.size <= AU_MAX_BYTES)
                         for (int i = 0; i < e->ncams; i++)
@@ -554,7 +575,7 @@ static gboolean on_control_run(GThreadedSocketService *svc, GSocketConnection *c
 {
         GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
         GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
-        char buf[CAMSIM_CMD_LINE_MAX + 2];
+        char buf[CAMSIM_CMD_LINE_MAX + 2] = { 0 };
         gboolean skipping = FALSE;
         gsize have = 0;
 

@@ -24,8 +24,17 @@ int framecode_geometry(int width, int height, struct framecode_geom *g)
 
 uint16_t framecode_check(uint32_t n)
 {
-        /* Any single flipped cell changes the check or the number's own fold. */
-        return (uint16_t)~((n & 0xffffu) ^ (n >> 16) ^ 0x5a5au);
+        /* A non-linear mix: a decoder concealing a lost reference applies one
+         * frame's cell changes to another frame's grid; with a linear check
+         * (XOR fold, CRC) such a blend would carry a valid check. */
+        uint32_t h = n * 0x9e3779b1u;
+
+        h ^= h >> 15;
+        h *= 0x85ebca77u;
+        h ^= h >> 13;
+        h *= 0xc2b2ae3du;
+        h ^= h >> 16;
+        return (uint16_t)h;
 }
 
 static int cell_bit(uint32_t n, uint16_t check, int row, int col)

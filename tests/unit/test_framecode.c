@@ -82,6 +82,32 @@ static void test_flipped_cell_is_refused(void **state)
         }
 }
 
+/* A decoder concealing a lost reference applies frame b's cell changes onto
+ * frame a's grid.  Such blends must read as unreadable, not as a number. */
+static void test_concealment_blend_is_refused(void **state)
+{
+        static uint8_t prev[W * H], cur[W * H];
+        struct framecode_geom g;
+        int blends = 0, accepted = 0;
+        uint32_t n;
+
+        assert_int_equal(framecode_geometry(W, H, &g), 0);
+        for (uint32_t a = 50; a < 150; a++)
+                for (uint32_t b = 1000; b < 1040; b += 3) {
+                        framecode_paint(luma, W, &g, a);
+                        framecode_paint(prev, W, &g, b - 1);
+                        framecode_paint(cur, W, &g, b);
+                        for (size_t i = 0; i < sizeof(luma); i++)
+                                if (prev[i] != cur[i])
+                                        luma[i] = cur[i];
+                        blends++;
+                        if (framecode_read(luma, W, &g, &n) == 0 && n != a && n != b)
+                                accepted++;
+                }
+        /* a 16-bit non-linear check lets about 1 in 65536 through */
+        assert_true(accepted * 1000 <= blends);
+}
+
 static void test_grey_picture_is_unreadable(void **state)
 {
         struct framecode_geom g;
@@ -147,6 +173,7 @@ int main(void)
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_survives_noise_and_contrast_loss),
                 cmocka_unit_test(test_flipped_cell_is_refused),
+                cmocka_unit_test(test_concealment_blend_is_refused),
                 cmocka_unit_test(test_grey_picture_is_unreadable),
                 cmocka_unit_test(test_sei_round_trip),
                 cmocka_unit_test(test_sei_rejects),

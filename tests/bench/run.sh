@@ -1,0 +1,8 @@
+#!/bin/bash
+# make bench: every benchmark of the tree, results on stdout.  The figures and
+# the exact commands are kept in docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+echo "== camsim CPU, 16 cameras 640x360 25 fps 1 Mbps, one client each"
+tests/bench/camsim_cpu.sh 16 30 1
+tests/bench/camsim_cpu.sh 16 30 16

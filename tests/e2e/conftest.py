@@ -1,0 +1,143 @@
+"""End-to-end fixtures: real processes on loopback, each test in its own temp
+dir with free ports.  Everything a test starts is registered with `procs` and
+killed by pid at the end (SIGTERM, then SIGKILL); every wait is bounded."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("MWR_BUILD", os.path.join(ROOT, "build"))
+CAMSIM = os.path.join(BUILD, "tests", "camsim")
+FRAMECHECK = os.path.join(BUILD, "tests", "framecheck")
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    """Polls pred() until it is truthy; fails the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+class Procs:
+    """Processes a test started; all are stopped by pid when it ends."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.started = []
+
+    def start(self, name, argv, **kw):
+        out = open(os.path.join(self.tmp, f"{name}.out"), "wb")
+        err = open(os.path.join(self.tmp, f"{name}.err"), "wb")
+        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                             start_new_session=True, **kw)
+        p.name, p.out_path, p.err_path = name, out.name, err.name
+        out.close()
+        err.close()
+        self.started.append(p)
+        return p
+
+    def stop(self, p, timeout=5):
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        return p.returncode
+
+    def stop_all(self):
+        for p in reversed(self.started):
+            self.stop(p)
+
+
+@pytest.fixture
+def procs(tmp_path):
+    ps = Procs(str(tmp_path))
+    yield ps
+    ps.stop_all()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Camsim:
+    def __init__(self, proc, rtsp_port, control_port, cameras):
+        self.proc, self.rtsp_port, self.control_port = proc, rtsp_port, control_port
+        self.cameras = cameras
+
+    def url(self, cam="cam1"):
+        return f"rtsp://127.0.0.1:{self.rtsp_port}/{cam}"
+
+    def control(self, line, timeout=5):
+        """Sends one control command; returns the reply line."""
+        with socket.create_connection(("127.0.0.1", self.control_port), timeout=timeout) as s:
+            s.sendall(line.encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        return buf.decode().strip()
+
+    def status(self):
+        return json.loads(self.control("status"))
+
+
+@pytest.fixture
+def camsim(procs):
+    """Factory: camsim(cameras=N, **options) starts a simulator on free ports."""
+    def start(cameras=1, **opts):
+        argv = [CAMSIM, "--cameras", str(cameras), "--port", str(free_port()),
+                "--control-port", str(free_port())]
+        for k, v in opts.items():
+            argv += ["--" + k.replace("_", "-"), str(v)]
+        p = procs.start("camsim", argv)
+
+        def ready():
+            if p.poll() is not None:
+                pytest.fail(f"camsim exited {p.returncode}: {open(p.err_path).read()[-2000:]}")
+            line = open(p.out_path).read()
+            return line if "ready" in line else None
+        line = wait_for(ready, 10, "camsim ready line")
+        kv = dict(f.split("=") for f in line.split() if "=" in f)
+        return Camsim(p, int(kv["rtsp_port"]), int(kv["control_port"]), cameras)
+    return start
+
+
+def ffmpeg_record(procs, url, seconds, out, name="ffmpeg"):
+    """Starts recording url for `seconds` of stream time into out (stream copy)."""
+    return procs.start(name, ["ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp",
+                              "-i", url, "-c", "copy", "-t", str(seconds), "-y", out])
+
+
+def wait_exit(p, timeout):
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{p.name} still running after {timeout} s")
+
+
+def framecheck(files, *extra, expect_rc=None, timeout=120):
+    """Runs the frame judge with --json; returns (report, exit code)."""
+    r = subprocess.run([FRAMECHECK, "--json", *extra, *files], capture_output=True, timeout=timeout)
+    if r.returncode not in (0, 1):
+        pytest.fail(f"framecheck failed ({r.returncode}): {r.stderr.decode()[-2000:]}")
+    if expect_rc is not None:
+        assert r.returncode == expect_rc, r.stdout.decode()[-3000:]
+    return json.loads(r.stdout), r.returncode
