@@ -41,8 +41,8 @@ for p in "${pids[@]}"; do wait "$p"; done
 
 echo "demo: judging every recording frame by frame (tests/framecheck)"
 for i in $(seq "$CAMERAS"); do
-    printf '  cam%d: ' "$i"
-    "$ROOT/build/tests/framecheck" --quiet --camera "cam$i" "$DEMO/recordings/cam$i.mp4" || true
+    "$ROOT/build/tests/framecheck" --json --camera "cam$i" "$DEMO/recordings/cam$i.mp4" 2>/dev/null |
+        /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); print("  cam%s: %d frames, numbers %d..%d, missing %d, duplicated %d: %s" % (sys.argv[1], r["frames"], r["first"], r["last"], r["missing"], r["duplicated"], "clean" if r["clean"] else "DEFECTS"))' "$i" || true
 done
 
 cat <<EOT
