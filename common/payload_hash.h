@@ -1,0 +1,17 @@
+/* payload_hash: a 64-bit hash of an H.264/H.265 access unit over its NAL unit
+ * payloads only, so the same camera frame hashes the same whether it is held
+ * in Annex-B form (start codes, as RTSP delivers it) or length-prefixed form
+ * (as MP4 stores it).  Continuity matching across instances relies on it. */
+#ifndef MWR_COMMON_PAYLOAD_HASH_H
+#define MWR_COMMON_PAYLOAD_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* nal_length_size 0: Annex-B (start codes); 1, 2 or 4: big-endian length
+ * prefixes of that size (MP4's avcC/hvcC).  The caller knows which: the two
+ * cannot be told apart from the bytes alone.  Malformed length-prefixed data
+ * hashes the remaining bytes as one NAL. */
+uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size);
+
+#endif
