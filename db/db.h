@@ -1,0 +1,130 @@
+/* db: the SQLite index of cameras, segments, per-segment frame indexes and
+ * gaps, shared by both worker instances and the mwr tool (WAL mode).  The
+ * schema migrates forward only by expansion (PRAGMA user_version), so an old
+ * and a new binary can share one file during a deploy.  A struct db is one
+ * connection with its prepared statements: one per thread, never shared.
+ * Errors are negative errno; db_errmsg() has SQLite's words for the log. */
+#ifndef MWR_DB_DB_H
+#define MWR_DB_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DB_BUSY_TIMEOUT_MS 5000      /* wait for another writer before -EBUSY */
+#define DB_SCHEMA_VERSION 1          /* the user_version this binary migrates to */
+#define DB_ERRMSG_MAX 256
+#define DB_TEXT_MAX 4096             /* any text argument: ids, paths, urls, details */
+#define DB_BLOB_MAX (8u << 20)       /* a frame index blob */
+#define DB_QUERY_LIMIT_MAX 100000    /* rows per range query; page with offset */
+/* Longest segment the index accepts; range queries scan back this far only. */
+#define DB_SEGMENT_SPAN_MAX_US (INT64_C(2) * 3600 * 1000000)
+
+struct db;
+
+/* One row of video_segments.  In callbacks the strings point into SQLite's
+ * row buffers and are valid during the callback only: copy what you keep. */
+struct db_segment {
+        int64_t id;
+        const char *camera_id;
+        const char *instance_id;
+        const char *path;
+        int64_t segment_num;
+        int64_t start_us, end_us; /* camera timeline, us since the Unix epoch */
+        int64_t frames, bytes, keyframes, fragments;
+        const char *status;         /* recording | complete | partial | corrupt */
+        const char *overlap_status; /* unique | primary | duplicate | partial */
+        const char *time_source;    /* rtcp | receive */
+        int64_t clock_offset_us;
+        int64_t pid;
+        int64_t created_us, updated_us; /* wall clock, set by the caller */
+};
+
+/* One row of gaps; strings as in struct db_segment. */
+struct db_gap {
+        int64_t id;
+        const char *camera_id;
+        const char *instance_id;
+        int64_t start_us, end_us;
+        const char *reason; /* camera_down | recorder_start | recorder_stop | disk_full |
+                             * clock_step | timestamp_jump | corrupt_input | crash */
+        const char *detail;
+        int64_t created_us;
+};
+
+/* Non-zero stops the iteration and is returned by the query.  A callback may
+ * write through the same db (not re-enter the same query: -EDEADLK), but
+ * such a write fails with -EBUSY if another connection wrote since the query
+ * started; collecting ids first and writing after is the safer pattern. */
+typedef int (*db_segment_cb)(const struct db_segment *seg, void *ctx);
+typedef int (*db_gap_cb)(const struct db_gap *gap, void *ctx);
+
+/* Open (creating if needed) and migrate.  0; -EUCLEAN (not a database or
+ * corrupt), -EPROTO (the schema lacks a column this binary uses), -EBUSY,
+ * -EOPNOTSUPP (WAL unavailable on that file system), -ENOENT/-EACCES/...
+ * from the OS, -ENOMEM, -EIO.  A DB at a higher user_version is accepted. */
+int db_open(const char *path, struct db **out);
+void db_close(struct db *db);
+
+/* The message of the last error on this connection, SQLite's or the
+ * argument check's ("" if none yet); not cleared by a success. */
+const char *db_errmsg(const struct db *db);
+
+/* How long to wait for another connection's write lock (tests shorten it). */
+int db_set_busy_timeout_ms(struct db *db, int timeout_ms);
+
+/* Cheap liveness query for health checks: 0 or negative errno. */
+int db_check(struct db *db);
+
+/* url already stripped of credentials by the caller. */
+int db_camera_upsert(struct db *db, const char *id, const char *url, bool enabled, int64_t now_us);
+
+/* Insert seg with status 'recording' (seg->status is ignored; a NULL
+ * overlap_status means 'unique'); created_us and updated_us are taken from
+ * seg.  *id gets the new row id.  -EEXIST if the path is already indexed,
+ * -EINVAL for a value the schema refuses, -ERANGE unless 0 <= end_us -
+ * start_us <= DB_SEGMENT_SPAN_MAX_US (the recorder rotates long before). */
+int db_segment_begin(struct db *db, const struct db_segment *seg, int64_t *id);
+
+/* In one transaction, update seg->id's end_us, frames, bytes, keyframes,
+ * fragments, status (NULL: unchanged), clock_offset_us and updated_us, and
+ * store the frame index blob (NULL: leave the stored one).  seg->start_us
+ * must be the row's.  -ENOENT if no such segment, -E2BIG if len >
+ * DB_BLOB_MAX, -ERANGE as for db_segment_begin. */
+int db_segment_update(struct db *db, const struct db_segment *seg, const void *blob, size_t len);
+
+int db_segment_set_status(struct db *db, int64_t id, const char *status); /* -ENOENT */
+int db_segment_delete(struct db *db, int64_t id); /* and its frame index; -ENOENT */
+
+/* Segments with that status, by start_us, id. */
+int db_segments_by_status(struct db *db, const char *status, db_segment_cb cb, void *ctx);
+
+/* camera_id's segments overlapping [from_us, to_us) (a zero-length segment
+ * counts if it starts inside), by start_us, id; at most limit (1 ..
+ * DB_QUERY_LIMIT_MAX) rows after skipping offset.  -EINVAL for an empty range
+ * or a bad limit. */
+int db_segments_range(struct db *db, const char *camera_id, int64_t from_us, int64_t to_us, int64_t limit,
+                      int64_t offset, db_segment_cb cb, void *ctx);
+
+/* 0 or -ENOENT.  out's strings are valid until the next call on db. */
+int db_segment_by_path(struct db *db, const char *path, struct db_segment *out);
+
+/* The stored frame index, malloc'ed for the caller to free.  -ENOENT if the
+ * segment has none. */
+int db_segment_frames(struct db *db, int64_t id, void **blob, size_t *len);
+
+/* The highest segment_num of camera_id recorded by instance_id, 0 if none
+ * (a restarted instance numbers on from there). */
+int db_segment_max_num(struct db *db, const char *camera_id, const char *instance_id, int64_t *num);
+
+/* detail may be NULL (stored as '').  -EINVAL for an unknown reason, -ERANGE
+ * if end_us < start_us. */
+int db_gap_insert(struct db *db, const char *camera_id, const char *instance_id, int64_t start_us, int64_t end_us,
+                  const char *reason, const char *detail, int64_t now_us);
+
+/* Gaps of camera_id (NULL: every camera) overlapping [from_us, to_us), as
+ * db_segments_range. */
+int db_gaps_range(struct db *db, const char *camera_id, int64_t from_us, int64_t to_us, int64_t limit,
+                  int64_t offset, db_gap_cb cb, void *ctx);
+
+#endif

@@ -1,0 +1,712 @@
+/* Unit tests of db/db.c on real SQLite files under /tmp: migrations (fresh,
+ * repeated, concurrent, newer schema), every query, two connections writing
+ * at once, -EBUSY after the busy timeout, and a corrupt file refused. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "db/db.h"
+#include "db/frame_index.h"
+
+#define SEC_US INT64_C(1000000)
+#define T0_US (INT64_C(1795000000) * SEC_US) /* somewhere in 2026 */
+
+struct fixture {
+        char dir[64];
+        char path[96];
+};
+
+static int setup(void **state)
+{
+        struct fixture *fx = calloc(1, sizeof(*fx));
+
+        if (!fx)
+                return -1;
+        snprintf(fx->dir, sizeof(fx->dir), "/tmp/mwr-test-db-XXXXXX");
+        if (!mkdtemp(fx->dir)) {
+                free(fx);
+                return -1;
+        }
+        snprintf(fx->path, sizeof(fx->path), "%s/index.db", fx->dir);
+        *state = fx;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *fx = *state;
+        static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+        char p[128];
+
+        for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+                snprintf(p, sizeof(p), "%s%s", fx->path, suffixes[i]);
+                unlink(p);
+        }
+        rmdir(fx->dir);
+        free(fx);
+        return 0;
+}
+
+/* ---- helpers: a raw connection to look behind the module's back ---- */
+
+static sqlite3 *raw_open(const char *path)
+{
+        sqlite3 *s = NULL;
+
+        assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+        return s;
+}
+
+static int64_t raw_int(sqlite3 *s, const char *sql)
+{
+        sqlite3_stmt *st;
+        int64_t v;
+
+        assert_int_equal(sqlite3_prepare_v2(s, sql, -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+static void raw_exec(sqlite3 *s, const char *sql)
+{
+        char *err = NULL;
+        int rc = sqlite3_exec(s, sql, NULL, NULL, &err);
+
+        if (rc != SQLITE_OK)
+                fail_msg("%s: %s", sql, err ? err : "?");
+}
+
+static int64_t path_int(const char *path, const char *sql)
+{
+        sqlite3 *s = raw_open(path);
+        int64_t v = raw_int(s, sql);
+
+        sqlite3_close(s);
+        return v;
+}
+
+static struct db_segment seg_make(const char *camera, const char *path, int64_t start_us, int64_t end_us)
+{
+        return (struct db_segment){
+                .camera_id = camera,
+                .instance_id = "a-1",
+                .path = path,
+                .segment_num = 1,
+                .start_us = start_us,
+                .end_us = end_us,
+                .time_source = "rtcp",
+                .pid = 4242,
+                .created_us = T0_US,
+                .updated_us = T0_US,
+        };
+}
+
+static int64_t seg_add(struct db *db, const char *camera, const char *path, int64_t start_us, int64_t end_us)
+{
+        struct db_segment seg = seg_make(camera, path, start_us, end_us);
+        int64_t id = -1;
+
+        assert_int_equal(db_segment_begin(db, &seg, &id), 0);
+        assert_true(id > 0);
+        return id;
+}
+
+/* Collects what a query returns. */
+#define LIST_MAX 64
+struct list {
+        int n;
+        int64_t ids[LIST_MAX];
+        char paths[LIST_MAX][64];
+        int stop_after; /* 0: never */
+};
+
+static int list_segment(const struct db_segment *seg, void *ctx)
+{
+        struct list *l = ctx;
+
+        assert_true(l->n < LIST_MAX);
+        l->ids[l->n] = seg->id;
+        snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s", seg->path);
+        l->n++;
+        return l->stop_after && l->n == l->stop_after ? 77 : 0;
+}
+
+static int list_gap(const struct db_gap *gap, void *ctx)
+{
+        struct list *l = ctx;
+
+        assert_true(l->n < LIST_MAX);
+        l->ids[l->n] = gap->id;
+        snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s:%s", gap->camera_id, gap->reason);
+        l->n++;
+        return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_migrates_empty_file(void **state)
+{
+        struct fixture *fx = *state;
+        struct db *db = NULL;
+        sqlite3 *s;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_non_null(db);
+        assert_string_equal(db_errmsg(db), "");
+        assert_int_equal(db_check(db), 0);
+        s = raw_open(fx->path);
+        assert_int_equal(raw_int(s, "PRAGMA user_version"), DB_SCHEMA_VERSION);
+        assert_int_equal(raw_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                                    "('cameras', 'video_segments', 'segment_frames', 'gaps')"),
+                         4);
+        assert_int_equal(raw_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql NOT NULL"), 4);
+        assert_int_equal(raw_int(s, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+        sqlite3_close(s);
+        db_close(db);
+}
+
+static void test_reopen_is_idempotent(void **state)
+{
+        struct fixture *fx = *state;
+        struct db *db;
+
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(db_open(fx->path, &db), 0);
+                seg_add(db, "cam1", i == 0 ? "/r/0.mp4" : i == 1 ? "/r/1.mp4" : "/r/2.mp4", T0_US + i, T0_US + i);
+                db_close(db);
+        }
+        assert_int_equal(path_int(fx->path, "PRAGMA user_version"), DB_SCHEMA_VERSION);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM video_segments"), 3);
+}
+
+/* A newer worker added a column, a table and bumped user_version: this binary
+ * still opens the file and writes to it (both run during a deploy). */
+static void test_newer_schema_opens(void **state)
+{
+        struct fixture *fx = *state;
+        struct db *db;
+        struct db_segment seg;
+        sqlite3 *s;
+        int64_t id;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        db_close(db);
+        s = raw_open(fx->path);
+        raw_exec(s, "ALTER TABLE video_segments ADD COLUMN codec TEXT NOT NULL DEFAULT 'h264';"
+                    "CREATE TABLE future_things(x INTEGER); PRAGMA user_version = 7");
+        sqlite3_close(s);
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        id = seg_add(db, "cam1", "/r/new.mp4", T0_US, T0_US);
+        seg = seg_make("cam1", "/r/new.mp4", T0_US, T0_US + 10 * SEC_US);
+        seg.id = id;
+        seg.status = "complete";
+        assert_int_equal(db_segment_update(db, &seg, "x", 1), 0);
+        db_close(db);
+        assert_int_equal(path_int(fx->path, "PRAGMA user_version"), 7);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM video_segments WHERE codec = 'h264'"), 1);
+}
+
+/* A schema that lost a column (someone broke the expand-only rule) is refused. */
+static void test_shrunk_schema_refused(void **state)
+{
+        struct fixture *fx = *state;
+        struct db *db = (struct db *)fx;
+        sqlite3 *s = raw_open(fx->path);
+
+        raw_exec(s, "CREATE TABLE cameras(id TEXT PRIMARY KEY, url TEXT, enabled INTEGER, updated_us INTEGER);"
+                    "CREATE TABLE video_segments(id INTEGER PRIMARY KEY, camera_id TEXT, path TEXT);"
+                    "CREATE TABLE segment_frames(segment_id INTEGER PRIMARY KEY, blob BLOB);"
+                    "CREATE TABLE gaps(id INTEGER PRIMARY KEY, camera_id TEXT, instance_id TEXT, start_us INTEGER,"
+                    " end_us INTEGER, reason TEXT, detail TEXT, created_us INTEGER);"
+                    "PRAGMA user_version = 9");
+        sqlite3_close(s);
+        assert_int_equal(db_open(fx->path, &db), -EPROTO);
+        assert_null(db);
+}
+
+static void test_corrupt_file_refused(void **state)
+{
+        struct fixture *fx = *state;
+        struct db *db = (struct db *)fx;
+        uint8_t junk[65536];
+        uint64_t x = 88172645463325252ull;
+        FILE *f;
+        int r;
+
+        for (size_t i = 0; i < sizeof(junk); i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                junk[i] = (uint8_t)x;
+        }
+        f = fopen(fx->path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
+        fclose(f);
+        r = db_open(fx->path, &db);
+        assert_true(r < 0);
+        assert_int_equal(r, -EUCLEAN);
+        assert_null(db);
+
+        assert_int_equal(db_open("/nonexistent-dir-mwr/x.db", &db), -ENOENT);
+        assert_int_equal(db_open(NULL, &db), -EINVAL);
+}
+
+static void test_segment_lifecycle(void **state)
+{
+        struct fixture *fx = *state;
+        struct fi_frame frames[100], *back;
+        struct fi_encoder enc;
+        struct db_segment seg, got;
+        struct list l = { 0 };
+        const uint8_t *blob;
+        void *stored;
+        size_t len, stored_len, n;
+        struct db *db;
+        int64_t id, id2;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        seg = seg_make("cam1", "/r/cam1/a.mp4", T0_US, T0_US);
+        seg.status = "complete"; /* ignored: a new segment is recording */
+        assert_int_equal(db_segment_begin(db, &seg, &id), 0);
+        assert_int_equal(db_segment_begin(db, &seg, &id2), -EEXIST);
+        assert_string_not_equal(db_errmsg(db), "");
+
+        fi_encoder_init(&enc);
+        for (size_t i = 0; i < 100; i++) {
+                frames[i] = (struct fi_frame){ .offset_us = i * 40000, .size = 4000 + (uint32_t)i, .key = i % 50 == 0,
+                                               .hash = (uint32_t)i };
+                assert_int_equal(fi_encoder_add(&enc, &frames[i]), 0);
+        }
+        assert_int_equal(fi_encoder_data(&enc, &blob, &len), 0);
+
+        assert_int_equal(db_segment_frames(db, id, &stored, &stored_len), -ENOENT);
+        seg.id = id;
+        seg.end_us = T0_US + 4 * SEC_US;
+        seg.frames = 100;
+        seg.bytes = 412345;
+        seg.keyframes = 2;
+        seg.fragments = 4;
+        seg.clock_offset_us = -1234;
+        seg.updated_us = T0_US + 5 * SEC_US;
+        seg.status = NULL; /* unchanged */
+        assert_int_equal(db_segment_update(db, &seg, blob, len), 0);
+
+        assert_int_equal(db_segment_by_path(db, "/r/cam1/a.mp4", &got), 0);
+        assert_int_equal(got.id, id);
+        assert_string_equal(got.camera_id, "cam1");
+        assert_string_equal(got.instance_id, "a-1");
+        assert_string_equal(got.status, "recording");
+        assert_string_equal(got.overlap_status, "unique");
+        assert_string_equal(got.time_source, "rtcp");
+        assert_true(got.start_us == T0_US && got.end_us == T0_US + 4 * SEC_US);
+        assert_int_equal(got.frames, 100);
+        assert_int_equal(got.bytes, 412345);
+        assert_int_equal(got.keyframes, 2);
+        assert_int_equal(got.fragments, 4);
+        assert_int_equal(got.clock_offset_us, -1234);
+        assert_int_equal(got.pid, 4242);
+        assert_true(got.created_us == T0_US && got.updated_us == T0_US + 5 * SEC_US);
+        assert_int_equal(db_segment_by_path(db, "/r/none.mp4", &got), -ENOENT);
+
+        assert_int_equal(db_segment_frames(db, id, &stored, &stored_len), 0);
+        assert_int_equal(stored_len, len);
+        assert_memory_equal(stored, blob, len);
+        assert_int_equal(fi_decode(stored, stored_len, &back, &n), 0);
+        assert_int_equal(n, 100);
+        assert_int_equal(back[99].size, 4099);
+        free(back);
+        free(stored);
+
+        /* the blob is replaced on the next update, kept when NULL */
+        seg.status = "complete";
+        assert_int_equal(db_segment_update(db, &seg, "abc", 3), 0);
+        assert_int_equal(db_segment_update(db, &seg, NULL, 0), 0);
+        assert_int_equal(db_segment_frames(db, id, &stored, &stored_len), 0);
+        assert_int_equal(stored_len, 3);
+        assert_memory_equal(stored, "abc", 3);
+        free(stored);
+        assert_int_equal(db_segment_by_path(db, "/r/cam1/a.mp4", &got), 0);
+        assert_string_equal(got.status, "complete");
+
+        /* status changes and queries by status */
+        assert_int_equal(db_segment_set_status(db, id, "bogus"), -EINVAL);
+        assert_int_equal(db_segment_set_status(db, id + 100, "partial"), -ENOENT);
+        assert_int_equal(db_segment_set_status(db, id, "partial"), 0);
+        assert_int_equal(db_segments_by_status(db, "partial", list_segment, &l), 0);
+        assert_int_equal(l.n, 1);
+        assert_int_equal(l.ids[0], id);
+
+        /* errors leave the row alone */
+        seg.id = id + 100;
+        assert_int_equal(db_segment_update(db, &seg, "zz", 2), -ENOENT);
+        seg.id = id;
+        seg.end_us = T0_US - 1;
+        assert_int_equal(db_segment_update(db, &seg, "zz", 2), -ERANGE);
+        seg.end_us = T0_US + DB_SEGMENT_SPAN_MAX_US + 1;
+        assert_int_equal(db_segment_update(db, &seg, "zz", 2), -ERANGE);
+        seg.end_us = T0_US + 4 * SEC_US;
+        seg.status = "nonsense";
+        assert_int_equal(db_segment_update(db, &seg, "zz", 2), -EINVAL); /* CHECK: rolled back, blob kept */
+        assert_int_equal(db_segment_update(db, &seg, "zz", (size_t)DB_BLOB_MAX + 1), -E2BIG);
+        assert_int_equal(db_segment_frames(db, id, &stored, &stored_len), 0);
+        assert_memory_equal(stored, "abc", 3);
+        free(stored);
+        seg = seg_make("cam1", "/r/cam1/b.mp4", T0_US, T0_US);
+        seg.time_source = "sundial";
+        assert_int_equal(db_segment_begin(db, &seg, &id2), -EINVAL);
+        seg.time_source = NULL;
+        assert_int_equal(db_segment_begin(db, &seg, &id2), -EINVAL);
+
+        /* delete takes the frame index with it (foreign keys are on) */
+        assert_int_equal(db_segment_delete(db, id), 0);
+        assert_int_equal(db_segment_delete(db, id), -ENOENT);
+        assert_int_equal(db_segment_frames(db, id, &stored, &stored_len), -ENOENT);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM segment_frames"), 0);
+
+        fi_encoder_free(&enc);
+        db_close(db);
+}
+
+static void test_segments_range(void **state)
+{
+        struct fixture *fx = *state;
+        struct list l = { 0 };
+        struct db *db;
+        int64_t a, b, c, z, other;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        /* inserted out of order; cam1: a [0,10) b [10,20) c [20,30), z zero-length at 30 */
+        c = seg_add(db, "cam1", "/c", T0_US + 20 * SEC_US, T0_US + 30 * SEC_US);
+        a = seg_add(db, "cam1", "/a", T0_US, T0_US + 10 * SEC_US);
+        b = seg_add(db, "cam1", "/b", T0_US + 10 * SEC_US, T0_US + 20 * SEC_US);
+        z = seg_add(db, "cam1", "/z", T0_US + 30 * SEC_US, T0_US + 30 * SEC_US);
+        other = seg_add(db, "cam2", "/o", T0_US, T0_US + 30 * SEC_US);
+        (void)other;
+
+        assert_int_equal(db_segments_range(db, "cam1", T0_US, T0_US + 60 * SEC_US, 100, 0, list_segment, &l), 0);
+        assert_int_equal(l.n, 4);
+        assert_true(l.ids[0] == a && l.ids[1] == b && l.ids[2] == c && l.ids[3] == z);
+
+        /* [10 s, 20 s) touches b only: a ends at 10, c starts at 20 */
+        memset(&l, 0, sizeof(l));
+        assert_int_equal(db_segments_range(db, "cam1", T0_US + 10 * SEC_US, T0_US + 20 * SEC_US, 100, 0,
+                                           list_segment, &l), 0);
+        assert_int_equal(l.n, 1);
+        assert_int_equal(l.ids[0], b);
+
+        /* a point inside a */
+        memset(&l, 0, sizeof(l));
+        assert_int_equal(db_segments_range(db, "cam1", T0_US + 5 * SEC_US, T0_US + 5 * SEC_US + 1, 100, 0,
+                                           list_segment, &l), 0);
+        assert_int_equal(l.n, 1);
+        assert_int_equal(l.ids[0], a);
+
+        /* limit and offset page through in order */
+        memset(&l, 0, sizeof(l));
+        assert_int_equal(db_segments_range(db, "cam1", T0_US, T0_US + 60 * SEC_US, 2, 1, list_segment, &l), 0);
+        assert_int_equal(l.n, 2);
+        assert_true(l.ids[0] == b && l.ids[1] == c);
+
+        /* the callback stops the iteration and its value comes back */
+        memset(&l, 0, sizeof(l));
+        l.stop_after = 2;
+        assert_int_equal(db_segments_range(db, "cam1", T0_US, T0_US + 60 * SEC_US, 100, 0, list_segment, &l), 77);
+        assert_int_equal(l.n, 2);
+
+        memset(&l, 0, sizeof(l));
+        assert_int_equal(db_segments_range(db, "cam3", T0_US, T0_US + 60 * SEC_US, 100, 0, list_segment, &l), 0);
+        assert_int_equal(l.n, 0);
+        assert_int_equal(db_segments_range(db, "cam1", T0_US, T0_US, 100, 0, list_segment, &l), -EINVAL);
+        assert_int_equal(db_segments_range(db, "cam1", T0_US, T0_US + 1, 0, 0, list_segment, &l), -EINVAL);
+        assert_int_equal(db_segments_range(db, "cam1", T0_US, T0_US + 1, DB_QUERY_LIMIT_MAX + 1, 0, list_segment,
+                                           &l), -EINVAL);
+        assert_int_equal(db_segments_range(db, "cam1", INT64_MIN, INT64_MAX, 100, 0, list_segment, &l), 0);
+        assert_int_equal(l.n, 4);
+
+        /* by status, ordered by start */
+        memset(&l, 0, sizeof(l));
+        assert_int_equal(db_segments_by_status(db, "recording", list_segment, &l), 0);
+        assert_int_equal(l.n, 5);
+        assert_true(l.ids[0] == a || l.ids[0] == other);
+        assert_int_equal(l.ids[4], z);
+        db_close(db);
+}
+
+/* A restarted instance numbers its segments on from the highest it wrote. */
+static void test_segment_max_num(void **state)
+{
+        struct fixture *fx = *state;
+        struct db_segment seg;
+        struct db *db;
+        int64_t id, num = -1;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(db_segment_max_num(db, "cam1", "a-1", &num), 0);
+        assert_int_equal(num, 0);
+        for (int i = 0; i < 3; i++) {
+                char path[32];
+                snprintf(path, sizeof(path), "/r/%d.mp4", i);
+                seg = seg_make(i == 2 ? "cam2" : "cam1", path, T0_US, T0_US);
+                seg.segment_num = 7 + i * 10; /* cam1: 7, 17; cam2: 27 */
+                assert_int_equal(db_segment_begin(db, &seg, &id), 0);
+        }
+        seg = seg_make("cam1", "/r/other.mp4", T0_US, T0_US);
+        seg.instance_id = "b-1";
+        seg.segment_num = 99;
+        assert_int_equal(db_segment_begin(db, &seg, &id), 0);
+        assert_int_equal(db_segment_max_num(db, "cam1", "a-1", &num), 0);
+        assert_int_equal(num, 17);
+        assert_int_equal(db_segment_max_num(db, "cam2", "a-1", &num), 0);
+        assert_int_equal(num, 27);
+        assert_int_equal(db_segment_max_num(db, NULL, "a-1", &num), -EINVAL);
+        db_close(db);
+}
+
+/* Crash recovery marks leftover 'recording' rows from the query's callback. */
+static int mark_partial(const struct db_segment *seg, void *ctx)
+{
+        return db_segment_set_status(ctx, seg->id, "partial");
+}
+
+static int reenter(const struct db_segment *seg, void *ctx)
+{
+        struct list l = { 0 };
+
+        return db_segments_by_status(ctx, "recording", list_segment, &l);
+}
+
+static void test_callbacks_may_write(void **state)
+{
+        struct fixture *fx = *state;
+        struct list l = { 0 };
+        struct db *db;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        for (int i = 0; i < 10; i++) {
+                char path[32];
+                snprintf(path, sizeof(path), "/r/%d.mp4", i);
+                seg_add(db, "cam1", path, T0_US + i * 10 * SEC_US, T0_US + i * 10 * SEC_US);
+        }
+        assert_int_equal(db_segments_by_status(db, "recording", reenter, db), -EDEADLK);
+        assert_int_equal(db_segments_by_status(db, "recording", mark_partial, db), 0);
+        assert_int_equal(db_segments_by_status(db, "recording", list_segment, &l), 0);
+        assert_int_equal(l.n, 0);
+        assert_int_equal(db_segments_by_status(db, "partial", list_segment, &l), 0);
+        assert_int_equal(l.n, 10);
+        db_close(db);
+}
+
+static void test_gaps(void **state)
+{
+        struct fixture *fx = *state;
+        struct list l = { 0 };
+        struct db *db;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(db_gap_insert(db, "cam1", "a-1", T0_US + 5 * SEC_US, T0_US + 9 * SEC_US, "camera_down",
+                                       "RTSP timeout", T0_US), 0);
+        assert_int_equal(db_gap_insert(db, "cam2", "a-1", T0_US, T0_US + 2 * SEC_US, "recorder_start", NULL, T0_US),
+                         0);
+        assert_int_equal(db_gap_insert(db, "cam1", "b-1", T0_US + 100 * SEC_US, T0_US + 101 * SEC_US, "crash", "",
+                                       T0_US), 0);
+        assert_int_equal(db_gap_insert(db, "cam1", "a-1", T0_US, T0_US + 1, "gremlins", "", T0_US), -EINVAL);
+        assert_int_equal(db_gap_insert(db, "cam1", "a-1", T0_US, T0_US - 1, "crash", "", T0_US), -ERANGE);
+
+        assert_int_equal(db_gaps_range(db, NULL, T0_US, T0_US + 10 * SEC_US, 100, 0, list_gap, &l), 0);
+        assert_int_equal(l.n, 2);
+        assert_string_equal(l.paths[0], "cam2:recorder_start");
+        assert_string_equal(l.paths[1], "cam1:camera_down");
+
+        memset(&l, 0, sizeof(l));
+        assert_int_equal(db_gaps_range(db, "cam1", T0_US, T0_US + 1000 * SEC_US, 100, 0, list_gap, &l), 0);
+        assert_int_equal(l.n, 2);
+        assert_string_equal(l.paths[0], "cam1:camera_down");
+        assert_string_equal(l.paths[1], "cam1:crash");
+
+        memset(&l, 0, sizeof(l));
+        assert_int_equal(db_gaps_range(db, "cam1", T0_US + 9 * SEC_US, T0_US + 100 * SEC_US, 100, 0, list_gap, &l),
+                         0);
+        assert_int_equal(l.n, 0); /* half-open on both sides */
+        assert_int_equal(db_gaps_range(db, NULL, T0_US, T0_US + 10 * SEC_US, 1, 1, list_gap, &l), 0);
+        assert_int_equal(l.n, 1);
+        assert_string_equal(l.paths[0], "cam1:camera_down");
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM gaps WHERE detail = ''"), 2);
+        db_close(db);
+}
+
+static void test_camera_upsert(void **state)
+{
+        struct fixture *fx = *state;
+        struct db *db;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(db_camera_upsert(db, "cam1", "rtsp://10.0.0.5/s", true, T0_US), 0);
+        assert_int_equal(db_camera_upsert(db, "cam2", "rtsp://10.0.0.6/s", true, T0_US), 0);
+        assert_int_equal(db_camera_upsert(db, "cam1", "rtsp://10.0.0.7/s", false, T0_US + 1), 0);
+        assert_int_equal(db_camera_upsert(db, "cam1", NULL, false, T0_US + 1), -EINVAL);
+        db_close(db);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM cameras"), 2);
+        assert_int_equal(path_int(fx->path, "SELECT enabled = 0 AND url = 'rtsp://10.0.0.7/s' AND updated_us = "
+                                            "1795000000000001 FROM cameras WHERE id = 'cam1'"),
+                         1);
+}
+
+/* Two workers during a deploy: two connections writing in turn. */
+static void test_two_connections_interleaved(void **state)
+{
+        struct fixture *fx = *state;
+        struct db *a, *b;
+
+        assert_int_equal(db_open(fx->path, &a), 0);
+        assert_int_equal(db_open(fx->path, &b), 0);
+        for (int i = 0; i < 100; i++) {
+                struct db *db = i & 1 ? b : a;
+                struct db_segment seg;
+                char path[32];
+                int64_t id;
+
+                snprintf(path, sizeof(path), "/r/%c/%d.mp4", i & 1 ? 'b' : 'a', i);
+                seg = seg_make("cam1", path, T0_US + i * SEC_US, T0_US + i * SEC_US);
+                seg.instance_id = i & 1 ? "b-1" : "a-1";
+                assert_int_equal(db_segment_begin(db, &seg, &id), 0);
+                seg.id = id;
+                seg.end_us += 10 * SEC_US;
+                seg.status = "complete";
+                assert_int_equal(db_segment_update(i & 1 ? a : b, &seg, "blob", 4), 0); /* the other one */
+                assert_int_equal(db_gap_insert(db, "cam1", seg.instance_id, seg.start_us, seg.start_us + 1, "crash",
+                                               "", T0_US), 0);
+        }
+        db_close(a);
+        db_close(b);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM video_segments WHERE status = 'complete'"), 100);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM segment_frames"), 100);
+}
+
+struct writer {
+        const char *path;
+        char instance[8];
+        int result;
+};
+
+static void *writer_run(void *arg)
+{
+        struct writer *w = arg;
+        struct db *db;
+        int r;
+
+        if ((r = db_open(w->path, &db)) < 0) {
+                w->result = r;
+                return NULL;
+        }
+        for (int i = 0; i < 200 && r == 0; i++) {
+                char path[48];
+                struct db_segment seg;
+                int64_t id;
+
+                snprintf(path, sizeof(path), "/r/%s/%d.mp4", w->instance, i);
+                seg = seg_make("cam1", path, T0_US + i * SEC_US, T0_US + i * SEC_US);
+                seg.instance_id = w->instance;
+                if ((r = db_segment_begin(db, &seg, &id)) == 0) {
+                        seg.id = id;
+                        seg.end_us += SEC_US;
+                        seg.status = "complete";
+                        r = db_segment_update(db, &seg, path, strlen(path));
+                }
+        }
+        w->result = r;
+        db_close(db);
+        return NULL;
+}
+
+/* Several threads open a fresh file at once: migrations run once, nobody
+ * fails, and then they write concurrently without an error. */
+static void test_concurrent_open_and_write(void **state)
+{
+        struct fixture *fx = *state;
+        struct writer w[4];
+        pthread_t t[4];
+
+        for (int i = 0; i < 4; i++) {
+                w[i] = (struct writer){ .path = fx->path, .result = 1 };
+                snprintf(w[i].instance, sizeof(w[i].instance), "w%d", i);
+                assert_int_equal(pthread_create(&t[i], NULL, writer_run, &w[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+                pthread_join(t[i], NULL);
+                assert_int_equal(w[i].result, 0);
+        }
+        assert_int_equal(path_int(fx->path, "PRAGMA user_version"), DB_SCHEMA_VERSION);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM video_segments WHERE status = 'complete'"), 800);
+}
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_busy_after_timeout(void **state)
+{
+        struct fixture *fx = *state;
+        struct db_segment seg = seg_make("cam1", "/r/busy.mp4", T0_US, T0_US);
+        struct db *db;
+        sqlite3 *holder;
+        int64_t id, t0_ms;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(db_set_busy_timeout_ms(db, 100), 0);
+        holder = raw_open(fx->path);
+        raw_exec(holder, "BEGIN IMMEDIATE");
+
+        t0_ms = mono_ms();
+        assert_int_equal(db_segment_begin(db, &seg, &id), -EBUSY);
+        assert_true(mono_ms() - t0_ms >= 90);
+        assert_string_not_equal(db_errmsg(db), "");
+        seg.id = 1;
+        assert_int_equal(db_segment_update(db, &seg, "x", 1), -EBUSY);
+        assert_int_equal(db_gap_insert(db, "cam1", "a-1", T0_US, T0_US, "crash", "", T0_US), -EBUSY);
+        assert_int_equal(db_check(db), 0); /* readers are not blocked in WAL mode */
+
+        raw_exec(holder, "COMMIT");
+        sqlite3_close(holder);
+        assert_int_equal(db_segment_begin(db, &seg, &id), 0);
+        db_close(db);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_migrates_empty_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reopen_is_idempotent, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_newer_schema_opens, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_shrunk_schema_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_corrupt_file_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_segment_lifecycle, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_segments_range, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_segment_max_num, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_callbacks_may_write, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_gaps, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_camera_upsert, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_two_connections_interleaved, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent_open_and_write, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_busy_after_timeout, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
