@@ -36,8 +36,11 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
 
+PKGS_WORKER := $(PKGS_AV) $(PKGS_DB) $(PKGS_JSON) libsystemd
+DB_OBJS = $(BUILD)/obj/db/db.o $(BUILD)/obj/db/frame_index.o
+
 # Product binaries appear with the issues that give them behaviour.
-PROGRAMS :=
+PROGRAMS := $(BUILD)/bin/mwr-worker
 
 TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
@@ -54,7 +57,16 @@ $(BUILD)/obj/tests/camsim/%.o: OBJ_CFLAGS = -Itests/common $(call pkg_cflags,$(P
 $(BUILD)/obj/tests/framecheck/%.o: OBJ_CFLAGS = -Itests/common $(call pkg_cflags,$(PKGS_AV) $(PKGS_JSON))
 $(BUILD)/obj/tests/unit/%.o: OBJ_CFLAGS = -I. -Itests/common -Itests $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_JSON) $(PKGS_DB))
 $(BUILD)/obj/db/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_DB))
+$(BUILD)/obj/worker/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_WORKER))
 $(BUILD)/obj/common/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
+
+# ---- product binaries -------------------------------------------------------
+COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o
+WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment_writer.o timeline.o \
+                 index_writer.o recovery.o fmp4_repair.o) $(COMMON_OBJS) $(DB_OBJS)
+$(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_WORKER)) -lpthread -lm
 
 # ---- test tools --------------------------------------------------------------
 CAMSIM_OBJS := $(BUILD)/obj/tests/camsim/camsim.o $(BUILD)/obj/tests/camsim/control.o \
@@ -74,7 +86,6 @@ $(BUILD)/unit/test_framecode: $(BUILD)/obj/tests/unit/test_framecode.o $(BUILD)/
 $(BUILD)/unit/test_judge: $(BUILD)/obj/tests/unit/test_judge.o $(BUILD)/obj/tests/framecheck/judge.o
 $(BUILD)/unit/test_camsim_control: $(BUILD)/obj/tests/unit/test_camsim_control.o \
                                    $(BUILD)/obj/tests/camsim/control.o
-DB_OBJS := $(BUILD)/obj/db/db.o $(BUILD)/obj/db/frame_index.o
 $(BUILD)/unit/test_db: $(BUILD)/obj/tests/unit/test_db.o $(DB_OBJS)
 $(BUILD)/unit/test_frame_index: $(BUILD)/obj/tests/unit/test_frame_index.o $(BUILD)/obj/db/frame_index.o
 $(BUILD)/unit/test_config: $(BUILD)/obj/tests/unit/test_config.o $(BUILD)/obj/common/config.o
@@ -109,13 +120,15 @@ bench: deps
 	tests/bench/run.sh
 
 # libFuzzer targets, each run for FUZZ_SECONDS.
-FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_camsim_control $(BUILD)/fuzz/fuzz_framecode_sei
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_camsim_control $(BUILD)/fuzz/fuzz_framecode_sei $(BUILD)/fuzz/fuzz_config
 FUZZ_FLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/fuzz_camsim_control: tests/fuzz/fuzz_camsim_control.c tests/camsim/control.c
 $(BUILD)/fuzz/fuzz_framecode_sei: tests/fuzz/fuzz_framecode_sei.c tests/common/framecode.c
+$(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c common/config.c
+$(BUILD)/fuzz/fuzz_config: FUZZ_LIBS = $(call pkg_cflags,libcjson) $(call pkg_libs,libcjson)
 $(FUZZ_TARGETS):
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -Itests/common -Itests $^ -o $@
+	clang $(FUZZ_FLAGS) -I. -Itests/common -Itests $^ -o $@ $(FUZZ_LIBS)
 
 fuzz: deps $(FUZZ_TARGETS)
 	@set -e; for f in $(FUZZ_TARGETS); do \

@@ -15,19 +15,25 @@ static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
         return h;
 }
 
-static uint64_t mix_nal(uint64_t h, const uint8_t *p, size_t n)
+struct acc {
+        uint64_t h;
+        uint64_t bytes;
+};
+
+static void mix_nal(struct acc *a, const uint8_t *p, size_t n)
 {
         uint8_t len[4];
 
         while (n > 0 && p[n - 1] == 0)
                 n--;
         if (n == 0)
-                return h;
+                return;
         len[0] = (uint8_t)(n >> 24);
         len[1] = (uint8_t)(n >> 16);
         len[2] = (uint8_t)(n >> 8);
         len[3] = (uint8_t)n;
-        return fnv(fnv(h, len, 4), p, n);
+        a->h = fnv(fnv(a->h, len, 4), p, n);
+        a->bytes += n;
 }
 
 static bool start_code_at(const uint8_t *d, size_t len, size_t i)
@@ -35,16 +41,15 @@ static bool start_code_at(const uint8_t *d, size_t len, size_t i)
         return i + 3 <= len && d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 1;
 }
 
-static uint64_t hash_annexb(const uint8_t *d, size_t len)
+static void hash_annexb(struct acc *a, const uint8_t *d, size_t len)
 {
-        uint64_t h = FNV_OFFSET;
         size_t nal = 0;
         bool in_nal = false;
 
         for (size_t i = 0; i < len;) {
                 if (start_code_at(d, len, i)) {
                         if (in_nal)
-                                h = mix_nal(h, d + nal, i - nal);
+                                mix_nal(a, d + nal, i - nal);
                         i += 3;
                         nal = i;
                         in_nal = true;
@@ -53,13 +58,11 @@ static uint64_t hash_annexb(const uint8_t *d, size_t len)
                 }
         }
         if (in_nal)
-                h = mix_nal(h, d + nal, len - nal);
-        return h;
+                mix_nal(a, d + nal, len - nal);
 }
 
-static uint64_t hash_length_prefixed(const uint8_t *d, size_t len, int size)
+static void hash_length_prefixed(struct acc *a, const uint8_t *d, size_t len, int size)
 {
-        uint64_t h = FNV_OFFSET;
         size_t i = 0;
 
         while (i + (size_t)size <= len) {
@@ -69,17 +72,22 @@ static uint64_t hash_length_prefixed(const uint8_t *d, size_t len, int size)
                 i += (size_t)size;
                 if (n > len - i)
                         break;
-                h = mix_nal(h, d + i, n);
+                mix_nal(a, d + i, n);
                 i += n;
         }
         if (i < len)
-                h = mix_nal(h, d + i, len - i);
-        return h;
+                mix_nal(a, d + i, len - i);
 }
 
-uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size)
+uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size, uint32_t *nal_bytes)
 {
+        struct acc a = { .h = FNV_OFFSET };
+
         if (nal_length_size == 1 || nal_length_size == 2 || nal_length_size == 4)
-                return hash_length_prefixed(data, len, nal_length_size);
-        return hash_annexb(data, len);
+                hash_length_prefixed(&a, data, len, nal_length_size);
+        else
+                hash_annexb(&a, data, len);
+        if (nal_bytes)
+                *nal_bytes = a.bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)a.bytes;
+        return a.h;
 }

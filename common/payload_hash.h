@@ -11,7 +11,8 @@
 /* nal_length_size 0: Annex-B (start codes); 1, 2 or 4: big-endian length
  * prefixes of that size (MP4's avcC/hvcC).  The caller knows which: the two
  * cannot be told apart from the bytes alone.  Malformed length-prefixed data
- * hashes the remaining bytes as one NAL. */
-uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size);
+ * hashes the remaining bytes as one NAL.  *nal_bytes (if not NULL) gets the
+ * NAL payload bytes hashed: the frame's size, the same in either form. */
+uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size, uint32_t *nal_bytes);
 
 #endif

@@ -1,0 +1,281 @@
+/* mwr-worker: one recording instance.  Parses the config once, repairs what a
+ * crashed instance left, starts one recorder thread per enabled camera and
+ * the index writer, then waits for signals in the main thread:
+ * SIGTERM/SIGINT = finish every segment and exit 0; SIGHUP = reload the
+ * camera list (untouched cameras keep recording).  Exit 2 = bad usage or
+ * config, 1 = runtime failure. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libavformat/avformat.h>
+#include <libavutil/log.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/time_util.h"
+#include "worker/index_writer.h"
+#include "worker/recorder.h"
+#include "worker/recovery.h"
+
+#define DRAIN_TIMEOUT_US (10 * USEC_PER_SEC) /* index rows still queued at exit */
+
+struct args {
+        const char *config, *instance_id;
+        int port;
+        bool check_config;
+};
+
+struct camera_slot {
+        struct config_camera cam; /* url owned by the config it came from */
+        struct recorder *rec;
+};
+
+struct worker {
+        struct args a;
+        struct mwr_config *cfg;
+        struct index_writer *iw;
+        struct camera_slot slots[CONFIG_MAX_CAMERAS];
+        size_t n_slots;
+};
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: mwr-worker --config FILE --instance-id ID --port PORT\n"
+                   "       mwr-worker --config FILE --check-config\n"
+                   "Records every enabled camera of FILE into fragmented-MP4 segments indexed in SQLite.\n"
+                   "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the camera list.\n");
+}
+
+static bool id_ok(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n >= CONFIG_ID_MAX)
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+static int args_parse(int argc, char **argv, struct args *a)
+{
+        static const struct option lo[] = { { "config", required_argument, NULL, 'c' },
+                                            { "instance-id", required_argument, NULL, 'i' },
+                                            { "port", required_argument, NULL, 'p' },
+                                            { "check-config", no_argument, NULL, 'k' },
+                                            { "help", no_argument, NULL, 'h' },
+                                            { "version", no_argument, NULL, 'V' },
+                                            { 0 } };
+        char *end;
+        int c;
+
+        *a = (struct args){ .port = 0 };
+        while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+                switch (c) {
+                case 'c': a->config = optarg; break;
+                case 'i': a->instance_id = optarg; break;
+                case 'p':
+                        errno = 0;
+                        a->port = (int)strtol(optarg, &end, 10);
+                        if (errno || *end || a->port < 1 || a->port > 65535) {
+                                fprintf(stderr, "mwr-worker: --port must be 1..65535, got '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case 'k': a->check_config = true; break;
+                case 'h': usage(stdout); exit(0);
+                case 'V': printf("mwr-worker %s (%s)\n", MWR_VERSION, MWR_COMMIT); exit(0);
+                default: usage(stderr); return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "mwr-worker: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (!a->config) {
+                fprintf(stderr, "mwr-worker: --config is required\n");
+                return -EINVAL;
+        }
+        if (!a->check_config && (!a->instance_id || !id_ok(a->instance_id))) {
+                fprintf(stderr, "mwr-worker: --instance-id must match [A-Za-z0-9_-]{1,31}\n");
+                return -EINVAL;
+        }
+        if (!a->check_config && a->port == 0) {
+                fprintf(stderr, "mwr-worker: --port is required\n");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int camera_start(struct worker *w, struct camera_slot *slot)
+{
+        char redacted[CONFIG_URL_MAX];
+        struct recorder_opts o = { .camera = slot->cam,
+                                   .storage_dir = w->cfg->storage_dir,
+                                   .instance_id = w->a.instance_id,
+                                   .segment_seconds = w->cfg->segment_seconds,
+                                   .first_segment_num = recovery_next_segment_num(w->cfg, slot->cam.id,
+                                                                                  w->a.instance_id),
+                                   .iw = w->iw };
+        int e;
+
+        config_url_redact(slot->cam.url, redacted, sizeof(redacted));
+        index_writer_camera(w->iw, slot->cam.id, redacted, slot->cam.enabled);
+        e = recorder_start(&slot->rec, &o);
+        if (e < 0)
+                log_err("camera %s: cannot start recorder: %s", slot->cam.id, strerror(-e));
+        else
+                log_info("camera %s: recording %s", slot->cam.id, redacted);
+        return e;
+}
+
+static void camera_stop(struct camera_slot *slot)
+{
+        if (slot->rec) {
+                recorder_request_stop(slot->rec);
+                recorder_join(slot->rec);
+                slot->rec = NULL;
+        }
+}
+
+static bool camera_same(const struct config_camera *a, const struct config_camera *b)
+{
+        return !strcmp(a->id, b->id) && !strcmp(a->url, b->url) && a->enabled == b->enabled &&
+               a->transport == b->transport;
+}
+
+/* Fills slots from cfg: slots[i].cam points into cfg. */
+static void slots_from_config(struct worker *w)
+{
+        w->n_slots = 0;
+        for (size_t i = 0; i < w->cfg->n_cameras; i++)
+                if (w->cfg->cameras[i].enabled)
+                        w->slots[w->n_slots++] = (struct camera_slot){ .cam = w->cfg->cameras[i] };
+}
+
+/* SIGHUP: cameras removed or changed stop (segments finished), added or
+ * changed start; the rest keep their recorder and lose nothing. */
+static void worker_reload(struct worker *w)
+{
+        char err[CONFIG_ERR_MAX];
+        struct mwr_config *next;
+        struct camera_slot old[CONFIG_MAX_CAMERAS];
+        size_t n_old = w->n_slots, kept = 0, started = 0, stopped = 0;
+
+        if (config_load(w->a.config, &next, err) < 0) {
+                log_err("reload refused, keeping the running config: %s", err);
+                return;
+        }
+        memcpy(old, w->slots, sizeof(old));
+        for (size_t i = 0; i < n_old; i++) {
+                const struct config_camera *c = config_camera_find(next, old[i].cam.id);
+                if (!c || !camera_same(c, &old[i].cam)) {
+                        camera_stop(&old[i]);
+                        stopped++;
+                }
+        }
+        config_free(w->cfg);
+        w->cfg = next;
+        slots_from_config(w);
+        for (size_t i = 0; i < w->n_slots; i++) {
+                for (size_t j = 0; j < n_old; j++)
+                        if (old[j].rec && !strcmp(old[j].cam.id, w->slots[i].cam.id)) {
+                                w->slots[i].rec = old[j].rec;
+                                kept++;
+                        }
+                if (!w->slots[i].rec && camera_start(w, &w->slots[i]) == 0)
+                        started++;
+        }
+        log_notice("reloaded %s: %zu cameras kept, %zu started, %zu stopped", w->a.config, kept, started, stopped);
+}
+
+static void worker_stop(struct worker *w)
+{
+        int64_t t0 = now_mono_us();
+        size_t left;
+
+        for (size_t i = 0; i < w->n_slots; i++)
+                if (w->slots[i].rec)
+                        recorder_request_stop(w->slots[i].rec);
+        for (size_t i = 0; i < w->n_slots; i++)
+                camera_stop(&w->slots[i]);
+        left = index_writer_stop(w->iw, DRAIN_TIMEOUT_US);
+        if (left)
+                log_err("%zu index updates could not be written; recovery will rebuild them from the files", left);
+        log_notice("stopped: %zu cameras finalized in %.3f s", w->n_slots, (double)(now_mono_us() - t0) / 1e6);
+}
+
+static int worker_run(struct worker *w)
+{
+        sigset_t set;
+        char err[256];
+        int e;
+
+        if ((e = recovery_run(w->cfg, w->a.instance_id)) < 0) {
+                log_err("crash recovery failed: %s", strerror(-e));
+                return 1;
+        }
+        if ((e = index_writer_start(w->cfg->db_path, &w->iw, err, sizeof(err))) < 0) {
+                log_err("%s", err);
+                return 1;
+        }
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        slots_from_config(w);
+        for (size_t i = 0; i < w->n_slots; i++)
+                camera_start(w, &w->slots[i]);
+        log_notice("mwr-worker %s instance %s: %zu cameras", MWR_VERSION, w->a.instance_id, w->n_slots);
+        for (;;) {
+                struct timespec tick = { .tv_sec = 1 };
+                int sig = sigtimedwait(&set, NULL, &tick);
+
+                if (sig == SIGHUP)
+                        worker_reload(w);
+                else if (sig == SIGTERM || sig == SIGINT)
+                        break;
+        }
+        log_notice("stopping on signal: finishing every segment");
+        worker_stop(w);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        struct worker w = { 0 };
+        char err[CONFIG_ERR_MAX];
+        sigset_t set;
+        int r;
+
+        if (args_parse(argc, argv, &w.a) < 0)
+                return 2;
+        if (config_load(w.a.config, &w.cfg, err) < 0) {
+                fprintf(stderr, "mwr-worker: %s\n", err);
+                return 2;
+        }
+        if (w.a.check_config) {
+                printf("%s: ok, %zu cameras\n", w.a.config, w.cfg->n_cameras);
+                config_free(w.cfg);
+                return 0;
+        }
+        /* signals are taken by sigtimedwait in the main thread only */
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        sigaddset(&set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        av_log_set_level(AV_LOG_ERROR);
+        avformat_network_init();
+        setvbuf(stderr, NULL, _IOLBF, 0);
+
+        r = worker_run(&w);
+        config_free(w.cfg);
+        avformat_network_deinit();
+        return r;
+}

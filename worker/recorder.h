@@ -1,0 +1,54 @@
+/* recorder: one camera, one thread.  Connects with libavformat, holds the
+ * first packets until the camera timeline is known, then writes every packet
+ * (stream copy) into fragmented-MP4 segments cut at the first keyframe at or
+ * after segment_seconds, indexes every video frame, and reconnects with
+ * capped backoff; each outage becomes a gap row.  Nothing it does waits on
+ * another camera or on the database. */
+#ifndef MWR_WORKER_RECORDER_H
+#define MWR_WORKER_RECORDER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "worker/index_writer.h"
+
+#define RECORDER_STALL_US (4 * INT64_C(1000000))   /* no packet this long: camera is down (< 5 s) */
+#define RECORDER_OPEN_US (10 * INT64_C(1000000))   /* connect + describe + first packets */
+#define RECORDER_BACKOFF_MAX_US (5 * INT64_C(1000000))
+#define FRAGMENT_MAX_US (1 * INT64_C(1000000))     /* bounds footage lost to SIGKILL */
+
+enum recorder_state { RECORDER_CONNECTING, RECORDER_RECORDING, RECORDER_DOWN, RECORDER_STOPPED };
+
+/* Counters read by other threads (health, metrics): atomics, no lock. */
+struct recorder_stats {
+        _Atomic int state;
+        _Atomic uint64_t frames, bytes, segments, reconnects, ts_anomalies, dropped_prekey;
+        _Atomic int64_t last_frame_mono_us;
+        _Atomic int64_t segment_has_key;     /* 1 once the current segment holds a keyframe */
+        _Atomic uint64_t gap_us_camera_down;
+};
+
+struct recorder_opts {
+        struct config_camera camera; /* url is copied by recorder_start */
+        const char *storage_dir;
+        const char *instance_id;
+        int segment_seconds;
+        int64_t first_segment_num;
+        struct index_writer *iw;
+};
+
+struct recorder;
+
+int recorder_start(struct recorder **out, const struct recorder_opts *o);
+/* Asks the thread to finish its segment and stop; does not wait. */
+void recorder_request_stop(struct recorder *r);
+/* Waits for the thread and frees everything. */
+void recorder_join(struct recorder *r);
+
+const struct recorder_stats *recorder_stats(const struct recorder *r);
+const char *recorder_camera_id(const struct recorder *r);
+const char *recorder_url(const struct recorder *r);
+const char *recorder_state_name(int state);
+
+#endif

@@ -1,0 +1,168 @@
+/* recovery: see recovery.h.  Runs before any recorder starts, on its own DB
+ * connection, so it never races this instance's own writes; another live
+ * instance's 'recording' rows are recognised by pid and left alone. */
+#include "worker/recovery.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/time_util.h"
+#include "db/db.h"
+#include "db/frame_index.h"
+#include "worker/fmp4_repair.h"
+
+#define RECOVERY_MAX_ROWS 4096 /* rows repaired per start; the rest wait for the next */
+
+struct pending {
+        int64_t id, start_us, segment_num, pid, clock_offset_us;
+        char camera[CONFIG_ID_MAX], instance[CONFIG_ID_MAX], path[PATH_MAX], time_source[16];
+};
+
+struct collect {
+        struct pending *rows;
+        size_t n;
+};
+
+static int collect_row(const struct db_segment *s, void *ctx)
+{
+        struct collect *c = ctx;
+        struct pending *p;
+
+        if (c->n == RECOVERY_MAX_ROWS)
+                return 1;
+        p = &c->rows[c->n++];
+        p->id = s->id;
+        p->start_us = s->start_us;
+        p->segment_num = s->segment_num;
+        p->pid = s->pid;
+        p->clock_offset_us = s->clock_offset_us;
+        snprintf(p->camera, sizeof(p->camera), "%s", s->camera_id);
+        snprintf(p->instance, sizeof(p->instance), "%s", s->instance_id);
+        snprintf(p->path, sizeof(p->path), "%s", s->path);
+        snprintf(p->time_source, sizeof(p->time_source), "%s", s->time_source);
+        return 0;
+}
+
+/* A live mwr-worker still owns its 'recording' rows. */
+static bool worker_alive(int64_t pid)
+{
+        char path[64], comm[32] = "";
+        FILE *f;
+
+        if (pid <= 0 || pid == getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+                return false;
+        snprintf(path, sizeof(path), "/proc/%" PRId64 "/comm", pid);
+        f = fopen(path, "re");
+        if (!f)
+                return false;
+        if (!fgets(comm, sizeof(comm), f))
+                comm[0] = '\0';
+        fclose(f);
+        return strncmp(comm, "mwr-worker", 10) == 0;
+}
+
+static void repair(struct db *db, const struct pending *p)
+{
+        struct fmp4_scan scan;
+        struct fmp4_frames fr = { 0 };
+        struct fi_encoder fi;
+        struct db_segment seg;
+        const uint8_t *blob = NULL;
+        size_t len = 0;
+        int e;
+
+        if (access(p->path, F_OK) < 0) {
+                log_err("recovery: %s: file is gone; row %" PRId64 " marked corrupt", p->path, p->id);
+                db_segment_set_status(db, p->id, "corrupt");
+                return;
+        }
+        e = fmp4_truncate(p->path, &scan);
+        fi_encoder_init(&fi);
+        if (e == 0)
+                e = fmp4_read_frames(p->path, &fi, &fr);
+        if (e < 0 || fr.frames == 0) {
+                log_err("recovery: %s: no complete fragment (%s); row %" PRId64 " marked corrupt, file kept", p->path,
+                        e < 0 ? strerror(-e) : "0 frames", p->id);
+                db_segment_set_status(db, p->id, "corrupt");
+                fi_encoder_free(&fi);
+                return;
+        }
+        fi_encoder_data(&fi, &blob, &len);
+        seg = (struct db_segment){ .id = p->id,
+                                   .camera_id = p->camera,
+                                   .instance_id = p->instance,
+                                   .path = p->path,
+                                   .segment_num = p->segment_num,
+                                   .start_us = p->start_us,
+                                   .end_us = p->start_us + fr.end_offset_us,
+                                   .frames = fr.frames,
+                                   .bytes = scan.file_size,
+                                   .keyframes = fr.keyframes,
+                                   .fragments = scan.fragments,
+                                   .status = "partial",
+                                   .overlap_status = "unique",
+                                   .time_source = p->time_source,
+                                   .clock_offset_us = p->clock_offset_us,
+                                   .pid = p->pid,
+                                   .updated_us = now_real_us() };
+        e = db_segment_update(db, &seg, blob, len);
+        if (e < 0)
+                log_err("recovery: %s: row %" PRId64 " not updated: %s", p->path, p->id, db_errmsg(db));
+        else
+                log_notice("recovery: %s: repaired to partial, %" PRId64 " frames in %d fragments (%.3f s)", p->path,
+                           fr.frames, scan.fragments, (double)fr.end_offset_us / 1e6);
+        fi_encoder_free(&fi);
+}
+
+int recovery_run(const struct mwr_config *cfg, const char *instance_id)
+{
+        struct collect c = { .rows = calloc(RECOVERY_MAX_ROWS, sizeof(struct pending)) };
+        struct db *db;
+        size_t repaired = 0;
+        int e;
+
+        if (!c.rows)
+                return -ENOMEM;
+        e = db_open(cfg->db_path, &db);
+        if (e < 0) {
+                log_err("recovery: %s: %s", cfg->db_path, strerror(-e));
+                free(c.rows);
+                return e;
+        }
+        e = db_segments_by_status(db, "recording", collect_row, &c);
+        if (e < 0)
+                log_err("recovery: cannot list segments: %s", db_errmsg(db));
+        for (size_t i = 0; i < c.n; i++) {
+                if (worker_alive(c.rows[i].pid))
+                        continue; /* another instance is writing it right now */
+                repair(db, &c.rows[i]);
+                repaired++;
+        }
+        if (repaired)
+                log_notice("recovery: %zu segments left by a stopped instance repaired (this is %s)", repaired,
+                           instance_id);
+        db_close(db);
+        free(c.rows);
+        return e < 0 ? e : 0;
+}
+
+int64_t recovery_next_segment_num(const struct mwr_config *cfg, const char *camera_id, const char *instance_id)
+{
+        struct db *db;
+        int64_t num = 0;
+
+        if (db_open(cfg->db_path, &db) == 0) {
+                if (db_segment_max_num(db, camera_id, instance_id, &num) < 0)
+                        num = 0;
+                db_close(db);
+        }
+        return num + 1;
+}

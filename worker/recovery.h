@@ -1,0 +1,20 @@
+/* recovery: at worker start, repair what a crashed instance left behind.
+ * Segments still 'recording' whose process is gone are truncated to their
+ * last complete fragment, their end time and frame index read back from the
+ * file, and marked 'partial'; a row whose file is gone becomes 'corrupt'.
+ * Nothing is deleted: every decision is logged. */
+#ifndef MWR_WORKER_RECOVERY_H
+#define MWR_WORKER_RECOVERY_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+
+/* 0, or -errno when the DB cannot be opened (the worker must not start). */
+int recovery_run(const struct mwr_config *cfg, const char *instance_id);
+
+/* The segment number the next segment of (camera, instance) gets: one more
+ * than any this instance id ever wrote, so names never repeat. */
+int64_t recovery_next_segment_num(const struct mwr_config *cfg, const char *camera_id, const char *instance_id);
+
+#endif

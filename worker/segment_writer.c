@@ -1,0 +1,203 @@
+/* segment_writer: fragmented MP4 through libavformat (see segment_writer.h).
+ * Timestamps are rebased so the segment starts at 0; a DTS that does not
+ * increase (cameras do send those) is nudged forward by one tick and counted
+ * instead of making the muxer fail. */
+#include "worker/segment_writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libavutil/opt.h>
+
+struct segment_writer {
+        AVFormatContext *oc;
+        char *path;
+        int map[64]; /* input stream index -> output stream index, -1 if unused */
+        int64_t last_dts[SEGMENT_MAX_STREAMS];
+        int pending;  /* packets in the fragment being built */
+        int fragments;
+        int dts_fixes;
+        int error;    /* first error, negative errno */
+};
+
+static int av_to_errno(int e)
+{
+        if (e == AVERROR_EOF)
+                return -EPIPE;
+        return e < 0 && e > -4096 ? e : -EIO; /* AVERROR(e) is -e for errno values */
+}
+
+static int fail(struct segment_writer *w, int r)
+{
+        if (w->error == 0)
+                w->error = r;
+        return r;
+}
+
+int segment_writer_open(struct segment_writer **out, const char *path, const AVFormatContext *in,
+                        const int *streams, int n_streams)
+{
+        struct segment_writer *w;
+        AVDictionary *opts = NULL;
+        int fd, r;
+
+        if (n_streams < 1 || n_streams > SEGMENT_MAX_STREAMS)
+                return -EINVAL;
+        /* reserve the name: a clock step or a reused instance id never overwrites */
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        close(fd);
+
+        w = calloc(1, sizeof(*w));
+        if (!w || !(w->path = strdup(path))) {
+                free(w);
+                unlink(path);
+                return -ENOMEM;
+        }
+        memset(w->map, -1, sizeof(w->map));
+        r = avformat_alloc_output_context2(&w->oc, NULL, "mp4", path);
+        if (r < 0)
+                goto err;
+        for (int i = 0; i < n_streams; i++) {
+                const AVStream *is = in->streams[streams[i]];
+                AVStream *os = avformat_new_stream(w->oc, NULL);
+
+                if (!os || streams[i] >= 64) {
+                        r = AVERROR(ENOMEM);
+                        goto err;
+                }
+                if ((r = avcodec_parameters_copy(os->codecpar, is->codecpar)) < 0)
+                        goto err;
+                os->codecpar->codec_tag = 0;
+                os->time_base = is->time_base;
+                w->map[streams[i]] = os->index;
+                w->last_dts[i] = INT64_MIN;
+        }
+        if ((r = avio_open(&w->oc->pb, path, AVIO_FLAG_WRITE)) < 0)
+                goto err;
+        /* frag_custom: we cut fragments; delay_moov: SPS/PPS may come in-band */
+        av_dict_set(&opts, "movflags", "+frag_custom+empty_moov+default_base_moof+delay_moov", 0);
+        r = avformat_write_header(w->oc, &opts);
+        av_dict_free(&opts);
+        if (r < 0)
+                goto err;
+        *out = w;
+        return 0;
+err:
+        r = av_to_errno(r);
+        segment_writer_abort(w);
+        unlink(path);
+        return r;
+}
+
+int segment_writer_write(struct segment_writer *w, const AVPacket *pkt, int in_index, int64_t pts_offset_us)
+{
+        int oi = in_index >= 0 && in_index < 64 ? w->map[in_index] : -1;
+        AVStream *os;
+        AVPacket *p;
+        int64_t pts, dts;
+        int r;
+
+        if (w->error)
+                return w->error;
+        if (oi < 0)
+                return -EINVAL;
+        os = w->oc->streams[oi];
+        pts = av_rescale_q(pts_offset_us, AV_TIME_BASE_Q, os->time_base);
+        dts = pkt->dts != AV_NOPTS_VALUE && pkt->pts != AV_NOPTS_VALUE ? pts - (pkt->pts - pkt->dts) : pts;
+        if (w->last_dts[oi] != INT64_MIN && dts <= w->last_dts[oi]) {
+                dts = w->last_dts[oi] + 1;
+                if (pts < dts)
+                        pts = dts;
+                w->dts_fixes++;
+        }
+        w->last_dts[oi] = dts;
+
+        p = av_packet_clone(pkt);
+        if (!p)
+                return fail(w, -ENOMEM);
+        p->stream_index = oi;
+        p->pts = pts;
+        p->dts = dts;
+        p->pos = -1;
+        r = av_write_frame(w->oc, p);
+        av_packet_free(&p);
+        if (r < 0)
+                return fail(w, av_to_errno(r));
+        w->pending++;
+        return 0;
+}
+
+int segment_writer_flush(struct segment_writer *w)
+{
+        int r;
+
+        if (w->error)
+                return w->error;
+        if (w->pending == 0)
+                return 0;
+        r = av_write_frame(w->oc, NULL); /* frag_custom: ends the fragment */
+        if (r < 0)
+                return fail(w, av_to_errno(r));
+        avio_flush(w->oc->pb);
+        if (w->oc->pb->error < 0)
+                return fail(w, av_to_errno(w->oc->pb->error));
+        w->pending = 0;
+        w->fragments++;
+        return 0;
+}
+
+int segment_writer_close(struct segment_writer *w)
+{
+        int r, fd;
+
+        segment_writer_flush(w);
+        if (w->error == 0) {
+                r = av_write_trailer(w->oc);
+                if (r < 0)
+                        fail(w, av_to_errno(r));
+        }
+        if (avio_closep(&w->oc->pb) < 0)
+                fail(w, -EIO);
+        fd = open(w->path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                if (fsync(fd) < 0)
+                        fail(w, -errno);
+                close(fd);
+        }
+        r = w->error;
+        segment_writer_abort(w);
+        return r;
+}
+
+void segment_writer_abort(struct segment_writer *w)
+{
+        if (!w)
+                return;
+        if (w->oc) {
+                if (w->oc->pb)
+                        avio_closep(&w->oc->pb);
+                avformat_free_context(w->oc);
+        }
+        free(w->path);
+        free(w);
+}
+
+int64_t segment_writer_bytes(const struct segment_writer *w)
+{
+        return w->oc && w->oc->pb ? avio_tell(w->oc->pb) : 0;
+}
+
+int segment_writer_fragments(const struct segment_writer *w)
+{
+        return w->fragments;
+}
+
+int segment_writer_dts_fixes(const struct segment_writer *w)
+{
+        return w->dts_fixes;
+}
