@@ -63,7 +63,7 @@ $(BUILD)/obj/common/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
 # ---- product binaries -------------------------------------------------------
 COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment_writer.o timeline.o \
-                 index_writer.o recovery.o fmp4_repair.o) $(COMMON_OBJS) $(DB_OBJS)
+                 index_writer.o recovery.o fmp4_repair.o disk_guard.o) $(COMMON_OBJS) $(DB_OBJS)
 $(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_WORKER)) -lpthread -lm

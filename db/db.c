@@ -73,6 +73,8 @@ enum st {
         ST_SEGMENT_BY_PATH,
         ST_SEGMENT_FRAMES,
         ST_SEGMENT_MAX_NUM,
+        ST_SEGMENTS_OLDEST,
+        ST_SEGMENTS_TOTAL_BYTES,
         ST_GAP_INSERT,
         ST_GAPS_RANGE_CAMERA,
         ST_GAPS_RANGE_ALL,
@@ -107,6 +109,9 @@ static const char *const statements[ST_COUNT] = {
         [ST_SEGMENT_FRAMES] = "SELECT blob FROM segment_frames WHERE segment_id = ?1",
         [ST_SEGMENT_MAX_NUM] = "SELECT coalesce(max(segment_num), 0) FROM video_segments "
                                "WHERE camera_id = ?1 AND instance_id = ?2",
+        [ST_SEGMENTS_OLDEST] = "SELECT " SEGMENT_COLUMNS " FROM video_segments WHERE status != 'recording' "
+                               "ORDER BY start_us, id LIMIT ?1",
+        [ST_SEGMENTS_TOTAL_BYTES] = "SELECT COALESCE(SUM(bytes), 0) FROM video_segments",
         [ST_GAP_INSERT] = "INSERT INTO gaps(camera_id, instance_id, start_us, end_us, reason, detail, created_us) "
                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         [ST_GAPS_RANGE_CAMERA] = "SELECT " GAP_COLUMNS " FROM gaps WHERE camera_id = ?1 AND " OVERLAP
@@ -278,7 +283,13 @@ static int db_set_wal(struct db *db)
 
         if (rc != SQLITE_OK)
                 return db_fail(db, rc);
-        rc = sqlite3_step(s);
+        /* Switching a new file to WAL while another process opens it can
+         * answer SQLITE_BUSY without consulting the busy handler (seen with
+         * two workers started together): retry for the busy timeout. */
+        for (int tries = 0; (rc = sqlite3_step(s)) == SQLITE_BUSY && tries < DB_BUSY_TIMEOUT_MS / 20; tries++) {
+                sqlite3_reset(s);
+                sqlite3_sleep(20);
+        }
         if (rc != SQLITE_ROW) {
                 r = db_fail(db, rc);
         } else {
@@ -749,6 +760,35 @@ int db_segment_max_num(struct db *db, const char *camera_id, const char *instanc
         rc = sqlite3_step(s);
         if (rc == SQLITE_ROW)
                 *num = sqlite3_column_int64(s, 0);
+        r = rc == SQLITE_ROW ? 0 : db_fail(db, rc);
+        st_release(s);
+        return r;
+}
+
+int db_segments_oldest(struct db *db, int64_t limit, db_segment_cb cb, void *ctx)
+{
+        sqlite3_stmt *s;
+        int rc, r;
+
+        if (limit < 1 || limit > DB_QUERY_LIMIT_MAX || !cb)
+                return db_fail_msg(db, -EINVAL, "limit outside 1..DB_QUERY_LIMIT_MAX or callback missing");
+        if ((r = st_get(db, ST_SEGMENTS_OLDEST, &s)) < 0)
+                return r;
+        if ((rc = sqlite3_bind_int64(s, 1, limit)))
+                return bind_fail(db, s, rc);
+        return rows_each(db, s, cb, NULL, ctx);
+}
+
+int db_segments_total_bytes(struct db *db, int64_t *bytes)
+{
+        sqlite3_stmt *s;
+        int rc, r;
+
+        if ((r = st_get(db, ST_SEGMENTS_TOTAL_BYTES, &s)) < 0)
+                return r;
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+                *bytes = sqlite3_column_int64(s, 0);
         r = rc == SQLITE_ROW ? 0 : db_fail(db, rc);
         st_release(s);
         return r;

@@ -119,6 +119,11 @@ int db_segment_max_num(struct db *db, const char *camera_id, const char *instanc
 
 /* detail may be NULL (stored as '').  -EINVAL for an unknown reason, -ERANGE
  * if end_us < start_us. */
+/* Segments not being recorded, oldest first (the disk guard deletes from here). */
+int db_segments_oldest(struct db *db, int64_t limit, db_segment_cb cb, void *ctx);
+/* Bytes of every segment row. */
+int db_segments_total_bytes(struct db *db, int64_t *bytes);
+
 int db_gap_insert(struct db *db, const char *camera_id, const char *instance_id, int64_t start_us, int64_t end_us,
                   const char *reason, const char *detail, int64_t now_us);
 

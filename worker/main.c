@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libavformat/avformat.h>
 #include <libavutil/log.h>
@@ -19,6 +21,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/time_util.h"
+#include "worker/disk_guard.h"
 #include "worker/index_writer.h"
 #include "worker/recorder.h"
 #include "worker/recovery.h"
@@ -40,6 +43,7 @@ struct worker {
         struct args a;
         struct mwr_config *cfg;
         struct index_writer *iw;
+        struct disk_guard *disk;
         struct camera_slot slots[CONFIG_MAX_CAMERAS];
         size_t n_slots;
 };
@@ -120,7 +124,8 @@ static int camera_start(struct worker *w, struct camera_slot *slot)
                                    .segment_seconds = w->cfg->segment_seconds,
                                    .first_segment_num = recovery_next_segment_num(w->cfg, slot->cam.id,
                                                                                   w->a.instance_id),
-                                   .iw = w->iw };
+                                   .iw = w->iw,
+                                   .disk = disk_guard_state(w->disk) };
         int e;
 
         config_url_redact(slot->cam.url, redacted, sizeof(redacted));
@@ -178,6 +183,7 @@ static void worker_reload(struct worker *w)
                         stopped++;
                 }
         }
+        disk_guard_set_config(w->disk, next);
         config_free(w->cfg);
         w->cfg = next;
         slots_from_config(w);
@@ -209,6 +215,26 @@ static void worker_stop(struct worker *w)
         log_notice("stopped: %zu cameras finalized in %.3f s", w->n_slots, (double)(now_mono_us() - t0) / 1e6);
 }
 
+static int mkdir_storage(const char *dir)
+{
+        char tmp[PATH_MAX];
+        size_t n = strlen(dir);
+
+        if (n == 0 || n >= sizeof(tmp))
+                return -ENAMETOOLONG;
+        memcpy(tmp, dir, n + 1);
+        for (char *p = tmp + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = '/';
+                }
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return access(tmp, W_OK) < 0 ? -errno : 0;
+}
+
 static int worker_run(struct worker *w)
 {
         sigset_t set;
@@ -219,8 +245,18 @@ static int worker_run(struct worker *w)
                 log_err("crash recovery failed: %s", strerror(-e));
                 return 1;
         }
+        if ((e = mkdir_storage(w->cfg->storage_dir)) < 0) {
+                log_err("%s: cannot create the storage directory: %s", w->cfg->storage_dir, strerror(-e));
+                return 1;
+        }
+        if ((e = disk_guard_new(w->cfg, &w->disk)) < 0) {
+                log_err("%s: cannot open the index database: %s", w->cfg->db_path, strerror(-e));
+                return 1;
+        }
+        disk_guard_tick(w->disk);
         if ((e = index_writer_start(w->cfg->db_path, &w->iw, err, sizeof(err))) < 0) {
                 log_err("%s", err);
+                disk_guard_free(w->disk);
                 return 1;
         }
         sigemptyset(&set);
@@ -239,9 +275,11 @@ static int worker_run(struct worker *w)
                         worker_reload(w);
                 else if (sig == SIGTERM || sig == SIGINT)
                         break;
+                disk_guard_tick(w->disk);
         }
         log_notice("stopping on signal: finishing every segment");
         worker_stop(w);
+        disk_guard_free(w->disk);
         return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "common/payload_hash.h"
 #include "common/time_util.h"
 #include "db/frame_index.h"
+#include "worker/fmp4_repair.h"
 #include "worker/segment_writer.h"
 #include "worker/timeline.h"
 
@@ -64,6 +65,7 @@ struct recorder {
         struct segment *seg;
         int64_t last_video_us, frame_us;
         int64_t last_end_us;     /* end of the last frame recorded, across sessions */
+        const char *gap_reason;  /* why the next hole happens: camera_down unless we dropped frames */
 };
 
 static int interrupt_cb(void *opaque)
@@ -167,6 +169,32 @@ static int segment_flush(struct recorder *r, struct segment *s)
         return 0;
 }
 
+/* After a failed write the file is the truth: cut it back to its last whole
+ * fragment and take frames, end and index from what is really there, so the
+ * row never counts a frame the file does not hold. */
+static void segment_reread(struct segment *s)
+{
+        struct fmp4_scan scan;
+        struct fmp4_frames fr = { 0 };
+        struct fi_encoder fi;
+
+        s->flushed_frames = s->flushed_keyframes = 0;
+        s->flushed_end_us = s->info.start_us;
+        s->info.fragments = 0;
+        fi_encoder_init(&fi);
+        if (fmp4_truncate(s->info.path, &scan) == 0) {
+                s->info.bytes = scan.file_size;
+                s->info.fragments = scan.fragments;
+                if (fmp4_read_frames(s->info.path, &fi, &fr) == 0 && fr.frames > 0) {
+                        s->flushed_frames = fr.frames;
+                        s->flushed_keyframes = fr.keyframes;
+                        s->flushed_end_us = s->info.start_us + fr.end_offset_us;
+                }
+        }
+        fi_encoder_free(&s->fi);
+        s->fi = fi; /* moved: fi_encoder holds no pointer to itself */
+}
+
 /* Finalizes the segment: complete when every write and the trailer made it,
  * partial otherwise (the row then counts only the flushed fragments). */
 static void segment_close(struct recorder *r, const char *why)
@@ -182,12 +210,15 @@ static void segment_close(struct recorder *r, const char *why)
                 segment_mark_flushed(s);
         s->info.fragments = segment_writer_fragments(s->w);
         s->info.bytes = segment_writer_bytes(s->w);
-        if (e == 0)
+        if (e == 0) {
                 e = segment_writer_close(s->w);
-        else
+        } else {
                 segment_writer_abort(s->w);
+                segment_reread(s);
+        }
         s->w = NULL;
-        segment_publish(r, s, e == 0 ? "complete" : "partial");
+        /* no whole fragment made it (e.g. ENOSPC before the first): no footage */
+        segment_publish(r, s, e == 0 ? "complete" : s->flushed_frames > 0 ? "partial" : "corrupt");
         if (e < 0)
                 log_err("camera %s: segment %s closed with error (%s) after %" PRId64 " frames (%s)", r->o.camera.id,
                         s->info.path, strerror(-e), s->info.frames, why);
@@ -265,12 +296,28 @@ static void gap_check(struct recorder *r, int64_t t_us)
         if (r->last_end_us == 0 || hole <= (int64_t)((GAP_MIN_FRAMES - 1) * (double)r->frame_us))
                 return;
         snprintf(detail, sizeof(detail), "after %" PRIu64 " reconnects", atomic_load(&r->stats.reconnects));
-        index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, r->last_end_us, t_us, "camera_down", detail);
-        atomic_fetch_add(&r->stats.gap_us_camera_down, (uint64_t)hole);
-        log_warn("camera %s: gap of %.3f s (camera_down)", r->o.camera.id, (double)hole / 1e6);
+        index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, r->last_end_us, t_us, r->gap_reason, detail);
+        atomic_fetch_add(strcmp(r->gap_reason, "disk_full") ? &r->stats.gap_us_camera_down : &r->stats.gap_us_disk_full,
+                         (uint64_t)hole);
+        log_warn("camera %s: gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6, r->gap_reason);
+        r->gap_reason = "camera_down";
 }
 
-/* Writes one packet whose timeline is known.  0, or a write error. */
+/* A write failed: finish the segment as partial (whole fragments only) and
+ * carry on with the next keyframe.  ENOSPC pauses every recorder. */
+static void write_failed(struct recorder *r, int e)
+{
+        atomic_fetch_add(&r->stats.write_errors, 1);
+        log_err("camera %s: write failed: %s", r->o.camera.id, strerror(-e));
+        segment_close(r, "write error");
+        if (e == -ENOSPC) {
+                atomic_store(&r->o.disk->full, true);
+                r->gap_reason = "disk_full";
+        }
+}
+
+/* Writes one packet whose timeline is known.  Write errors end the segment,
+ * not the connection: the next keyframe starts a new one. */
 static int packet_record(struct recorder *r, AVPacket *pkt)
 {
         int64_t media_us = packet_media_us(r, pkt), t_us;
@@ -291,28 +338,35 @@ static int packet_record(struct recorder *r, AVPacket *pkt)
                         atomic_fetch_add(&r->stats.ts_anomalies, 1);
                 r->last_video_us = t_us;
         }
+        if (atomic_load(&r->o.disk->full)) {
+                if (r->seg)
+                        segment_close(r, "disk full");
+                r->gap_reason = "disk_full";
+                atomic_fetch_add(&r->stats.dropped_disk_full, 1);
+                return 0;
+        }
         if (!r->seg) {
                 if (!key) {
                         atomic_fetch_add(&r->stats.dropped_prekey, 1);
                         return 0;
                 }
                 if ((e = segment_open(r, t_us)) < 0)
-                        return e;
+                        goto fail;
         } else if (key && t_us - r->seg->info.start_us >= (int64_t)r->o.segment_seconds * USEC_PER_SEC - r->frame_us / 2) {
                 segment_close(r, "length reached");
                 if ((e = segment_open(r, t_us)) < 0)
-                        return e;
+                        goto fail;
         }
         s = r->seg;
         if (t_us < s->info.start_us) /* audio ahead of the first video frame */
                 return 0;
         if (s->frames > s->flushed_frames && (key || t_us - s->frag_start_us >= FRAGMENT_MAX_US)) {
                 if ((e = segment_flush(r, s)) < 0)
-                        return e;
+                        goto fail;
                 s->frag_start_us = t_us;
         }
         if ((e = segment_writer_write(s->w, pkt, pkt->stream_index, t_us - s->info.start_us)) < 0)
-                return e;
+                goto fail;
         if (video) {
                 gap_check(r, t_us);
                 struct fi_frame f = { .offset_us = (uint64_t)(t_us - s->info.start_us), .key = key };
@@ -331,6 +385,9 @@ static int packet_record(struct recorder *r, AVPacket *pkt)
                         atomic_store(&r->stats.segment_has_key, 1);
         }
         atomic_fetch_add(&r->stats.bytes, (uint64_t)pkt->size);
+        return 0;
+fail:
+        write_failed(r, e);
         return 0;
 }
 
@@ -509,6 +566,7 @@ int recorder_start(struct recorder **out, const struct recorder_opts *o)
         r->o.storage_dir = r->storage_dir;
         r->next_segment_num = o->first_segment_num;
         r->frame_us = DEFAULT_FRAME_US;
+        r->gap_reason = "camera_down";
         atomic_init(&r->stop, false);
         pthread_mutex_init(&r->sleep_lock, NULL);
         pthread_cond_init(&r->sleep_cond, NULL);

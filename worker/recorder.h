@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "worker/disk_guard.h"
 #include "worker/index_writer.h"
 
 #define RECORDER_STALL_US (4 * INT64_C(1000000))   /* no packet this long: camera is down (< 5 s) */
@@ -26,7 +27,8 @@ struct recorder_stats {
         _Atomic uint64_t frames, bytes, segments, reconnects, ts_anomalies, dropped_prekey;
         _Atomic int64_t last_frame_mono_us;
         _Atomic int64_t segment_has_key;     /* 1 once the current segment holds a keyframe */
-        _Atomic uint64_t gap_us_camera_down;
+        _Atomic uint64_t gap_us_camera_down, gap_us_disk_full;
+        _Atomic uint64_t write_errors, dropped_disk_full;
 };
 
 struct recorder_opts {
@@ -36,6 +38,7 @@ struct recorder_opts {
         int segment_seconds;
         int64_t first_segment_num;
         struct index_writer *iw;
+        struct disk_state *disk; /* shared; `full` pauses writing */
 };
 
 struct recorder;

@@ -199,6 +199,7 @@ static void camera_send(struct camsim *cs, struct camera *cam, const guint8 *au,
         base = gst_element_get_base_time(src);
         if (GST_STATE(src) != GST_STATE_PLAYING || base == GST_CLOCK_TIME_NONE || due < base)
                 goto out;
+
         sei_len = framecode_sei_build(sei, sizeof(sei), cam->id, n);
         if (sei_len < 0)
                 goto out;
@@ -392,9 +393,17 @@ static void on_media_unprepared(GstRTSPMedia *media, gpointer data)
 }
 
 /* Real cameras send an RTCP sender report every few seconds; ask for one a
- * second so recorders learn the wall-clock mapping quickly. */
+ * second so recorders learn the wall-clock mapping quickly.  And sync the
+ * report on capture time, not send time: it then maps a frame's RTP time to
+ * the NTP time it was captured, the same for every client however late its
+ * first report comes. */
 static void on_media_prepared(GstRTSPMedia *media, gpointer data)
 {
+        GstElement *element = gst_rtsp_media_get_element(media);
+        GstObject *pipeline = gst_object_get_parent(GST_OBJECT(element));
+        GstIterator *it;
+        GValue v = G_VALUE_INIT;
+
         for (guint i = 0; i < gst_rtsp_media_n_streams(media); i++) {
                 GObject *session = gst_rtsp_stream_get_rtpsession(gst_rtsp_media_get_stream(media, i));
 
@@ -403,6 +412,20 @@ static void on_media_prepared(GstRTSPMedia *media, gpointer data)
                         g_object_unref(session);
                 }
         }
+        if (pipeline && GST_IS_BIN(pipeline)) {
+                it = gst_bin_iterate_recurse(GST_BIN(pipeline));
+                while (gst_iterator_next(it, &v) == GST_ITERATOR_OK) {
+                        GstElement *e = g_value_get_object(&v);
+                        if (g_str_has_prefix(GST_OBJECT_NAME(e), "rtpbin"))
+                                g_object_set(e, "rtcp-sync-send-time", FALSE, NULL);
+                        g_value_reset(&v);
+                }
+                g_value_unset(&v);
+                gst_iterator_free(it);
+        }
+        if (pipeline)
+                gst_object_unref(pipeline);
+        gst_object_unref(element);
 }
 
 static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media, gpointer data)
