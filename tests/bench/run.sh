@@ -6,3 +6,5 @@ cd "$(dirname "$0")/../.."
 echo "== camsim CPU, 16 cameras 640x360 25 fps 1 Mbps, one client each"
 tests/bench/camsim_cpu.sh 16 30 1
 tests/bench/camsim_cpu.sh 16 30 16
+echo "== mwr-worker against 16 ffmpeg -c copy -f segment, same cameras, same run"
+tests/bench/worker_vs_ffmpeg.sh 16 60
