@@ -89,6 +89,7 @@ $(BUILD)/unit/test_camsim_control: $(BUILD)/obj/tests/unit/test_camsim_control.o
 $(BUILD)/unit/test_db: $(BUILD)/obj/tests/unit/test_db.o $(DB_OBJS)
 $(BUILD)/unit/test_frame_index: $(BUILD)/obj/tests/unit/test_frame_index.o $(BUILD)/obj/db/frame_index.o
 $(BUILD)/unit/test_config: $(BUILD)/obj/tests/unit/test_config.o $(BUILD)/obj/common/config.o
+$(BUILD)/unit/test_timeline: $(BUILD)/obj/tests/unit/test_timeline.o $(BUILD)/obj/worker/timeline.o
 $(BUILD)/unit/test_payload_hash: $(BUILD)/obj/tests/unit/test_payload_hash.o $(BUILD)/obj/common/payload_hash.o
 $(UNIT_TESTS):
 	@mkdir -p $(dir $@)

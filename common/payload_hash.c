@@ -91,3 +91,12 @@ uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size, uint
                 *nal_bytes = a.bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)a.bytes;
         return a.h;
 }
+
+int payload_nal_length_size(const uint8_t *extradata, size_t len, int hevc)
+{
+        if (!extradata || len < 5 || extradata[0] != 1)
+                return 0;
+        if (hevc)
+                return len >= 23 ? (extradata[21] & 3) + 1 : 0;
+        return (extradata[4] & 3) + 1;
+}

@@ -15,4 +15,9 @@
  * NAL payload bytes hashed: the frame's size, the same in either form. */
 uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size, uint32_t *nal_bytes);
 
+/* The NAL length size an MP4 sample entry's extradata declares: avcC (H.264)
+ * keeps it in byte 4, hvcC (H.265) in byte 21; 0 when the extradata is
+ * Annex-B or absent (then packets carry start codes). */
+int payload_nal_length_size(const uint8_t *extradata, size_t len, int hevc);
+
 #endif

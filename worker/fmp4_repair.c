@@ -87,13 +87,6 @@ int fmp4_truncate(const char *path, struct fmp4_scan *out)
         return 0;
 }
 
-static int nal_length_size(const AVCodecParameters *par)
-{
-        if (par->extradata_size >= 5 && par->extradata[0] == 1)
-                return (par->extradata[4] & 3) + 1;
-        return 0;
-}
-
 int fmp4_read_frames(const char *path, struct fi_encoder *fi, struct fmp4_frames *out)
 {
         AVFormatContext *ic = NULL;
@@ -111,7 +104,8 @@ int fmp4_read_frames(const char *path, struct fi_encoder *fi, struct fmp4_frames
                 goto out;
         }
         st = ic->streams[v];
-        nls = nal_length_size(st->codecpar);
+        nls = payload_nal_length_size(st->codecpar->extradata, (size_t)st->codecpar->extradata_size,
+                                      st->codecpar->codec_id == AV_CODEC_ID_HEVC);
         while (av_read_frame(ic, pkt) >= 0) {
                 if (pkt->stream_index == v && pkt->pts != AV_NOPTS_VALUE) {
                         int64_t t = av_rescale_q(pkt->pts, st->time_base, AV_TIME_BASE_Q);

@@ -195,12 +195,13 @@ static void *writer_thread(void *arg)
 
 /* ---- queue side (camera threads) ---------------------------------------------------- */
 
-static void enqueue(struct index_writer *iw, struct event *ev)
+/* Appends ev; the caller holds iw->lock.  Only gap and camera rows are ever
+ * dropped (at INDEX_QUEUE_MAX): segment events are at most two per segment
+ * (begin, plus one coalesced update), so they cannot grow without bound. */
+static void enqueue_locked(struct index_writer *iw, struct event *ev)
 {
-        pthread_mutex_lock(&iw->lock);
-        if (iw->n >= INDEX_QUEUE_MAX && ev->kind != EV_SEG_BEGIN) {
+        if (iw->n >= INDEX_QUEUE_MAX && (ev->kind == EV_GAP || ev->kind == EV_CAMERA)) {
                 iw->stats.dropped++;
-                pthread_mutex_unlock(&iw->lock);
                 event_free(ev);
                 return;
         }
@@ -212,6 +213,12 @@ static void enqueue(struct index_writer *iw, struct event *ev)
         iw->n++;
         iw->stats.queued++;
         pthread_cond_signal(&iw->cond);
+}
+
+static void enqueue(struct index_writer *iw, struct event *ev)
+{
+        pthread_mutex_lock(&iw->lock);
+        enqueue_locked(iw, ev);
         pthread_mutex_unlock(&iw->lock);
 }
 
@@ -247,8 +254,8 @@ struct seg_ref *index_writer_segment_begin(struct index_writer *iw, const struct
 void index_writer_segment_update(struct index_writer *iw, struct seg_ref *ref, const struct seg_info *s,
                                  const void *blob, size_t len)
 {
+        struct event *ev = NULL;
         void *copy = NULL;
-        struct event *ev;
 
         if (!ref)
                 return;
@@ -258,30 +265,28 @@ void index_writer_segment_update(struct index_writer *iw, struct seg_ref *ref, c
         }
         if (len)
                 memcpy(copy, blob, len);
+        ev = event_new(EV_SEG_UPDATE); /* allocated outside the lock; freed if coalesced */
         pthread_mutex_lock(&iw->lock);
         if (ref->pending) { /* coalesce: the queued update is not applied yet */
                 ref->pending->info = *s;
                 free(ref->pending->blob);
                 ref->pending->blob = copy;
                 ref->pending->len = len;
-                pthread_mutex_unlock(&iw->lock);
-                return;
-        }
-        pthread_mutex_unlock(&iw->lock);
-        ev = event_new(EV_SEG_UPDATE);
-        if (!ev) {
+        } else if (ev) {
+                ev->info = *s;
+                ev->blob = copy;
+                ev->len = len;
+                ev->ref = ref;
+                atomic_fetch_add(&ref->refs, 1);
+                ref->pending = ev;
+                enqueue_locked(iw, ev);
+                ev = NULL;
+        } else {
                 free(copy);
-                return;
         }
-        ev->info = *s;
-        ev->blob = copy;
-        ev->len = len;
-        ev->ref = ref;
-        atomic_fetch_add(&ref->refs, 1);
-        pthread_mutex_lock(&iw->lock);
-        ref->pending = ev; /* set before it can be dequeued: enqueue takes the same lock */
         pthread_mutex_unlock(&iw->lock);
-        enqueue(iw, ev);
+        if (ev)
+                free(ev);
 }
 
 void index_writer_gap(struct index_writer *iw, const char *camera_id, const char *instance_id, int64_t start_us,

@@ -12,7 +12,7 @@
 
 #include "common/config.h"
 
-#define INDEX_QUEUE_MAX 100000 /* events; beyond it new gaps/progress are dropped and counted */
+#define INDEX_QUEUE_MAX 100000 /* events; beyond it new gap and camera rows are dropped and counted */
 
 struct index_writer;
 struct seg_ref; /* one segment's row, shared by its camera thread and the writer */

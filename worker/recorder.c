@@ -32,6 +32,8 @@
 #define DEFAULT_FRAME_US (40 * USEC_PER_MSEC)
 #define BACKOFF_MIN_US (250 * USEC_PER_MSEC)
 #define GAP_MIN_FRAMES 1.5               /* a hole longer than this many frames is a gap */
+#define TEARDOWN_US (500 * USEC_PER_MSEC) /* cameras with a session limit need their TEARDOWN */
+#define JUMP_MAX_US (2 * USEC_PER_SEC)    /* a timestamp step larger than this: new timeline */
 
 struct segment {
         struct segment_writer *w;
@@ -75,15 +77,17 @@ static int interrupt_cb(void *opaque)
         return atomic_load(&r->stop) || now_mono_us() > r->io_deadline_mono_us;
 }
 
+/* Sleeps on the monotonic clock (a stepped wall clock must not stretch the
+ * backoff); recorder_request_stop wakes it. */
 static void sleep_interruptible(struct recorder *r, int64_t us)
 {
         struct timespec ts;
-        int64_t until = now_real_us() + us;
+        int64_t until = now_mono_us() + us;
 
         ts.tv_sec = (time_t)(until / USEC_PER_SEC);
         ts.tv_nsec = (long)(until % USEC_PER_SEC) * 1000;
         pthread_mutex_lock(&r->sleep_lock);
-        while (!atomic_load(&r->stop) && now_real_us() < until)
+        while (!atomic_load(&r->stop) && now_mono_us() < until)
                 if (pthread_cond_timedwait(&r->sleep_cond, &r->sleep_lock, &ts) == ETIMEDOUT)
                         break;
         pthread_mutex_unlock(&r->sleep_lock);
@@ -211,7 +215,7 @@ static void segment_close(struct recorder *r, const char *why)
         s->info.fragments = segment_writer_fragments(s->w);
         s->info.bytes = segment_writer_bytes(s->w);
         if (e == 0) {
-                e = segment_writer_close(s->w);
+                e = segment_writer_close(s->w, &s->info.bytes);
         } else {
                 segment_writer_abort(s->w);
                 segment_reread(s);
@@ -316,11 +320,44 @@ static void write_failed(struct recorder *r, int e)
         }
 }
 
+static int64_t packet_decode_us(const struct recorder *r, const AVPacket *pkt, int64_t pts_media_us)
+{
+        const AVStream *st = r->ic->streams[pkt->stream_index];
+
+        if (pkt->dts == AV_NOPTS_VALUE)
+                return pts_media_us;
+        return av_rescale_q(pkt->dts, st->time_base, AV_TIME_BASE_Q);
+}
+
+/* Tracks decode-order time of video: the frame duration, and steps larger
+ * than JUMP_MAX_US (a camera clock step, an encoder restart): those end the
+ * connection so the next one learns a fresh timeline.  -ESTALE then. */
+static int video_clock(struct recorder *r, int64_t d_us)
+{
+        int64_t delta = r->last_video_us == INT64_MIN ? 0 : d_us - r->last_video_us;
+
+        if (r->last_video_us != INT64_MIN && (delta > JUMP_MAX_US || delta < -JUMP_MAX_US)) {
+                atomic_fetch_add(&r->stats.ts_anomalies, 1);
+                log_warn("camera %s: timestamps stepped by %.3f s: reconnecting for a new timeline", r->o.camera.id,
+                         (double)delta / 1e6);
+                r->gap_reason = "timestamp_jump";
+                return -ESTALE;
+        }
+        if (delta > 0 && delta < USEC_PER_SEC)
+                r->frame_us = delta;
+        else if (r->last_video_us != INT64_MIN)
+                atomic_fetch_add(&r->stats.ts_anomalies, 1);
+        r->last_video_us = d_us;
+        return 0;
+}
+
 /* Writes one packet whose timeline is known.  Write errors end the segment,
- * not the connection: the next keyframe starts a new one. */
+ * not the connection: the next keyframe starts a new one.  Segments start at
+ * the keyframe's decode time, so B-frames that precede it in presentation
+ * still fall inside; fragments and cuts follow decode time too. */
 static int packet_record(struct recorder *r, AVPacket *pkt)
 {
-        int64_t media_us = packet_media_us(r, pkt), t_us;
+        int64_t media_us = packet_media_us(r, pkt), t_us, d_us;
         bool video = pkt->stream_index == r->video, key = video && (pkt->flags & AV_PKT_FLAG_KEY);
         struct segment *s;
         int e;
@@ -330,14 +367,9 @@ static int packet_record(struct recorder *r, AVPacket *pkt)
                 return 0;
         }
         t_us = timeline_time_us(&r->tl, media_us);
-        if (video) {
-                if (r->last_video_us != INT64_MIN && t_us > r->last_video_us &&
-                    t_us - r->last_video_us < USEC_PER_SEC)
-                        r->frame_us = t_us - r->last_video_us;
-                else if (r->last_video_us != INT64_MIN)
-                        atomic_fetch_add(&r->stats.ts_anomalies, 1);
-                r->last_video_us = t_us;
-        }
+        d_us = timeline_time_us(&r->tl, packet_decode_us(r, pkt, media_us));
+        if (video && (e = video_clock(r, d_us)) < 0)
+                return e;
         if (atomic_load(&r->o.disk->full)) {
                 if (r->seg)
                         segment_close(r, "disk full");
@@ -350,27 +382,30 @@ static int packet_record(struct recorder *r, AVPacket *pkt)
                         atomic_fetch_add(&r->stats.dropped_prekey, 1);
                         return 0;
                 }
-                if ((e = segment_open(r, t_us)) < 0)
+                if ((e = segment_open(r, d_us)) < 0)
                         goto fail;
-        } else if (key && t_us - r->seg->info.start_us >= (int64_t)r->o.segment_seconds * USEC_PER_SEC - r->frame_us / 2) {
+        } else if (key && d_us - r->seg->info.start_us >= (int64_t)r->o.segment_seconds * USEC_PER_SEC - r->frame_us / 2) {
                 segment_close(r, "length reached");
-                if ((e = segment_open(r, t_us)) < 0)
+                if ((e = segment_open(r, d_us)) < 0)
                         goto fail;
         }
         s = r->seg;
-        if (t_us < s->info.start_us) /* audio ahead of the first video frame */
+        if (t_us < s->info.start_us) { /* audio ahead of the first video frame */
+                if (video)
+                        atomic_fetch_add(&r->stats.ts_anomalies, 1);
                 return 0;
-        if (s->frames > s->flushed_frames && (key || t_us - s->frag_start_us >= FRAGMENT_MAX_US)) {
+        }
+        if (s->frames > s->flushed_frames && (key || d_us - s->frag_start_us >= FRAGMENT_MAX_US)) {
                 if ((e = segment_flush(r, s)) < 0)
                         goto fail;
-                s->frag_start_us = t_us;
+                s->frag_start_us = d_us;
         }
         if ((e = segment_writer_write(s->w, pkt, pkt->stream_index, t_us - s->info.start_us)) < 0)
                 goto fail;
         if (video) {
-                gap_check(r, t_us);
                 struct fi_frame f = { .offset_us = (uint64_t)(t_us - s->info.start_us), .key = key };
 
+                gap_check(r, d_us);
                 f.hash = fi_hash_truncate(payload_hash(pkt->data, (size_t)pkt->size, r->nal_length_size, &f.size));
                 if (fi_encoder_add(&s->fi, &f) < 0)
                         atomic_fetch_add(&r->stats.ts_anomalies, 1);
@@ -378,7 +413,7 @@ static int packet_record(struct recorder *r, AVPacket *pkt)
                 s->keyframes += key;
                 if (t_us + r->frame_us > s->end_us)
                         s->end_us = t_us + r->frame_us;
-                r->last_end_us = s->end_us;
+                r->last_end_us = d_us + r->frame_us;
                 atomic_fetch_add(&r->stats.frames, 1);
                 atomic_store(&r->stats.last_frame_mono_us, now_mono_us());
                 if (key)
@@ -405,8 +440,11 @@ static int packet_in(struct recorder *r, AVPacket *pkt)
         int64_t rtcp = r->ic->start_time_realtime == AV_NOPTS_VALUE ? INT64_MIN : r->ic->start_time_realtime;
         int e = 0;
 
-        if (r->tl.source == TIMELINE_UNKNOWN && media_us != INT64_MIN &&
-            !timeline_observe(&r->tl, media_us, real, now_mono_us(), rtcp)) {
+        if (r->tl.source == TIMELINE_UNKNOWN && media_us == INT64_MIN) {
+                atomic_fetch_add(&r->stats.ts_anomalies, 1); /* no time at all: cannot be placed */
+                return 0;
+        }
+        if (r->tl.source == TIMELINE_UNKNOWN && !timeline_observe(&r->tl, media_us, real, now_mono_us(), rtcp)) {
                 if (r->n_held == HOLD_MAX_PACKETS) {
                         av_packet_free(&r->held[0]);
                         memmove(r->held, r->held + 1, sizeof(r->held[0]) * (HOLD_MAX_PACKETS - 1));
@@ -417,7 +455,8 @@ static int packet_in(struct recorder *r, AVPacket *pkt)
                 return 0;
         }
         if (r->n_held > 0) {
-                log_info("camera %s: timeline from %s", r->o.camera.id, timeline_source_name(r->tl.source));
+                log_info("camera %s: timeline from %s%s", r->o.camera.id, timeline_source_name(r->tl.source),
+                         r->tl.rtcp_rejected ? " (its RTCP clock is more than 5 min off ours)" : "");
                 for (int i = 0; i < r->n_held && e == 0; i++)
                         if (r->held[i])
                                 e = packet_record(r, r->held[i]);
@@ -429,14 +468,6 @@ static int packet_in(struct recorder *r, AVPacket *pkt)
 }
 
 /* ---- session ----------------------------------------------------------------------- */
-
-static int nal_length_size_of(const AVCodecParameters *par)
-{
-        /* avcC extradata (starts with 1) gives the length size; Annex-B does not */
-        if (par->extradata_size >= 5 && par->extradata[0] == 1)
-                return (par->extradata[4] & 3) + 1;
-        return 0;
-}
 
 static int session_open(struct recorder *r)
 {
@@ -471,7 +502,11 @@ static int session_open(struct recorder *r)
                         break;
                 }
         }
-        r->nal_length_size = nal_length_size_of(r->ic->streams[r->video]->codecpar);
+        {
+                const AVCodecParameters *par = r->ic->streams[r->video]->codecpar;
+                r->nal_length_size = payload_nal_length_size(par->extradata, (size_t)par->extradata_size,
+                                                             par->codec_id == AV_CODEC_ID_HEVC);
+        }
         return 0;
 }
 
@@ -479,6 +514,7 @@ static void session_close(struct recorder *r, const char *why)
 {
         segment_close(r, why);
         held_release(r);
+        r->io_deadline_mono_us = now_mono_us() + TEARDOWN_US; /* let TEARDOWN go out */
         avformat_close_input(&r->ic);
 }
 
@@ -511,9 +547,7 @@ static void session_run(struct recorder *r)
                         break;
                 if (is_selected(r, pkt->stream_index)) {
                         atomic_store(&r->stats.state, RECORDER_RECORDING);
-                        e = packet_in(r, pkt);
-                        if (e < 0)
-                                log_err("camera %s: write failed: %s", r->o.camera.id, strerror(-e));
+                        e = packet_in(r, pkt); /* -ESTALE: timestamps stepped, start over */
                 }
                 av_packet_unref(pkt);
                 if (stalled && e >= 0)
@@ -523,6 +557,8 @@ static void session_run(struct recorder *r)
                 av_err_text(e, msg, sizeof(msg));
                 if (e == AVERROR_EXIT)
                         snprintf(msg, sizeof(msg), "no data for %.1f s", (double)RECORDER_STALL_US / 1e6);
+                else if (e == -ESTALE)
+                        snprintf(msg, sizeof(msg), "timestamp step");
                 log_warn("camera %s: connection ended: %s", r->o.camera.id, msg);
                 atomic_store(&r->stats.state, RECORDER_DOWN);
         }
@@ -569,7 +605,14 @@ int recorder_start(struct recorder **out, const struct recorder_opts *o)
         r->gap_reason = "camera_down";
         atomic_init(&r->stop, false);
         pthread_mutex_init(&r->sleep_lock, NULL);
-        pthread_cond_init(&r->sleep_cond, NULL);
+        {
+                pthread_condattr_t ca;
+
+                pthread_condattr_init(&ca);
+                pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+                pthread_cond_init(&r->sleep_cond, &ca);
+                pthread_condattr_destroy(&ca);
+        }
         e = pthread_create(&r->thread, NULL, recorder_thread, r);
         if (e) {
                 free(r->url);

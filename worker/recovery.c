@@ -6,7 +6,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <signal.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,22 +52,19 @@ static int collect_row(const struct db_segment *s, void *ctx)
         return 0;
 }
 
-/* A live mwr-worker still owns its 'recording' rows. */
-static bool worker_alive(int64_t pid)
+/* A live writer holds flock(LOCK_SH) on its segment file (segment_writer);
+ * locks die with their process, so a lock we can take means nobody writes.
+ * Unlike a pid check this survives pid reuse and pid namespaces. */
+static bool file_in_use(const char *path)
 {
-        char path[64], comm[32] = "";
-        FILE *f;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        bool busy;
 
-        if (pid <= 0 || pid == getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+        if (fd < 0)
                 return false;
-        snprintf(path, sizeof(path), "/proc/%" PRId64 "/comm", pid);
-        f = fopen(path, "re");
-        if (!f)
-                return false;
-        if (!fgets(comm, sizeof(comm), f))
-                comm[0] = '\0';
-        fclose(f);
-        return strncmp(comm, "mwr-worker", 10) == 0;
+        busy = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+        close(fd); /* drops our lock, if we got it */
+        return busy;
 }
 
 static void repair(struct db *db, const struct pending *p)
@@ -141,7 +139,7 @@ int recovery_run(const struct mwr_config *cfg, const char *instance_id)
         if (e < 0)
                 log_err("recovery: cannot list segments: %s", db_errmsg(db));
         for (size_t i = 0; i < c.n; i++) {
-                if (worker_alive(c.rows[i].pid))
+                if (file_in_use(c.rows[i].path))
                         continue; /* another instance is writing it right now */
                 repair(db, &c.rows[i]);
                 repaired++;

@@ -8,15 +8,19 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libavutil/opt.h>
 
 struct segment_writer {
         AVFormatContext *oc;
+        int lock_fd; /* holds flock(LOCK_SH) while we write: recovery leaves the file alone */
         char *path;
         int map[64]; /* input stream index -> output stream index, -1 if unused */
         int64_t last_dts[SEGMENT_MAX_STREAMS];
+        AVRational in_tb[SEGMENT_MAX_STREAMS]; /* packets' own time base, per output stream */
         int pending;  /* packets in the fragment being built */
         int fragments;
         int dts_fixes;
@@ -50,14 +54,20 @@ int segment_writer_open(struct segment_writer **out, const char *path, const AVF
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0)
                 return -errno;
-        close(fd);
-
+        if (flock(fd, LOCK_SH | LOCK_NB) < 0) {
+                r = -errno;
+                close(fd);
+                unlink(path);
+                return r;
+        }
         w = calloc(1, sizeof(*w));
         if (!w || !(w->path = strdup(path))) {
                 free(w);
+                close(fd);
                 unlink(path);
                 return -ENOMEM;
         }
+        w->lock_fd = fd;
         memset(w->map, -1, sizeof(w->map));
         r = avformat_alloc_output_context2(&w->oc, NULL, "mp4", path);
         if (r < 0)
@@ -76,6 +86,7 @@ int segment_writer_open(struct segment_writer **out, const char *path, const AVF
                 os->time_base = is->time_base;
                 w->map[streams[i]] = os->index;
                 w->last_dts[i] = INT64_MIN;
+                w->in_tb[i] = is->time_base;
         }
         if ((r = avio_open(&w->oc->pb, path, AVIO_FLAG_WRITE)) < 0)
                 goto err;
@@ -107,8 +118,11 @@ int segment_writer_write(struct segment_writer *w, const AVPacket *pkt, int in_i
         if (oi < 0)
                 return -EINVAL;
         os = w->oc->streams[oi];
+        /* the muxer may have chosen another time base (audio: 1/sample rate) */
         pts = av_rescale_q(pts_offset_us, AV_TIME_BASE_Q, os->time_base);
-        dts = pkt->dts != AV_NOPTS_VALUE && pkt->pts != AV_NOPTS_VALUE ? pts - (pkt->pts - pkt->dts) : pts;
+        dts = pkt->dts != AV_NOPTS_VALUE && pkt->pts != AV_NOPTS_VALUE
+                      ? pts - av_rescale_q(pkt->pts - pkt->dts, w->in_tb[oi], os->time_base)
+                      : pts;
         if (w->last_dts[oi] != INT64_MIN && dts <= w->last_dts[oi]) {
                 dts = w->last_dts[oi] + 1;
                 if (pts < dts)
@@ -123,6 +137,7 @@ int segment_writer_write(struct segment_writer *w, const AVPacket *pkt, int in_i
         p->stream_index = oi;
         p->pts = pts;
         p->dts = dts;
+        p->duration = av_rescale_q(pkt->duration, w->in_tb[oi], os->time_base);
         p->pos = -1;
         r = av_write_frame(w->oc, p);
         av_packet_free(&p);
@@ -151,8 +166,9 @@ int segment_writer_flush(struct segment_writer *w)
         return 0;
 }
 
-int segment_writer_close(struct segment_writer *w)
+int segment_writer_close(struct segment_writer *w, int64_t *bytes)
 {
+        struct stat st;
         int r, fd;
 
         segment_writer_flush(w);
@@ -167,6 +183,8 @@ int segment_writer_close(struct segment_writer *w)
         if (fd >= 0) {
                 if (fsync(fd) < 0)
                         fail(w, -errno);
+                if (fstat(fd, &st) == 0)
+                        *bytes = st.st_size; /* with the trailer, unlike avio_tell before it */
                 close(fd);
         }
         r = w->error;
@@ -183,6 +201,8 @@ void segment_writer_abort(struct segment_writer *w)
                         avio_closep(&w->oc->pb);
                 avformat_free_context(w->oc);
         }
+        if (w->lock_fd >= 0)
+                close(w->lock_fd);
         free(w->path);
         free(w);
 }

@@ -27,9 +27,10 @@ int segment_writer_write(struct segment_writer *w, const AVPacket *pkt, int in_i
  * nothing to flush or it was flushed. */
 int segment_writer_flush(struct segment_writer *w);
 
-/* Flushes, writes the trailer, fsyncs and frees.  Returns the first error of
- * the segment's life, if any (the file is still closed and freed). */
-int segment_writer_close(struct segment_writer *w);
+/* Flushes, writes the trailer, fsyncs and frees; *bytes gets the final file
+ * size.  Returns the first error of the segment's life, if any (the file is
+ * still closed and freed). */
+int segment_writer_close(struct segment_writer *w, int64_t *bytes);
 
 /* Frees without the trailer (after a write error); the file stays as is. */
 void segment_writer_abort(struct segment_writer *w);

@@ -18,7 +18,12 @@ bool timeline_observe(struct timeline *t, int64_t media_us, int64_t recv_real_us
         if (!t->have_sample)
                 t->first_recv_mono_us = recv_mono_us;
         t->have_sample = true;
-        if (rtcp_base_us != INT64_MIN) {
+        if (rtcp_base_us != INT64_MIN && (rtcp_base_us + media_us - recv_real_us > TIMELINE_RTCP_MAX_SKEW_US ||
+                                          recv_real_us - (rtcp_base_us + media_us) > TIMELINE_RTCP_MAX_SKEW_US)) {
+                t->rtcp_rejected = true;
+                t->source = TIMELINE_RECEIVE;
+                t->base_us = t->min_delay_us;
+        } else if (rtcp_base_us != INT64_MIN) {
                 t->source = TIMELINE_RTCP;
                 t->base_us = rtcp_base_us;
         } else if (recv_mono_us - t->first_recv_mono_us >= TIMELINE_RTCP_WAIT_US) {

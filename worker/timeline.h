@@ -11,6 +11,10 @@
 #include <stdint.h>
 
 #define TIMELINE_RTCP_WAIT_US (3 * INT64_C(1000000)) /* hold packets this long for a sender report */
+/* A sender report this far from our clock is a camera without NTP (1970,
+ * 2000, ...): its time would file footage in the wrong year, and retention
+ * would delete it at once.  The receive clock is used instead. */
+#define TIMELINE_RTCP_MAX_SKEW_US (300 * INT64_C(1000000))
 
 enum timeline_source { TIMELINE_UNKNOWN, TIMELINE_RTCP, TIMELINE_RECEIVE };
 
@@ -20,6 +24,7 @@ struct timeline {
         int64_t first_recv_mono_us;
         int64_t min_delay_us;     /* receive: least (recv_real - media) seen */
         bool have_sample;
+        bool rtcp_rejected;       /* a report came but was too far off */
 };
 
 void timeline_init(struct timeline *t);
