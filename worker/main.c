@@ -211,7 +211,7 @@ static void worker_stop(struct worker *w)
                 camera_stop(&w->slots[i]);
         left = index_writer_stop(w->iw, DRAIN_TIMEOUT_US);
         if (left)
-                log_err("%zu index updates could not be written; recovery will rebuild them from the files", left);
+                log_err("%zu index updates could not be written; the next start indexes their files", left);
         log_notice("stopped: %zu cameras finalized in %.3f s", w->n_slots, (double)(now_mono_us() - t0) / 1e6);
 }
 

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <time.h>
 #include <sys/file.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -120,6 +122,103 @@ static void repair(struct db *db, const struct pending *p)
         fi_encoder_free(&fi);
 }
 
+/* ---- files without rows ------------------------------------------------------------ */
+
+/* "{start_ms}_{instance}_{num}.mp4" after the "{camera}_" prefix. */
+static bool parse_name(const char *rest, int64_t *start_ms, char instance[CONFIG_ID_MAX], int64_t *num)
+{
+        const char *u1 = strchr(rest, '_'), *dot = strrchr(rest, '.'), *u2;
+        char *end;
+
+        if (!u1 || !dot || strcmp(dot, ".mp4"))
+                return false;
+        for (u2 = dot - 1; u2 > u1 && *u2 != '_'; u2--)
+                ;
+        if (u2 <= u1 + 1 || u2 - u1 - 1 >= CONFIG_ID_MAX)
+                return false;
+        *start_ms = strtoll(rest, &end, 10);
+        if (end != u1)
+                return false;
+        *num = strtoll(u2 + 1, &end, 10);
+        if (end != dot)
+                return false;
+        memcpy(instance, u1 + 1, (size_t)(u2 - u1 - 1));
+        instance[u2 - u1 - 1] = '\0';
+        return true;
+}
+
+/* A segment file the index does not know (its row was still queued when the
+ * process died, or the DB refused it): index it from the file itself. */
+static void adopt(struct db *db, const char *camera, const char *path, const char *file)
+{
+        char instance[CONFIG_ID_MAX];
+        struct fmp4_scan scan;
+        struct fmp4_frames fr = { 0 };
+        struct fi_encoder fi;
+        struct db_segment seg;
+        const uint8_t *blob = NULL;
+        size_t len = 0, cl = strlen(camera);
+        int64_t start_ms, num, id = 0;
+
+        if (strncmp(file, camera, cl) || file[cl] != '_' || !parse_name(file + cl + 1, &start_ms, instance, &num)) {
+                log_warn("recovery: %s: not a segment name, left alone", path);
+                return;
+        }
+        if (file_in_use(path))
+                return;
+        fi_encoder_init(&fi);
+        if (fmp4_truncate(path, &scan) < 0 || fmp4_read_frames(path, &fi, &fr) < 0 || fr.frames == 0) {
+                log_err("recovery: %s has no row and no whole fragment; left alone", path);
+                fi_encoder_free(&fi);
+                return;
+        }
+        fi_encoder_data(&fi, &blob, &len);
+        seg = (struct db_segment){ .camera_id = camera, .instance_id = instance, .path = path, .segment_num = num,
+                                   .start_us = start_ms * 1000, .end_us = start_ms * 1000 + fr.end_offset_us,
+                                   .frames = fr.frames, .bytes = scan.file_size, .keyframes = fr.keyframes,
+                                   .fragments = scan.fragments, .status = "partial", .overlap_status = "unique",
+                                   .time_source = "receive", .created_us = now_real_us(),
+                                   .updated_us = now_real_us() };
+        if (db_segment_begin(db, &seg, &id) < 0 || (seg.id = id, db_segment_update(db, &seg, blob, len) < 0))
+                log_err("recovery: %s: cannot index it: %s", path, db_errmsg(db));
+        else
+                log_notice("recovery: %s had no row: indexed from the file as partial, %" PRId64 " frames", path,
+                           fr.frames);
+        fi_encoder_free(&fi);
+}
+
+/* Only the day directories of today and yesterday (UTC) are walked: rows go
+ * missing only in the last moments of an instance, and a full walk of a
+ * months-long archive at every start would cost minutes. */
+static void adopt_orphans(struct db *db, const struct mwr_config *cfg)
+{
+        for (size_t c = 0; c < cfg->n_cameras; c++)
+                for (int back = 0; back < 2; back++) {
+                        time_t t = time(NULL) - back * 86400;
+                        struct tm tm;
+                        char dir[PATH_MAX], path[PATH_MAX];
+                        struct dirent *de;
+                        struct db_segment seg;
+                        DIR *d;
+
+                        gmtime_r(&t, &tm);
+                        snprintf(dir, sizeof(dir), "%s/%s/%04d-%02d-%02d", cfg->storage_dir, cfg->cameras[c].id,
+                                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+                        if (!(d = opendir(dir)))
+                                continue;
+                        while ((de = readdir(d))) {
+                                size_t n = strlen(de->d_name);
+                                if (n < 5 || strcmp(de->d_name + n - 4, ".mp4"))
+                                        continue;
+                                if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
+                                        continue;
+                                if (db_segment_by_path(db, path, &seg) == -ENOENT)
+                                        adopt(db, cfg->cameras[c].id, path, de->d_name);
+                        }
+                        closedir(d);
+                }
+}
+
 int recovery_run(const struct mwr_config *cfg, const char *instance_id)
 {
         struct collect c = { .rows = calloc(RECOVERY_MAX_ROWS, sizeof(struct pending)) };
@@ -147,6 +246,7 @@ int recovery_run(const struct mwr_config *cfg, const char *instance_id)
         if (repaired)
                 log_notice("recovery: %zu segments left by a stopped instance repaired (this is %s)", repaired,
                            instance_id);
+        adopt_orphans(db, cfg);
         db_close(db);
         free(c.rows);
         return e < 0 ? e : 0;

@@ -1,7 +1,8 @@
 /* recovery: at worker start, repair what a crashed instance left behind.
  * Segments still 'recording' whose process is gone are truncated to their
  * last complete fragment, their end time and frame index read back from the
- * file, and marked 'partial'; a row whose file is gone becomes 'corrupt'.
+ * file, and marked 'partial'; a row whose file is gone becomes 'corrupt';
+ * a recent segment file without a row is indexed from the file ('partial').
  * Nothing is deleted: every decision is logged. */
 #ifndef MWR_WORKER_RECOVERY_H
 #define MWR_WORKER_RECOVERY_H

@@ -214,3 +214,27 @@ def test_sighup_reload_adds_and_removes_cameras_without_a_gap(procs, camsim, tmp
     assert cam2 and all(s["status"] == "complete" for s in cam2)
     assert max(s["end_us"] for s in cam2) < t_reload * 1e6  # stopped at the reload
     assert "reloaded" in open(w.err_path).read()
+
+
+def test_segment_file_without_a_row_is_indexed_at_start(procs, camsim, tmp_path):
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 1)
+    w = start_worker(procs, cfg_path)
+    wait_for(lambda: len(try_segments(cfg, "cam1")) >= 3, 30, "three segments")
+    rc, _ = sigterm_and_time(w)
+    assert rc == 0
+    lost = segments(cfg, "cam1")[1]
+    con = sqlite3.connect(cfg["db_path"])
+    con.execute("DELETE FROM segment_frames WHERE segment_id = ?", (lost["id"],))
+    con.execute("DELETE FROM video_segments WHERE id = ?", (lost["id"],))
+    con.commit()
+    con.close()
+    w2 = start_worker(procs, cfg_path, name="worker-a2")
+    wait_for(lambda: any(s["path"] == lost["path"] for s in try_segments(cfg, "cam1")), 15, "orphan indexed")
+    rc, _ = sigterm_and_time(w2)
+    assert rc == 0
+    back = [s for s in segments(cfg, "cam1") if s["path"] == lost["path"]][0]
+    assert back["status"] == "partial" and back["frames"] == lost["frames"]
+    assert back["start_us"] // 1000 == lost["start_us"] // 1000
+    assert abs(back["end_us"] - lost["end_us"]) <= 40_000
+    assert "had no row" in open(w2.err_path).read()
