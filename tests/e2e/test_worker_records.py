@@ -91,7 +91,7 @@ def test_cameras_recorded_frame_exact_and_stopped_within_a_second(procs, camsim,
     time.sleep(60 + random.random())
     rc, took = sigterm_and_time(w)
     assert rc == 0, open(w.err_path).read()[-3000:]
-    assert took < 1.5, f"graceful stop took {took:.2f} s"
+    assert took < 1.0, f"graceful stop took {took:.2f} s"
     for i in range(1, cams + 1):
         segs = segments(cfg, f"cam{i}")
         assert len(segs) >= 14
@@ -175,7 +175,7 @@ def test_two_instances_share_cameras_storage_and_db(procs, camsim, tmp_path):
     a = start_worker(procs, cfg_path, "a")
     b = start_worker(procs, cfg_path, "b")
     wait_for(lambda: all(len(try_segments(cfg, "cam1", i)) >= 1 for i in ("a", "b")), 30, "both recording")
-    time.sleep(20)
+    time.sleep(60)
     for p in (a, b):
         rc, _ = sigterm_and_time(p)
         assert rc == 0
@@ -185,7 +185,7 @@ def test_two_instances_share_cameras_storage_and_db(procs, camsim, tmp_path):
     for i in range(1, 5):
         for inst in ("a", "b"):
             segs = segments(cfg, f"cam{i}", inst)
-            assert len(segs) >= 5 and all(s["status"] == "complete" for s in segs)
+            assert len(segs) >= 14 and all(s["status"] == "complete" for s in segs)
             rep, _ = framecheck([s["path"] for s in segs], "--camera", f"cam{i}", expect_rc=0)
             assert rep["frames"] == sum(s["frames"] for s in segs)
     # both copies of a frame carry nearly the same camera time (the RTCP
