@@ -1,18 +1,36 @@
-/* payload_hash: FNV-1a 64 over each NAL unit's bytes, with each NAL's length
- * mixed in so unit boundaries count.  Trailing zero bytes of a NAL (the
+/* payload_hash: a 64-bit multiply-rotate hash over each NAL unit's bytes, with
+ * each NAL's length mixed in so unit boundaries count.  Trailing zero bytes of a NAL (the
  * leading zero of a 4-byte start code, or trailing_zero_8bits) are ignored. */
 #include "common/payload_hash.h"
 
 #include <stdbool.h>
 
-#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
-#define FNV_PRIME UINT64_C(0x100000001b3)
+#include <string.h>
 
-static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
+#define SEED UINT64_C(0xcbf29ce484222325)
+#define MUL UINT64_C(0x9e3779b97f4a7c15)
+
+/* Eight bytes a step (byte-at-a-time FNV was 7 % of the worker's CPU with
+ * 16 cameras); a multiply-rotate mix, the tail padded with its length. */
+static uint64_t mix64(uint64_t h, uint64_t v)
 {
-        for (size_t i = 0; i < n; i++)
-                h = (h ^ p[i]) * FNV_PRIME;
-        return h;
+        h ^= v * MUL;
+        h = (h << 31) | (h >> 33);
+        return h * UINT64_C(0xff51afd7ed558ccd);
+}
+
+static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
+{
+        uint64_t v;
+        size_t i = 0;
+
+        for (; i + 8 <= n; i += 8) {
+                memcpy(&v, p + i, 8);
+                h = mix64(h, v);
+        }
+        v = 0;
+        memcpy(&v, p + i, n - i);
+        return mix64(h, v ^ ((uint64_t)(n - i) << 56));
 }
 
 struct acc {
@@ -22,17 +40,11 @@ struct acc {
 
 static void mix_nal(struct acc *a, const uint8_t *p, size_t n)
 {
-        uint8_t len[4];
-
         while (n > 0 && p[n - 1] == 0)
                 n--;
         if (n == 0)
                 return;
-        len[0] = (uint8_t)(n >> 24);
-        len[1] = (uint8_t)(n >> 16);
-        len[2] = (uint8_t)(n >> 8);
-        len[3] = (uint8_t)n;
-        a->h = fnv(fnv(a->h, len, 4), p, n);
+        a->h = hash_bytes(mix64(a->h, n), p, n);
         a->bytes += n;
 }
 
@@ -81,7 +93,7 @@ static void hash_length_prefixed(struct acc *a, const uint8_t *d, size_t len, in
 
 uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size, uint32_t *nal_bytes)
 {
-        struct acc a = { .h = FNV_OFFSET };
+        struct acc a = { .h = SEED };
 
         if (nal_length_size == 1 || nal_length_size == 2 || nal_length_size == 4)
                 hash_length_prefixed(&a, data, len, nal_length_size);
