@@ -36,7 +36,7 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
 
-PKGS_WORKER := $(PKGS_AV) $(PKGS_DB) $(PKGS_JSON) libsystemd
+PKGS_WORKER := $(PKGS_AV) $(PKGS_DB) $(PKGS_JSON) libsystemd libmicrohttpd
 DB_OBJS = $(BUILD)/obj/db/db.o $(BUILD)/obj/db/frame_index.o
 
 # Product binaries appear with the issues that give them behaviour.
@@ -61,9 +61,10 @@ $(BUILD)/obj/worker/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_WORKER))
 $(BUILD)/obj/common/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
 
 # ---- product binaries -------------------------------------------------------
-COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o
+COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $(BUILD)/obj/common/timefmt.o
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment_writer.o timeline.o \
-                 index_writer.o recovery.o fmp4_repair.o disk_guard.o) $(COMMON_OBJS) $(DB_OBJS)
+                 index_writer.o recovery.o fmp4_repair.o disk_guard.o \
+                 status.o http.o) $(COMMON_OBJS) $(DB_OBJS)
 $(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_WORKER)) -lpthread -lm
@@ -89,6 +90,7 @@ $(BUILD)/unit/test_camsim_control: $(BUILD)/obj/tests/unit/test_camsim_control.o
 $(BUILD)/unit/test_db: $(BUILD)/obj/tests/unit/test_db.o $(DB_OBJS)
 $(BUILD)/unit/test_frame_index: $(BUILD)/obj/tests/unit/test_frame_index.o $(BUILD)/obj/db/frame_index.o
 $(BUILD)/unit/test_config: $(BUILD)/obj/tests/unit/test_config.o $(BUILD)/obj/common/config.o
+$(BUILD)/unit/test_timefmt: $(BUILD)/obj/tests/unit/test_timefmt.o $(BUILD)/obj/common/timefmt.o
 $(BUILD)/unit/test_timeline: $(BUILD)/obj/tests/unit/test_timeline.o $(BUILD)/obj/worker/timeline.o
 $(BUILD)/unit/test_payload_hash: $(BUILD)/obj/tests/unit/test_payload_hash.o $(BUILD)/obj/common/payload_hash.o
 $(UNIT_TESTS):

@@ -325,6 +325,7 @@ void index_writer_get_stats(struct index_writer *iw, struct index_writer_stats *
 {
         pthread_mutex_lock(&iw->lock);
         *out = iw->stats;
+        out->queue_len = iw->n;
         pthread_mutex_unlock(&iw->lock);
 }
 

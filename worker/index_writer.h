@@ -31,6 +31,7 @@ struct seg_info {
 
 struct index_writer_stats {
         uint64_t queued, applied, dropped, db_errors;
+        uint64_t queue_len; /* events waiting now */
         int64_t last_error_mono_us;
 };
 

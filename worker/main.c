@@ -21,7 +21,12 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/time_util.h"
+#include <pthread.h>
+#include <systemd/sd-daemon.h>
+
 #include "worker/disk_guard.h"
+#include "worker/http.h"
+#include "worker/status.h"
 #include "worker/index_writer.h"
 #include "worker/recorder.h"
 #include "worker/recovery.h"
@@ -44,9 +49,22 @@ struct worker {
         struct mwr_config *cfg;
         struct index_writer *iw;
         struct disk_guard *disk;
+        struct http_server *http;
+        pthread_rwlock_t slots_lock; /* slots/n_slots: written by reload, read by HTTP */
         struct camera_slot slots[CONFIG_MAX_CAMERAS];
         size_t n_slots;
+        int64_t start_mono_us;
+        pthread_mutex_t ready_lock;  /* ready_since_real_us: main thread and HTTP thread */
+        int64_t ready_since_real_us;
+        /* sd_notify, main thread only */
+        bool ready_sent;
+        char last_status[128];
+        uint64_t watchdog_usec;
+        int64_t next_watchdog_mono_us;
+        uint64_t heartbeats[CONFIG_MAX_CAMERAS];
 };
+
+#define TICK_MS 250 /* main loop: signals, sd_notify, watchdog; the disk guard every 4th */
 
 static void usage(FILE *f)
 {
@@ -175,6 +193,7 @@ static void worker_reload(struct worker *w)
                 log_err("reload refused, keeping the running config: %s", err);
                 return;
         }
+        pthread_rwlock_wrlock(&w->slots_lock);
         memcpy(old, w->slots, sizeof(old));
         for (size_t i = 0; i < n_old; i++) {
                 const struct config_camera *c = config_camera_find(next, old[i].cam.id);
@@ -196,6 +215,7 @@ static void worker_reload(struct worker *w)
                 if (!w->slots[i].rec && camera_start(w, &w->slots[i]) == 0)
                         started++;
         }
+        pthread_rwlock_unlock(&w->slots_lock);
         log_notice("reloaded %s: %zu cameras kept, %zu started, %zu stopped", w->a.config, kept, started, stopped);
 }
 
@@ -213,6 +233,121 @@ static void worker_stop(struct worker *w)
         if (left)
                 log_err("%zu index updates could not be written; the next start indexes their files", left);
         log_notice("stopped: %zu cameras finalized in %.3f s", w->n_slots, (double)(now_mono_us() - t0) / 1e6);
+}
+
+static const char *camera_state(const struct recorder_stats *st, bool disk_full)
+{
+        int state = atomic_load(&st->state);
+
+        if (disk_full && state == RECORDER_RECORDING)
+                return "paused";
+        return recorder_state_name(state);
+}
+
+/* Fills a status snapshot: called by the HTTP thread and the main loop. */
+static void worker_snapshot(void *ctx, struct status_snapshot *s)
+{
+        struct worker *w = ctx;
+        struct disk_state *d = disk_guard_state(w->disk);
+        struct index_writer_stats ist;
+        int64_t now = now_mono_us();
+
+        memset(s, 0, sizeof(*s));
+        s->instance_id = w->a.instance_id;
+        s->now_real_us = now_real_us();
+        s->uptime_us = now - w->start_mono_us;
+        s->disk_full = atomic_load(&d->full);
+        s->disk_free_bytes = atomic_load(&d->free_bytes);
+        s->disk_deleted_segments = atomic_load(&d->deleted_segments);
+        index_writer_get_stats(w->iw, &ist);
+        s->db_queue = ist.queue_len;
+        s->db_errors = ist.db_errors;
+        s->db_ok = ist.db_errors == 0 || now - ist.last_error_mono_us > STATUS_DB_ERROR_WINDOW_US;
+        status_read_process(&s->rss_bytes, &s->threads);
+        pthread_rwlock_rdlock(&w->slots_lock);
+        s->disk_min_free_bytes = w->cfg->disk.min_free_bytes;
+        for (size_t i = 0; i < w->n_slots; i++) {
+                const struct recorder_stats *st;
+                struct status_camera *c;
+                int64_t last;
+
+                if (!w->slots[i].rec) /* it failed to start: logged then */
+                        continue;
+                st = recorder_stats(w->slots[i].rec);
+                c = &s->cameras[s->n_cameras++];
+                last = atomic_load(&st->last_frame_mono_us);
+
+                snprintf(c->id, sizeof(c->id), "%s", w->slots[i].cam.id);
+                config_url_redact(w->slots[i].cam.url, c->url, sizeof(c->url));
+                c->state = camera_state(st, s->disk_full);
+                c->frames = atomic_load(&st->frames);
+                c->bytes = atomic_load(&st->bytes);
+                c->segments = atomic_load(&st->segments);
+                c->reconnects = atomic_load(&st->reconnects);
+                c->ts_anomalies = atomic_load(&st->ts_anomalies);
+                c->write_errors = atomic_load(&st->write_errors);
+                c->last_frame_age_s = last ? (double)(now - last) / 1e6 : -1;
+                c->gap_s_camera_down = (double)atomic_load(&st->gap_us_camera_down) / 1e6;
+                c->gap_s_disk_full = (double)atomic_load(&st->gap_us_disk_full) / 1e6;
+                c->recording = atomic_load(&st->state) == RECORDER_RECORDING && atomic_load(&st->segment_has_key) &&
+                               last && now - last < STATUS_FRESH_US && !s->disk_full;
+                if (!c->recording && !strcmp(c->state, "recording"))
+                        c->state = "stalled"; /* connected, but no frame for STATUS_FRESH_US */
+        }
+        pthread_rwlock_unlock(&w->slots_lock);
+        pthread_mutex_lock(&w->ready_lock);
+        status_evaluate(s, &w->ready_since_real_us);
+        pthread_mutex_unlock(&w->ready_lock);
+}
+
+/* True when every recorder thread ran since the last look: a camera may be
+ * down (its thread still loops), but a stuck thread stops the pings. */
+static bool recorders_progress(struct worker *w)
+{
+        bool ok = true;
+
+        for (size_t i = 0; i < w->n_slots; i++) {
+                uint64_t hb;
+
+                if (!w->slots[i].rec)
+                        continue;
+                hb = atomic_load(&recorder_stats(w->slots[i].rec)->heartbeat);
+                if (hb == w->heartbeats[i])
+                        ok = false;
+                w->heartbeats[i] = hb;
+        }
+        return ok;
+}
+
+/* sd_notify to whoever owns $NOTIFY_SOCKET (systemd or the supervisor). */
+static void worker_notify(struct worker *w)
+{
+        struct status_snapshot *s = malloc(sizeof(*s));
+        char status[128];
+        int64_t now = now_mono_us();
+
+        if (!s)
+                return;
+        worker_snapshot(w, s);
+        snprintf(status, sizeof(status), "%s: recording %zu/%zu cameras", s->status, s->running, s->n_cameras);
+        if (!w->ready_sent && s->http_code == 200) {
+                sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+                w->ready_sent = true;
+                log_notice("ready: %s", status);
+        } else if (strcmp(status, w->last_status)) {
+                sd_notifyf(0, "STATUS=%s", status);
+        }
+        snprintf(w->last_status, sizeof(w->last_status), "%s", status);
+        free(s);
+        if (w->watchdog_usec && now >= w->next_watchdog_mono_us) {
+                pthread_rwlock_rdlock(&w->slots_lock);
+                if (recorders_progress(w))
+                        sd_notify(0, "WATCHDOG=1");
+                else
+                        log_err("watchdog: a recorder thread made no progress; not pinging");
+                pthread_rwlock_unlock(&w->slots_lock);
+                w->next_watchdog_mono_us = now + (int64_t)w->watchdog_usec / 2;
+        }
 }
 
 static int mkdir_storage(const char *dir)
@@ -266,18 +401,32 @@ static int worker_run(struct worker *w)
         slots_from_config(w);
         for (size_t i = 0; i < w->n_slots; i++)
                 camera_start(w, &w->slots[i]);
-        log_notice("mwr-worker %s instance %s: %zu cameras", MWR_VERSION, w->a.instance_id, w->n_slots);
-        for (;;) {
-                struct timespec tick = { .tv_sec = 1 };
+        if ((e = http_start(&w->http, w->cfg->worker.bind, w->a.port, w->cfg->db_path, worker_snapshot, w, err,
+                            sizeof(err))) < 0) {
+                log_err("http: %s", err);
+                worker_stop(w);
+                disk_guard_free(w->disk);
+                return 1;
+        }
+        if (sd_watchdog_enabled(0, &w->watchdog_usec) <= 0)
+                w->watchdog_usec = 0;
+        log_notice("mwr-worker %s instance %s: %zu cameras, http %s:%d", MWR_VERSION, w->a.instance_id, w->n_slots,
+                   w->cfg->worker.bind, w->a.port);
+        for (unsigned ticks = 0;; ticks++) {
+                struct timespec tick = { .tv_nsec = TICK_MS * 1000000L };
                 int sig = sigtimedwait(&set, NULL, &tick);
 
                 if (sig == SIGHUP)
                         worker_reload(w);
                 else if (sig == SIGTERM || sig == SIGINT)
                         break;
-                disk_guard_tick(w->disk);
+                if (ticks % (1000 / TICK_MS) == 0)
+                        disk_guard_tick(w->disk);
+                worker_notify(w);
         }
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing every segment");
         log_notice("stopping on signal: finishing every segment");
+        http_stop(w->http);
         worker_stop(w);
         disk_guard_free(w->disk);
         return 0;
@@ -312,6 +461,9 @@ int main(int argc, char **argv)
         avformat_network_init();
         setvbuf(stderr, NULL, _IOLBF, 0);
 
+        w.start_mono_us = now_mono_us();
+        pthread_rwlock_init(&w.slots_lock, NULL);
+        pthread_mutex_init(&w.ready_lock, NULL);
         r = worker_run(&w);
         config_free(w.cfg);
         avformat_network_deinit();

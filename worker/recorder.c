@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libavformat/avformat.h>
 #include <libavcodec/avcodec.h>
@@ -32,6 +33,8 @@
 #define DEFAULT_FRAME_US (40 * USEC_PER_MSEC)
 #define BACKOFF_MIN_US (250 * USEC_PER_MSEC)
 #define GAP_MIN_FRAMES 1.5               /* a hole longer than this many frames is a gap */
+#define SLEEP_SLICE_US (250 * USEC_PER_MSEC)
+#define TEST_STALL_AFTER_FRAMES 50        /* MWR_TEST_STALL_CAMERA: hang after this many frames */
 #define TEARDOWN_US (500 * USEC_PER_MSEC) /* cameras with a session limit need their TEARDOWN */
 #define JUMP_MAX_US (2 * USEC_PER_SEC)    /* a timestamp step larger than this: new timeline */
 
@@ -68,12 +71,14 @@ struct recorder {
         int64_t last_video_us, frame_us;
         int64_t last_end_us;     /* end of the last frame recorded, across sessions */
         const char *gap_reason;  /* why the next hole happens: camera_down unless we dropped frames */
+        bool test_stall;         /* MWR_TEST_STALL_CAMERA names this camera (watchdog tests only) */
 };
 
 static int interrupt_cb(void *opaque)
 {
         struct recorder *r = opaque;
 
+        atomic_fetch_add(&r->stats.heartbeat, 1); /* called often while libavformat waits */
         return atomic_load(&r->stop) || now_mono_us() > r->io_deadline_mono_us;
 }
 
@@ -81,15 +86,18 @@ static int interrupt_cb(void *opaque)
  * backoff); recorder_request_stop wakes it. */
 static void sleep_interruptible(struct recorder *r, int64_t us)
 {
-        struct timespec ts;
         int64_t until = now_mono_us() + us;
 
-        ts.tv_sec = (time_t)(until / USEC_PER_SEC);
-        ts.tv_nsec = (long)(until % USEC_PER_SEC) * 1000;
         pthread_mutex_lock(&r->sleep_lock);
-        while (!atomic_load(&r->stop) && now_mono_us() < until)
-                if (pthread_cond_timedwait(&r->sleep_cond, &r->sleep_lock, &ts) == ETIMEDOUT)
-                        break;
+        while (!atomic_load(&r->stop) && now_mono_us() < until) {
+                /* wake every SLEEP_SLICE_US so the heartbeat goes on while backing off */
+                int64_t t = now_mono_us() + SLEEP_SLICE_US;
+                struct timespec ts = { .tv_sec = (time_t)((t < until ? t : until) / USEC_PER_SEC),
+                                       .tv_nsec = (long)((t < until ? t : until) % USEC_PER_SEC) * 1000 };
+
+                atomic_fetch_add(&r->stats.heartbeat, 1);
+                pthread_cond_timedwait(&r->sleep_cond, &r->sleep_lock, &ts);
+        }
         pthread_mutex_unlock(&r->sleep_lock);
 }
 
@@ -229,7 +237,6 @@ static void segment_close(struct recorder *r, const char *why)
         seg_ref_release(s->ref);
         fi_encoder_free(&s->fi);
         free(s);
-        atomic_store(&r->stats.segment_has_key, 0);
 }
 
 static int segment_open(struct recorder *r, int64_t start_us)
@@ -314,6 +321,7 @@ static void write_failed(struct recorder *r, int e)
         atomic_fetch_add(&r->stats.write_errors, 1);
         log_err("camera %s: write failed: %s", r->o.camera.id, strerror(-e));
         segment_close(r, "write error");
+        atomic_store(&r->stats.segment_has_key, 0);
         if (e == -ENOSPC) {
                 atomic_store(&r->o.disk->full, true);
                 r->gap_reason = "disk_full";
@@ -373,6 +381,7 @@ static int packet_record(struct recorder *r, AVPacket *pkt)
         if (atomic_load(&r->o.disk->full)) {
                 if (r->seg)
                         segment_close(r, "disk full");
+                atomic_store(&r->stats.segment_has_key, 0);
                 r->gap_reason = "disk_full";
                 atomic_fetch_add(&r->stats.dropped_disk_full, 1);
                 return 0;
@@ -513,6 +522,7 @@ static int session_open(struct recorder *r)
 static void session_close(struct recorder *r, const char *why)
 {
         segment_close(r, why);
+        atomic_store(&r->stats.segment_has_key, 0);
         held_release(r);
         r->io_deadline_mono_us = now_mono_us() + TEARDOWN_US; /* let TEARDOWN go out */
         avformat_close_input(&r->ic);
@@ -545,10 +555,14 @@ static void session_run(struct recorder *r)
                 stalled = now_mono_us() > r->io_deadline_mono_us;
                 if (e < 0)
                         break;
+                atomic_fetch_add(&r->stats.heartbeat, 1);
                 if (is_selected(r, pkt->stream_index)) {
                         atomic_store(&r->stats.state, RECORDER_RECORDING);
                         e = packet_in(r, pkt); /* -ESTALE: timestamps stepped, start over */
                 }
+                if (r->test_stall && atomic_load(&r->stats.frames) > TEST_STALL_AFTER_FRAMES)
+                        while (!atomic_load(&r->stop)) /* test hook: a stuck loop, no heartbeat */
+                                usleep(10000);
                 av_packet_unref(pkt);
                 if (stalled && e >= 0)
                         e = AVERROR_EXIT;
@@ -603,6 +617,7 @@ int recorder_start(struct recorder **out, const struct recorder_opts *o)
         r->next_segment_num = o->first_segment_num;
         r->frame_us = DEFAULT_FRAME_US;
         r->gap_reason = "camera_down";
+        r->test_stall = getenv("MWR_TEST_STALL_CAMERA") && !strcmp(getenv("MWR_TEST_STALL_CAMERA"), o->camera.id);
         atomic_init(&r->stop, false);
         pthread_mutex_init(&r->sleep_lock, NULL);
         {

@@ -26,9 +26,11 @@ struct recorder_stats {
         _Atomic int state;
         _Atomic uint64_t frames, bytes, segments, reconnects, ts_anomalies, dropped_prekey;
         _Atomic int64_t last_frame_mono_us;
-        _Atomic int64_t segment_has_key;     /* 1 once the current segment holds a keyframe */
+        _Atomic int64_t segment_has_key;     /* 1 while a segment is open (each starts with a keyframe);
+                                                kept across a rotation so health does not flicker */
         _Atomic uint64_t gap_us_camera_down, gap_us_disk_full;
         _Atomic uint64_t write_errors, dropped_disk_full;
+        _Atomic uint64_t heartbeat; /* bumped whenever the thread runs its loop: the watchdog's evidence */
 };
 
 struct recorder_opts {

@@ -1,0 +1,146 @@
+"""mwr-worker tells the truth about itself: /health, /api/health, /metrics,
+the JSON API, and sd_notify (READY, STATUS, WATCHDOG only while recording
+progresses, STOPPING) on a NOTIFY_SOCKET the test owns."""
+import json
+import os
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+
+from conftest import free_port, wait_for
+from test_worker_records import FPS, WORKER, write_config
+
+
+def get(port, path, timeout=5):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return None, ""
+
+
+def start(procs, cfg_path, port, env=None, name="worker"):
+    return procs.start(name, [WORKER, "--config", cfg_path, "--instance-id", "a", "--port", str(port)],
+                       env={**os.environ, **(env or {})})
+
+
+def test_health_starting_then_healthy_then_degraded(procs, camsim, tmp_path):
+    cs = camsim(cameras=2, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 2)
+    port = free_port()
+    start(procs, cfg_path, port)
+    code, body = wait_for(lambda: (lambda r: r if r[0] else None)(get(port, "/health")), 10, "HTTP up")
+    assert code == 503 and json.loads(body)["status"] == "starting"
+    wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
+    h = json.loads(get(port, "/health")[1])
+    assert set(h) == {"status", "recording", "cameras", "uptime", "instance_id", "ready_since"}
+    assert h["status"] == "healthy" and h["recording"] is True and h["instance_id"] == "a"
+    assert h["cameras"] == {"cam1": "recording", "cam2": "recording"}
+    code, body = get(port, "/api/health")
+    a = json.loads(body)
+    assert code == 200 and a["recording"] == {"status": "recording", "running_cameras": 2, "enabled_cameras": 2}
+    assert a["database"]["status"] == "connected" and "memory_mb" in a["system"] and "threads" in a["system"]
+    assert cs.control("outage cam1 8") == "ok"
+    wait_for(lambda: json.loads(get(port, "/health")[1])["status"] == "degraded", 6, "degraded")
+    code, body = get(port, "/health")
+    assert code == 200 and json.loads(body)["cameras"]["cam1"] != "recording"
+    wait_for(lambda: json.loads(get(port, "/health")[1])["status"] == "healthy", 20, "healthy again")
+    metrics = get(port, "/metrics")[1]
+    for name in ("mwr_camera_frames_total{camera=\"cam1\"}", "mwr_camera_reconnects_total",
+                 "mwr_gap_seconds_total{camera=\"cam1\",reason=\"camera_down\"}", "mwr_process_resident_memory_bytes",
+                 "mwr_http_requests_total{code=\"200\"}", "mwr_disk_free_bytes"):
+        assert name in metrics, name
+    gap_s = [l for l in metrics.splitlines() if l.startswith('mwr_gap_seconds_total{camera="cam1",reason="camera_down"}')]
+    assert float(gap_s[0].split()[-1]) > 4
+
+
+def test_api_answers_from_the_index_and_refuses_bad_requests(procs, camsim, tmp_path):
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 1)
+    port = free_port()
+    start(procs, cfg_path, port)
+    wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
+    wait_for(lambda: len(json.loads(get(port, "/api/segments?camera=cam1")[1])) >= 2, 20, "two segments")
+    segs = json.loads(get(port, "/api/segments?camera=cam1&limit=1")[1])
+    assert len(segs) == 1 and segs[0]["camera_id"] == "cam1" and segs[0]["status"] in ("complete", "recording")
+    assert json.loads(get(port, "/api/segments?camera=cam1&limit=1&offset=1")[1])[0]["id"] != segs[0]["id"]
+    t = segs[0]["start_us"] / 1e6
+    assert json.loads(get(port, f"/api/segments?camera=cam1&to={t}")[1]) == []
+    assert json.loads(get(port, "/api/gaps")[1]) == []
+    cams = json.loads(get(port, "/api/cameras")[1])
+    assert cams[0]["id"] == "cam1" and cams[0]["state"] == "recording"
+    assert get(port, "/api/segments")[0] == 400                     # camera required
+    assert get(port, "/api/segments?camera=cam1&from=yesterday")[0] == 400
+    assert get(port, "/api/segments?camera=cam1&limit=100000")[0] == 400
+    assert get(port, "/nope")[0] == 404
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/health", method="DELETE")
+    try:
+        urllib.request.urlopen(req, timeout=5)
+        assert False, "DELETE accepted"
+    except urllib.error.HTTPError as e:
+        assert e.code == 405
+    # malformed and oversized requests: an error or a closed connection, never a crash
+    for raw in (b"GARBAGE\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100000 + b"\r\n\r\n",
+                b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            try:
+                s.sendall(raw)
+                reply = s.recv(100)
+            except (ConnectionError, socket.timeout):
+                reply = b""
+            assert reply == b"" or reply.startswith(b"HTTP/1.1 4"), reply
+    assert get(port, "/health")[0] == 200
+
+
+def notify_socket(tmp_path):
+    path = os.path.join(tmp_path, "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(0.5)
+    return s, path
+
+
+def messages(sock, seconds):
+    got, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            got.append((time.monotonic(), sock.recv(4096).decode()))
+        except socket.timeout:
+            pass
+    return got
+
+
+def test_notify_ready_watchdog_stopping_in_order(procs, camsim, tmp_path):
+    cs = camsim(cameras=2, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 2)
+    sock, path = notify_socket(str(tmp_path))
+    w = start(procs, cfg_path, free_port(), env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
+    got = messages(sock, 8)
+    texts = [m for _, m in got]
+    ready = [i for i, m in enumerate(texts) if "READY=1" in m]
+    assert ready, texts
+    assert "STATUS=healthy: recording 2/2 cameras" in texts[ready[0]]
+    pings = [t for t, m in got if "WATCHDOG=1" in m]
+    assert len(pings) >= 8  # every 0.5 s
+    os.kill(w.pid, signal.SIGTERM)
+    tail = [m for _, m in messages(sock, 2)]
+    assert any("STOPPING=1" in m for m in tail), tail
+    assert w.wait(timeout=10) == 0
+
+
+def test_watchdog_stops_when_a_recorder_is_stuck(procs, camsim, tmp_path):
+    cs = camsim(cameras=2, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 2)
+    sock, path = notify_socket(str(tmp_path))
+    start(procs, cfg_path, free_port(),
+          env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000", "MWR_TEST_STALL_CAMERA": "cam2"})
+    got = messages(sock, 8)
+    pings = [t for t, m in got if "WATCHDOG=1" in m]
+    assert pings, [m for _, m in got]
+    last = pings[-1]
+    # cam2's loop hangs after 50 frames (2 s): the pings stop then, and stay stopped
+    assert last < got[-1][0] - 3, f"still pinging {got[-1][0] - last:.1f} s before the end"

@@ -1,0 +1,394 @@
+/* http: routes and renderers (see http.h).  All handlers run on MHD's one
+ * internal thread, which alone uses h->db; request counters are atomics. */
+#include "worker/http.h"
+
+#include <arpa/inet.h>
+#include <cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/time_util.h"
+#include "common/timefmt.h"
+#include "db/db.h"
+
+enum { CODE_200, CODE_400, CODE_404, CODE_405, CODE_500, CODE_503, N_CODES };
+static const int code_values[N_CODES] = { 200, 400, 404, 405, 500, 503 };
+
+struct http_server {
+        struct MHD_Daemon *d;
+        struct db *db;
+        http_snapshot_fn snapshot;
+        void *ctx;
+        _Atomic uint64_t requests[N_CODES];
+};
+
+/* ---- responses -------------------------------------------------------------------- */
+
+static enum MHD_Result reply(struct http_server *h, struct MHD_Connection *c, int code, const char *type,
+                             char *body /* malloc'd, taken */)
+{
+        struct MHD_Response *r;
+        enum MHD_Result ret;
+
+        if (!body)
+                return MHD_NO;
+        r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+                free(body);
+                return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", type);
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+        ret = MHD_queue_response(c, (unsigned)code, r);
+        MHD_destroy_response(r);
+        for (int i = 0; i < N_CODES; i++)
+                if (code_values[i] == code)
+                        atomic_fetch_add(&h->requests[i], 1);
+        return ret;
+}
+
+static enum MHD_Result reply_json(struct http_server *h, struct MHD_Connection *c, int code, cJSON *j)
+{
+        char *body = j ? cJSON_PrintUnformatted(j) : NULL;
+
+        cJSON_Delete(j);
+        if (!body)
+                return reply(h, c, 500, "application/json", strdup("{\"error\":\"out of memory\"}"));
+        return reply(h, c, code, "application/json", body);
+}
+
+static enum MHD_Result reply_error(struct http_server *h, struct MHD_Connection *c, int code, const char *msg)
+{
+        cJSON *j = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(j, "error", msg);
+        return reply_json(h, c, code, j);
+}
+
+static void add_time(cJSON *o, const char *key, int64_t us)
+{
+        char buf[TIMEFMT_RFC3339_MAX];
+
+        if (us <= 0) {
+                cJSON_AddNullToObject(o, key);
+                return;
+        }
+        timefmt_rfc3339(us, buf);
+        cJSON_AddStringToObject(o, key, buf);
+}
+
+/* ---- status endpoints -------------------------------------------------------------- */
+
+static enum MHD_Result health(struct http_server *h, struct MHD_Connection *c, const struct status_snapshot *s)
+{
+        cJSON *j = cJSON_CreateObject(), *cams = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(j, "status", s->status);
+        cJSON_AddBoolToObject(j, "recording", s->running > 0);
+        for (size_t i = 0; i < s->n_cameras; i++)
+                cJSON_AddStringToObject(cams, s->cameras[i].id, s->cameras[i].state);
+        cJSON_AddItemToObject(j, "cameras", cams);
+        cJSON_AddNumberToObject(j, "uptime", (double)s->uptime_us / 1e6);
+        cJSON_AddStringToObject(j, "instance_id", s->instance_id);
+        add_time(j, "ready_since", s->ready_since_real_us);
+        return reply_json(h, c, s->http_code, j);
+}
+
+static enum MHD_Result api_health(struct http_server *h, struct MHD_Connection *c, const struct status_snapshot *s)
+{
+        cJSON *j = cJSON_CreateObject(), *o;
+
+        cJSON_AddStringToObject(j, "status", s->status);
+        add_time(j, "timestamp", s->now_real_us);
+        cJSON_AddStringToObject(j, "instance_id", s->instance_id);
+        o = cJSON_AddObjectToObject(j, "recording");
+        cJSON_AddStringToObject(o, "status", s->running == s->n_cameras ? "recording"
+                                                 : s->running ? "degraded" : "stopped");
+        cJSON_AddNumberToObject(o, "running_cameras", (double)s->running);
+        cJSON_AddNumberToObject(o, "enabled_cameras", (double)s->n_cameras);
+        o = cJSON_AddObjectToObject(j, "database");
+        cJSON_AddStringToObject(o, "status", s->db_ok ? "connected" : "error");
+        cJSON_AddNumberToObject(o, "queued_updates", (double)s->db_queue);
+        cJSON_AddNumberToObject(o, "errors", (double)s->db_errors);
+        o = cJSON_AddObjectToObject(j, "disk");
+        cJSON_AddStringToObject(o, "status", s->disk_full ? "full" : "ok");
+        cJSON_AddNumberToObject(o, "free_bytes", (double)s->disk_free_bytes);
+        cJSON_AddNumberToObject(o, "min_free_bytes", (double)s->disk_min_free_bytes);
+        cJSON_AddNumberToObject(o, "deleted_segments", (double)s->disk_deleted_segments);
+        o = cJSON_AddObjectToObject(j, "system");
+        cJSON_AddNumberToObject(o, "memory_mb", (double)s->rss_bytes / (1024.0 * 1024.0));
+        cJSON_AddNumberToObject(o, "threads", s->threads);
+        cJSON_AddNumberToObject(o, "uptime", (double)s->uptime_us / 1e6);
+        return reply_json(h, c, s->http_code, j);
+}
+
+static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection *c, const struct status_snapshot *s)
+{
+        cJSON *arr = cJSON_CreateArray();
+
+        for (size_t i = 0; i < s->n_cameras; i++) {
+                const struct status_camera *k = &s->cameras[i];
+                cJSON *o = cJSON_CreateObject();
+
+                cJSON_AddStringToObject(o, "id", k->id);
+                cJSON_AddStringToObject(o, "url", k->url);
+                cJSON_AddStringToObject(o, "state", k->state);
+                cJSON_AddNumberToObject(o, "frames", (double)k->frames);
+                cJSON_AddNumberToObject(o, "segments", (double)k->segments);
+                cJSON_AddNumberToObject(o, "reconnects", (double)k->reconnects);
+                if (k->last_frame_age_s < 0)
+                        cJSON_AddNullToObject(o, "last_frame_age_s");
+                else
+                        cJSON_AddNumberToObject(o, "last_frame_age_s", k->last_frame_age_s);
+                cJSON_AddItemToArray(arr, o);
+        }
+        return reply_json(h, c, 200, arr);
+}
+
+static char *metrics_text(struct http_server *h, const struct status_snapshot *s)
+{
+        size_t cap = 4096 + s->n_cameras * 2048, n = 0;
+        char *b = malloc(cap);
+
+#define M(...) (n += (size_t)snprintf(b + n, n < cap ? cap - n : 0, __VA_ARGS__))
+        if (!b)
+                return NULL;
+        M("# HELP mwr_camera_frames_total Video frames recorded.\n# TYPE mwr_camera_frames_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_frames_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].frames);
+        M("# TYPE mwr_camera_bytes_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_bytes_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].bytes);
+        M("# TYPE mwr_camera_segments_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_segments_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].segments);
+        M("# TYPE mwr_camera_reconnects_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_reconnects_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].reconnects);
+        M("# TYPE mwr_camera_timestamp_anomalies_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_timestamp_anomalies_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].ts_anomalies);
+        M("# TYPE mwr_camera_write_errors_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_write_errors_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].write_errors);
+        M("# HELP mwr_camera_last_frame_age_seconds Seconds since the last frame (-1: none yet).\n"
+          "# TYPE mwr_camera_last_frame_age_seconds gauge\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_last_frame_age_seconds{camera=\"%s\"} %.3f\n", s->cameras[i].id,
+                  s->cameras[i].last_frame_age_s);
+        M("# HELP mwr_camera_recording 1 when the camera records now.\n# TYPE mwr_camera_recording gauge\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_recording{camera=\"%s\"} %d\n", s->cameras[i].id, s->cameras[i].recording);
+        M("# HELP mwr_gap_seconds_total Seconds of footage missing, by reason.\n# TYPE mwr_gap_seconds_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++) {
+                M("mwr_gap_seconds_total{camera=\"%s\",reason=\"camera_down\"} %.3f\n", s->cameras[i].id,
+                  s->cameras[i].gap_s_camera_down);
+                M("mwr_gap_seconds_total{camera=\"%s\",reason=\"disk_full\"} %.3f\n", s->cameras[i].id,
+                  s->cameras[i].gap_s_disk_full);
+        }
+        M("# TYPE mwr_process_uptime_seconds gauge\nmwr_process_uptime_seconds %.3f\n", (double)s->uptime_us / 1e6);
+        M("# TYPE mwr_process_resident_memory_bytes gauge\nmwr_process_resident_memory_bytes %" PRIu64 "\n",
+          s->rss_bytes);
+        M("# TYPE mwr_process_threads gauge\nmwr_process_threads %d\n", s->threads);
+        M("# TYPE mwr_db_errors_total counter\nmwr_db_errors_total %" PRIu64 "\n", s->db_errors);
+        M("# TYPE mwr_db_queued_updates gauge\nmwr_db_queued_updates %" PRIu64 "\n", s->db_queue);
+        M("# TYPE mwr_disk_free_bytes gauge\nmwr_disk_free_bytes %" PRIu64 "\n", s->disk_free_bytes);
+        M("# TYPE mwr_disk_full gauge\nmwr_disk_full %d\n", s->disk_full);
+        M("# TYPE mwr_healthy gauge\nmwr_healthy %d\n", s->http_code == 200);
+        M("# TYPE mwr_http_requests_total counter\n");
+        for (int i = 0; i < N_CODES; i++)
+                M("mwr_http_requests_total{code=\"%d\"} %" PRIu64 "\n", code_values[i], atomic_load(&h->requests[i]));
+#undef M
+        if (n >= cap) {
+                free(b);
+                return NULL;
+        }
+        return b;
+}
+
+/* ---- index queries ------------------------------------------------------------------ */
+
+struct query {
+        const char *camera;
+        int64_t from_us, to_us, limit, offset;
+};
+
+static const char *query_parse(struct MHD_Connection *c, struct query *q, bool camera_required)
+{
+        const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
+        const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
+        const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+        const char *offset = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset");
+        char *end;
+
+        q->camera = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "camera");
+        if (q->camera && (!*q->camera || strlen(q->camera) >= CONFIG_ID_MAX))
+                return "camera: not a camera id";
+        if (camera_required && !q->camera)
+                return "camera is required";
+        q->from_us = 0;
+        q->to_us = now_real_us() + 86400 * USEC_PER_SEC;
+        if (from && timefmt_parse_us(from, &q->from_us) < 0)
+                return "from: not RFC 3339 or unix seconds";
+        if (to && timefmt_parse_us(to, &q->to_us) < 0)
+                return "to: not RFC 3339 or unix seconds";
+        if (q->from_us >= q->to_us)
+                return "from must be before to";
+        q->limit = HTTP_PAGE_DEFAULT;
+        q->offset = 0;
+        if (limit && ((q->limit = strtoll(limit, &end, 10)) < 1 || q->limit > HTTP_PAGE_MAX || *end))
+                return "limit: an integer in [1, 1000]";
+        if (offset && ((q->offset = strtoll(offset, &end, 10)) < 0 || *end || q->offset > INT32_MAX))
+                return "offset: a non-negative integer";
+        return NULL;
+}
+
+static int segment_json(const struct db_segment *s, void *ctx)
+{
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(o, "id", (double)s->id);
+        cJSON_AddStringToObject(o, "camera_id", s->camera_id);
+        cJSON_AddStringToObject(o, "instance_id", s->instance_id);
+        cJSON_AddStringToObject(o, "path", s->path);
+        cJSON_AddNumberToObject(o, "start_us", (double)s->start_us);
+        cJSON_AddNumberToObject(o, "end_us", (double)s->end_us);
+        add_time(o, "start", s->start_us);
+        add_time(o, "end", s->end_us);
+        cJSON_AddNumberToObject(o, "frames", (double)s->frames);
+        cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
+        cJSON_AddStringToObject(o, "status", s->status);
+        cJSON_AddStringToObject(o, "overlap_status", s->overlap_status);
+        cJSON_AddStringToObject(o, "time_source", s->time_source);
+        cJSON_AddItemToArray(ctx, o);
+        return 0;
+}
+
+static int gap_json(const struct db_gap *g, void *ctx)
+{
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "camera_id", g->camera_id);
+        cJSON_AddStringToObject(o, "instance_id", g->instance_id);
+        cJSON_AddNumberToObject(o, "start_us", (double)g->start_us);
+        cJSON_AddNumberToObject(o, "end_us", (double)g->end_us);
+        add_time(o, "start", g->start_us);
+        add_time(o, "end", g->end_us);
+        cJSON_AddNumberToObject(o, "duration_s", (double)(g->end_us - g->start_us) / 1e6);
+        cJSON_AddStringToObject(o, "reason", g->reason);
+        cJSON_AddStringToObject(o, "detail", g->detail);
+        cJSON_AddItemToArray(ctx, o);
+        return 0;
+}
+
+static enum MHD_Result api_index(struct http_server *h, struct MHD_Connection *c, bool gaps)
+{
+        struct query q;
+        const char *bad = query_parse(c, &q, !gaps);
+        cJSON *arr;
+        int e;
+
+        if (bad)
+                return reply_error(h, c, 400, bad);
+        if (!h->db)
+                return reply_error(h, c, 503, "index database not available");
+        arr = cJSON_CreateArray();
+        e = gaps ? db_gaps_range(h->db, q.camera, q.from_us, q.to_us, q.limit, q.offset, gap_json, arr)
+                 : db_segments_range(h->db, q.camera, q.from_us, q.to_us, q.limit, q.offset, segment_json, arr);
+        if (e < 0) {
+                cJSON_Delete(arr);
+                return reply_error(h, c, e == -EBUSY ? 503 : 500, db_errmsg(h->db));
+        }
+        return reply_json(h, c, 200, arr);
+}
+
+/* ---- routing ------------------------------------------------------------------------ */
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+        struct http_server *h = cls;
+        struct status_snapshot *s;
+        enum MHD_Result r;
+
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+                return reply_error(h, c, 405, "only GET");
+        if (*upload_size)
+                return reply_error(h, c, 400, "no request body expected");
+        if (!strcmp(url, "/api/segments"))
+                return api_index(h, c, false);
+        if (!strcmp(url, "/api/gaps"))
+                return api_index(h, c, true);
+        if (strcmp(url, "/health") && strcmp(url, "/api/health") && strcmp(url, "/metrics") &&
+            strcmp(url, "/api/cameras"))
+                return reply_error(h, c, 404, "no such endpoint");
+        s = malloc(sizeof(*s));
+        if (!s)
+                return MHD_NO;
+        h->snapshot(h->ctx, s);
+        if (!h->db || db_check(h->db) < 0) { /* the DB must answer, not only accept writes */
+                int64_t ready_since = s->ready_since_real_us;
+
+                s->db_ok = false;
+                status_evaluate(s, &ready_since);
+        }
+        if (!strcmp(url, "/health"))
+                r = health(h, c, s);
+        else if (!strcmp(url, "/api/health"))
+                r = api_health(h, c, s);
+        else if (!strcmp(url, "/api/cameras"))
+                r = api_cameras(h, c, s);
+        else
+                r = reply(h, c, 200, "text/plain; version=0.0.4", metrics_text(h, s));
+        free(s);
+        return r;
+}
+
+int http_start(struct http_server **out, const char *bind, int port, const char *db_path, http_snapshot_fn fn,
+               void *ctx, char *err, size_t errlen)
+{
+        struct http_server *h = calloc(1, sizeof(*h));
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+
+        if (!h)
+                return -ENOMEM;
+        if (inet_pton(AF_INET, bind, &sa.sin_addr) != 1) {
+                snprintf(err, errlen, "worker.bind '%s' is not an IPv4 address", bind);
+                free(h);
+                return -EINVAL;
+        }
+        h->snapshot = fn;
+        h->ctx = ctx;
+        if (db_open(db_path, &h->db) < 0)
+                h->db = NULL; /* /health then says unhealthy; the recorder may still run */
+        h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, (uint16_t)port, NULL, NULL, handler, h,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+                                (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+                                (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
+        if (!h->d) {
+                snprintf(err, errlen, "cannot listen on %s:%d (port in use?)", bind, port);
+                db_close(h->db);
+                free(h);
+                return -EADDRINUSE;
+        }
+        *out = h;
+        return 0;
+}
+
+void http_stop(struct http_server *h)
+{
+        if (!h)
+                return;
+        MHD_stop_daemon(h->d);
+        db_close(h->db);
+        free(h);
+}

@@ -1,0 +1,28 @@
+/* http: the worker's HTTP API on libmicrohttpd (one internal polling thread,
+ * bounded connections, per-connection memory and an idle timeout).  Handlers
+ * read a status snapshot through a callback and the index through a read-only
+ * DB connection of their own: recording never waits on HTTP.
+ *   GET /health  /api/health  /metrics  /api/cameras
+ *   GET /api/segments?camera=&from=&to=&limit=&offset=   /api/gaps?... */
+#ifndef MWR_WORKER_HTTP_H
+#define MWR_WORKER_HTTP_H
+
+#include <stddef.h>
+
+#include "worker/status.h"
+
+#define HTTP_MAX_CONNECTIONS 64
+#define HTTP_CONNECTION_TIMEOUT_S 10   /* idle or slow (slowloris) connections are closed */
+#define HTTP_CONNECTION_MEMORY (32 * 1024) /* request line + headers per connection */
+#define HTTP_PAGE_DEFAULT 100
+#define HTTP_PAGE_MAX 1000
+
+typedef void (*http_snapshot_fn)(void *ctx, struct status_snapshot *out);
+
+struct http_server;
+
+int http_start(struct http_server **out, const char *bind, int port, const char *db_path, http_snapshot_fn fn,
+               void *ctx, char *err, size_t errlen);
+void http_stop(struct http_server *h);
+
+#endif

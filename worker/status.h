@@ -1,0 +1,50 @@
+/* status: one consistent snapshot of what a worker is doing, and the rules
+ * that turn it into starting / healthy / degraded / unhealthy.  main.c fills
+ * the snapshot (it owns the recorders); http.c and sd_notify read it.
+ * A camera counts as recording when a frame came in the last
+ * STATUS_FRESH_US and its current segment holds a keyframe. */
+#ifndef MWR_WORKER_STATUS_H
+#define MWR_WORKER_STATUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/config.h"
+
+#define STATUS_FRESH_US (3 * INT64_C(1000000))        /* a frame this recent: the camera records */
+#define STATUS_START_TIMEOUT_US (30 * INT64_C(1000000)) /* after this, ready even if some are down */
+#define STATUS_DB_ERROR_WINDOW_US (60 * INT64_C(1000000)) /* a DB error this recent is critical */
+
+struct status_camera {
+        char id[CONFIG_ID_MAX];
+        char url[CONFIG_URL_MAX]; /* credentials redacted */
+        const char *state;        /* recording, connecting, down, paused, stopped */
+        bool recording;
+        uint64_t frames, bytes, segments, reconnects, ts_anomalies, write_errors;
+        double last_frame_age_s;  /* -1 when no frame yet */
+        double gap_s_camera_down, gap_s_disk_full;
+};
+
+struct status_snapshot {
+        const char *status; /* starting, healthy, degraded, unhealthy */
+        int http_code;      /* 200 or 503 */
+        const char *instance_id;
+        int64_t now_real_us, uptime_us, ready_since_real_us; /* 0: not ready yet */
+        size_t n_cameras, running;
+        struct status_camera cameras[CONFIG_MAX_CAMERAS];
+        bool db_ok;
+        uint64_t db_queue, db_errors;
+        bool disk_full;
+        uint64_t disk_free_bytes, disk_min_free_bytes, disk_deleted_segments;
+        uint64_t rss_bytes;
+        int threads;
+};
+
+/* Applies the rules to a filled snapshot (status, http_code, running).
+ * ready_since_real_us is kept across calls by the caller. */
+void status_evaluate(struct status_snapshot *s, int64_t *ready_since_real_us);
+
+/* RSS and thread count of this process from /proc/self/status. */
+void status_read_process(uint64_t *rss_bytes, int *threads);
+
+#endif
