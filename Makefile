@@ -64,7 +64,7 @@ $(BUILD)/obj/common/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
 COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $(BUILD)/obj/common/timefmt.o
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment_writer.o timeline.o \
                  index_writer.o recovery.o fmp4_repair.o disk_guard.o \
-                 status.o http.o) $(COMMON_OBJS) $(DB_OBJS)
+                 status.o http.o http_query.o) $(COMMON_OBJS) $(DB_OBJS)
 $(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_WORKER)) -lpthread -lm
@@ -123,12 +123,14 @@ bench: deps
 	tests/bench/run.sh
 
 # libFuzzer targets, each run for FUZZ_SECONDS.
-FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_camsim_control $(BUILD)/fuzz/fuzz_framecode_sei $(BUILD)/fuzz/fuzz_config
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_camsim_control $(BUILD)/fuzz/fuzz_framecode_sei $(BUILD)/fuzz/fuzz_config \
+                $(BUILD)/fuzz/fuzz_http_query
 FUZZ_FLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/fuzz_camsim_control: tests/fuzz/fuzz_camsim_control.c tests/camsim/control.c
 $(BUILD)/fuzz/fuzz_framecode_sei: tests/fuzz/fuzz_framecode_sei.c tests/common/framecode.c
 $(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c common/config.c
 $(BUILD)/fuzz/fuzz_config: FUZZ_LIBS = $(call pkg_cflags,libcjson) $(call pkg_libs,libcjson)
+$(BUILD)/fuzz/fuzz_http_query: tests/fuzz/fuzz_http_query.c worker/http_query.c common/timefmt.c
 $(FUZZ_TARGETS):
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -I. -Itests/common -Itests $^ -o $@ $(FUZZ_LIBS)

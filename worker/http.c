@@ -1,6 +1,7 @@
 /* http: routes and renderers (see http.h).  All handlers run on MHD's one
  * internal thread, which alone uses h->db; request counters are atomics. */
 #include "worker/http.h"
+#include "worker/http_query.h"
 
 #include <arpa/inet.h>
 #include <cJSON.h>
@@ -117,7 +118,7 @@ static enum MHD_Result api_health(struct http_server *h, struct MHD_Connection *
         cJSON_AddNumberToObject(o, "queued_updates", (double)s->db_queue);
         cJSON_AddNumberToObject(o, "errors", (double)s->db_errors);
         o = cJSON_AddObjectToObject(j, "disk");
-        cJSON_AddStringToObject(o, "status", s->disk_full ? "full" : "ok");
+        cJSON_AddStringToObject(o, "status", s->disk_full ? "full" : s->storage_error ? "write_error" : "ok");
         cJSON_AddNumberToObject(o, "free_bytes", (double)s->disk_free_bytes);
         cJSON_AddNumberToObject(o, "min_free_bytes", (double)s->disk_min_free_bytes);
         cJSON_AddNumberToObject(o, "deleted_segments", (double)s->disk_deleted_segments);
@@ -216,41 +217,6 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
 
 /* ---- index queries ------------------------------------------------------------------ */
 
-struct query {
-        const char *camera;
-        int64_t from_us, to_us, limit, offset;
-};
-
-static const char *query_parse(struct MHD_Connection *c, struct query *q, bool camera_required)
-{
-        const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
-        const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
-        const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
-        const char *offset = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset");
-        char *end;
-
-        q->camera = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "camera");
-        if (q->camera && (!*q->camera || strlen(q->camera) >= CONFIG_ID_MAX))
-                return "camera: not a camera id";
-        if (camera_required && !q->camera)
-                return "camera is required";
-        q->from_us = 0;
-        q->to_us = now_real_us() + 86400 * USEC_PER_SEC;
-        if (from && timefmt_parse_us(from, &q->from_us) < 0)
-                return "from: not RFC 3339 or unix seconds";
-        if (to && timefmt_parse_us(to, &q->to_us) < 0)
-                return "to: not RFC 3339 or unix seconds";
-        if (q->from_us >= q->to_us)
-                return "from must be before to";
-        q->limit = HTTP_PAGE_DEFAULT;
-        q->offset = 0;
-        if (limit && ((q->limit = strtoll(limit, &end, 10)) < 1 || q->limit > HTTP_PAGE_MAX || *end))
-                return "limit: an integer in [1, 1000]";
-        if (offset && ((q->offset = strtoll(offset, &end, 10)) < 0 || *end || q->offset > INT32_MAX))
-                return "offset: a non-negative integer";
-        return NULL;
-}
-
 static int segment_json(const struct db_segment *s, void *ctx)
 {
         cJSON *o = cJSON_CreateObject();
@@ -291,8 +257,13 @@ static int gap_json(const struct db_gap *g, void *ctx)
 
 static enum MHD_Result api_index(struct http_server *h, struct MHD_Connection *c, bool gaps)
 {
-        struct query q;
-        const char *bad = query_parse(c, &q, !gaps);
+        struct http_query q;
+        const char *bad = http_query_parse(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "camera"),
+                                           MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from"),
+                                           MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to"),
+                                           MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
+                                           MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset"), !gaps,
+                                           now_real_us(), &q);
         cJSON *arr;
         int e;
 

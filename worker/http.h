@@ -14,8 +14,6 @@
 #define HTTP_MAX_CONNECTIONS 64
 #define HTTP_CONNECTION_TIMEOUT_S 10   /* idle or slow (slowloris) connections are closed */
 #define HTTP_CONNECTION_MEMORY (32 * 1024) /* request line + headers per connection */
-#define HTTP_PAGE_DEFAULT 100
-#define HTTP_PAGE_MAX 1000
 
 typedef void (*http_snapshot_fn)(void *ctx, struct status_snapshot *out);
 

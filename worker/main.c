@@ -291,6 +291,11 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
                 c->gap_s_disk_full = (double)atomic_load(&st->gap_us_disk_full) / 1e6;
                 c->recording = atomic_load(&st->state) == RECORDER_RECORDING && atomic_load(&st->segment_has_key) &&
                                last && now - last < STATUS_FRESH_US && !s->disk_full;
+                {
+                        int64_t werr = atomic_load(&st->last_write_error_mono_us);
+                        if (werr && now - werr < STATUS_DB_ERROR_WINDOW_US)
+                                s->storage_error = true;
+                }
                 if (!c->recording && !strcmp(c->state, "recording"))
                         c->state = "stalled"; /* connected, but no frame for STATUS_FRESH_US */
         }

@@ -319,6 +319,7 @@ static void gap_check(struct recorder *r, int64_t t_us)
 static void write_failed(struct recorder *r, int e)
 {
         atomic_fetch_add(&r->stats.write_errors, 1);
+        atomic_store(&r->stats.last_write_error_mono_us, now_mono_us());
         log_err("camera %s: write failed: %s", r->o.camera.id, strerror(-e));
         segment_close(r, "write error");
         atomic_store(&r->stats.segment_has_key, 0);

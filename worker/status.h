@@ -13,7 +13,7 @@
 
 #define STATUS_FRESH_US (3 * INT64_C(1000000))        /* a frame this recent: the camera records */
 #define STATUS_START_TIMEOUT_US (30 * INT64_C(1000000)) /* after this, ready even if some are down */
-#define STATUS_DB_ERROR_WINDOW_US (60 * INT64_C(1000000)) /* a DB error this recent is critical */
+#define STATUS_DB_ERROR_WINDOW_US (60 * INT64_C(1000000)) /* a DB or write error this recent is critical */
 
 struct status_camera {
         char id[CONFIG_ID_MAX];
@@ -35,6 +35,7 @@ struct status_snapshot {
         bool db_ok;
         uint64_t db_queue, db_errors;
         bool disk_full;
+        bool storage_error;   /* a segment write failed within STATUS_DB_ERROR_WINDOW_US */
         uint64_t disk_free_bytes, disk_min_free_bytes, disk_deleted_segments;
         uint64_t rss_bytes;
         int threads;

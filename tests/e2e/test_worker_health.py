@@ -144,3 +144,44 @@ def test_watchdog_stops_when_a_recorder_is_stuck(procs, camsim, tmp_path):
     last = pings[-1]
     # cam2's loop hangs after 50 frames (2 s): the pings stop then, and stay stopped
     assert last < got[-1][0] - 3, f"still pinging {got[-1][0] - last:.1f} s before the end"
+
+
+def test_unwritable_storage_or_broken_db_is_503_within_2_s(procs, camsim, tmp_path):
+    import subprocess
+    import pytest
+    mnt = os.path.join(tmp_path, "tmpfs")
+    os.makedirs(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        cs = camsim(cameras=2, gop=FPS)
+        cfg_path, cfg = write_config(str(tmp_path), cs, 2)
+        cfg["storage_dir"] = os.path.join(mnt, "rec")
+        cfg["disk"] = {"min_free_mb": 0}  # the default 512 MB floor is above this tmpfs
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        port = free_port()
+        w = start(procs, cfg_path, port)
+        wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
+        # storage that takes no more writes (remount,ro is refused while files are
+        # open for writing, so the tmpfs is filled instead)
+        from test_worker_disk import fill
+        fill(os.path.join(mnt, "filler"))
+        t0 = time.monotonic()
+        wait_for(lambda: get(port, "/health")[0] == 503, 2.5, "503 after storage stopped taking writes")
+        assert time.monotonic() - t0 <= 2.0
+        assert w.poll() is None
+        os.kill(w.pid, signal.SIGTERM)
+        assert w.wait(timeout=10) == 0
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+    # a database file that turns to garbage under a running worker
+    cfg_path, cfg = write_config(str(tmp_path), cs, 2)
+    port = free_port()
+    start(procs, cfg_path, port, name="worker2")
+    wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
+    with open(cfg["db_path"], "r+b") as f:
+        f.write(b"this is not a database" * 5)
+    t0 = time.monotonic()
+    wait_for(lambda: get(port, "/health")[0] == 503, 2.5, "503 after the DB broke")
+    assert time.monotonic() - t0 <= 2.0
