@@ -185,3 +185,28 @@ def test_unwritable_storage_or_broken_db_is_503_within_2_s(procs, camsim, tmp_pa
     t0 = time.monotonic()
     wait_for(lambda: get(port, "/health")[0] == 503, 2.5, "503 after the DB broke")
     assert time.monotonic() - t0 <= 2.0
+
+
+def test_slow_clients_are_cut_off_and_do_not_block_others(procs, camsim, tmp_path):
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 1)
+    port = free_port()
+    start(procs, cfg_path, port)
+    wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
+    slow = []
+    for _ in range(20):  # slowloris: open, send half a request, then nothing
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        slow.append(s)
+    t0 = time.monotonic()
+    assert get(port, "/health")[0] == 200  # others are still served
+    closed = 0
+    for s in slow:
+        try:
+            closed += s.recv(100) == b""
+        except (ConnectionError, socket.timeout):
+            closed += 1
+        s.close()
+    took = time.monotonic() - t0
+    assert closed == len(slow) and took < 15, (closed, took)  # cut after the 10 s idle timeout
+    assert get(port, "/health")[0] == 200
