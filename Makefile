@@ -61,7 +61,8 @@ $(BUILD)/obj/worker/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_WORKER))
 $(BUILD)/obj/common/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
 
 # ---- product binaries -------------------------------------------------------
-COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $(BUILD)/obj/common/timefmt.o
+COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $(BUILD)/obj/common/timefmt.o \
+               $(BUILD)/obj/common/fsutil.o
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment_writer.o timeline.o \
                  index_writer.o recovery.o fmp4_repair.o disk_guard.o \
                  status.o http.o http_query.o) $(COMMON_OBJS) $(DB_OBJS)

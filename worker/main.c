@@ -19,6 +19,7 @@
 #include <libavutil/log.h>
 
 #include "common/config.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/time_util.h"
 #include <pthread.h>
@@ -355,24 +356,12 @@ static void worker_notify(struct worker *w)
         }
 }
 
+/* The storage directory exists and we can write into it. */
 static int mkdir_storage(const char *dir)
 {
-        char tmp[PATH_MAX];
-        size_t n = strlen(dir);
+        int e = fs_mkdir_p(dir);
 
-        if (n == 0 || n >= sizeof(tmp))
-                return -ENAMETOOLONG;
-        memcpy(tmp, dir, n + 1);
-        for (char *p = tmp + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        return access(tmp, W_OK) < 0 ? -errno : 0;
+        return e < 0 ? e : access(dir, W_OK) < 0 ? -errno : 0;
 }
 
 static int worker_run(struct worker *w)

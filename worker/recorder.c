@@ -21,6 +21,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavutil/time.h>
 
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/payload_hash.h"
 #include "common/time_util.h"
@@ -103,26 +104,6 @@ static void sleep_interruptible(struct recorder *r, int64_t us)
 
 /* ---- segments ------------------------------------------------------------------- */
 
-static int mkdir_p(const char *path)
-{
-        char tmp[PATH_MAX];
-        size_t len = strlen(path);
-
-        if (len >= sizeof(tmp))
-                return -ENAMETOOLONG;
-        memcpy(tmp, path, len + 1);
-        for (char *p = tmp + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 /* {storage_dir}/{camera}/{YYYY-MM-DD}/{camera}_{start_ms}_{instance}_{num}.mp4 */
 static int segment_path(struct recorder *r, int64_t start_us, int64_t num, char *out, size_t outlen)
 {
@@ -136,7 +117,7 @@ static int segment_path(struct recorder *r, int64_t start_us, int64_t num, char 
                      tm.tm_mon + 1, tm.tm_mday);
         if (n < 0 || (size_t)n >= sizeof(dir))
                 return -ENAMETOOLONG;
-        if ((e = mkdir_p(dir)) < 0)
+        if ((e = fs_mkdir_p(dir)) < 0)
                 return e;
         n = snprintf(out, outlen, "%s/%s_%" PRId64 "_%s_%" PRId64 ".mp4", dir, r->o.camera.id, start_us / 1000,
                      r->o.instance_id, num);
