@@ -35,7 +35,7 @@
 #define BACKOFF_MIN_US (250 * USEC_PER_MSEC)
 #define GAP_MIN_FRAMES 1.5               /* a hole longer than this many frames is a gap */
 #define SLEEP_SLICE_US (250 * USEC_PER_MSEC)
-#define TEST_STALL_AFTER_FRAMES 50        /* MWR_TEST_STALL_CAMERA: hang after this many frames */
+#define TEST_STALL_AFTER_FRAMES 100       /* MWR_TEST_STALL_CAMERA: hang after this many frames */
 #define TEARDOWN_US (500 * USEC_PER_MSEC) /* cameras with a session limit need their TEARDOWN */
 #define JUMP_MAX_US (2 * USEC_PER_SEC)    /* a timestamp step larger than this: new timeline */
 
