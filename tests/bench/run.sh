@@ -8,3 +8,5 @@ tests/bench/camsim_cpu.sh 16 30 1
 tests/bench/camsim_cpu.sh 16 30 16
 echo "== mwr-worker against 16 ffmpeg -c copy -f segment, same cameras, same run"
 tests/bench/worker_vs_ffmpeg.sh 16 60
+echo "== /health latency under load while recording 16 cameras"
+tests/bench/health_under_load.sh 16 30
