@@ -33,19 +33,15 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
         return mix64(h, v ^ ((uint64_t)(n - i) << 56));
 }
 
-struct acc {
-        uint64_t h;
-        uint64_t bytes;
-};
+typedef void (*nal_fn)(void *ctx, const uint8_t *nal, size_t n);
 
-static void mix_nal(struct acc *a, const uint8_t *p, size_t n)
+/* Calls fn for each NAL unit (trailing zero bytes dropped, empty ones skipped). */
+static void nal_visit(nal_fn fn, void *ctx, const uint8_t *p, size_t n)
 {
         while (n > 0 && p[n - 1] == 0)
                 n--;
-        if (n == 0)
-                return;
-        a->h = hash_bytes(mix64(a->h, n), p, n);
-        a->bytes += n;
+        if (n > 0)
+                fn(ctx, p, n);
 }
 
 static bool start_code_at(const uint8_t *d, size_t len, size_t i)
@@ -53,7 +49,7 @@ static bool start_code_at(const uint8_t *d, size_t len, size_t i)
         return i + 3 <= len && d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 1;
 }
 
-static void hash_annexb(struct acc *a, const uint8_t *d, size_t len)
+static void each_nal_annexb(const uint8_t *d, size_t len, nal_fn fn, void *ctx)
 {
         size_t nal = 0;
         bool in_nal = false;
@@ -61,7 +57,7 @@ static void hash_annexb(struct acc *a, const uint8_t *d, size_t len)
         for (size_t i = 0; i < len;) {
                 if (start_code_at(d, len, i)) {
                         if (in_nal)
-                                mix_nal(a, d + nal, i - nal);
+                                nal_visit(fn, ctx, d + nal, i - nal);
                         i += 3;
                         nal = i;
                         in_nal = true;
@@ -70,10 +66,10 @@ static void hash_annexb(struct acc *a, const uint8_t *d, size_t len)
                 }
         }
         if (in_nal)
-                mix_nal(a, d + nal, len - nal);
+                nal_visit(fn, ctx, d + nal, len - nal);
 }
 
-static void hash_length_prefixed(struct acc *a, const uint8_t *d, size_t len, int size)
+static void each_nal_length_prefixed(const uint8_t *d, size_t len, int size, nal_fn fn, void *ctx)
 {
         size_t i = 0;
 
@@ -84,24 +80,65 @@ static void hash_length_prefixed(struct acc *a, const uint8_t *d, size_t len, in
                 i += (size_t)size;
                 if (n > len - i)
                         break;
-                mix_nal(a, d + i, n);
+                nal_visit(fn, ctx, d + i, n);
                 i += n;
         }
         if (i < len)
-                mix_nal(a, d + i, len - i);
+                nal_visit(fn, ctx, d + i, len - i);
+}
+
+static void each_nal(const uint8_t *d, size_t len, int nal_length_size, nal_fn fn, void *ctx)
+{
+        if (nal_length_size == 1 || nal_length_size == 2 || nal_length_size == 4)
+                each_nal_length_prefixed(d, len, nal_length_size, fn, ctx);
+        else
+                each_nal_annexb(d, len, fn, ctx);
+}
+
+struct acc {
+        uint64_t h;
+        uint64_t bytes;
+};
+
+static void mix_nal(void *ctx, const uint8_t *p, size_t n)
+{
+        struct acc *a = ctx;
+
+        a->h = hash_bytes(mix64(a->h, n), p, n);
+        a->bytes += n;
 }
 
 uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size, uint32_t *nal_bytes)
 {
         struct acc a = { .h = SEED };
 
-        if (nal_length_size == 1 || nal_length_size == 2 || nal_length_size == 4)
-                hash_length_prefixed(&a, data, len, nal_length_size);
-        else
-                hash_annexb(&a, data, len);
+        each_nal(data, len, nal_length_size, mix_nal, &a);
         if (nal_bytes)
                 *nal_bytes = a.bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)a.bytes;
         return a.h;
+}
+
+struct picture {
+        int hevc;
+        bool found;
+};
+
+static void find_vcl(void *ctx, const uint8_t *p, size_t n)
+{
+        struct picture *pic = ctx;
+
+        if (pic->hevc)
+                pic->found |= ((p[0] >> 1) & 0x3f) < 32; /* VCL NAL unit types 0-31 */
+        else
+                pic->found |= (p[0] & 0x1f) >= 1 && (p[0] & 0x1f) <= 5; /* coded slices */
+}
+
+bool payload_has_picture(const uint8_t *data, size_t len, int nal_length_size, int hevc)
+{
+        struct picture pic = { .hevc = hevc };
+
+        each_nal(data, len, nal_length_size, find_vcl, &pic);
+        return pic.found;
 }
 
 int payload_nal_length_size(const uint8_t *extradata, size_t len, int hevc)

@@ -5,6 +5,7 @@
 #ifndef MWR_COMMON_PAYLOAD_HASH_H
 #define MWR_COMMON_PAYLOAD_HASH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,11 @@
  * hashes the remaining bytes as one NAL.  *nal_bytes (if not NULL) gets the
  * NAL payload bytes hashed: the frame's size, the same in either form. */
 uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size, uint32_t *nal_bytes);
+
+/* True when the access unit holds a coded picture (a VCL NAL unit).  A
+ * parser can split parameter sets or SEI into a packet of their own; such a
+ * packet is stored but is not a frame. */
+bool payload_has_picture(const uint8_t *data, size_t len, int nal_length_size, int hevc);
 
 /* The NAL length size an MP4 sample entry's extradata declares: avcC (H.264)
  * keeps it in byte 4, hvcC (H.265) in byte 21; 0 when the extradata is

@@ -107,7 +107,8 @@ int fmp4_read_frames(const char *path, struct fi_encoder *fi, struct fmp4_frames
         nls = payload_nal_length_size(st->codecpar->extradata, (size_t)st->codecpar->extradata_size,
                                       st->codecpar->codec_id == AV_CODEC_ID_HEVC);
         while (av_read_frame(ic, pkt) >= 0) {
-                if (pkt->stream_index == v && pkt->pts != AV_NOPTS_VALUE) {
+                if (pkt->stream_index == v && pkt->pts != AV_NOPTS_VALUE &&
+                    payload_has_picture(pkt->data, (size_t)pkt->size, nls, st->codecpar->codec_id == AV_CODEC_ID_HEVC)) {
                         int64_t t = av_rescale_q(pkt->pts, st->time_base, AV_TIME_BASE_Q);
                         int64_t dur = pkt->duration > 0 ? av_rescale_q(pkt->duration, st->time_base, AV_TIME_BASE_Q)
                                                         : DEFAULT_FRAME_US;

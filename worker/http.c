@@ -340,6 +340,8 @@ int http_start(struct http_server **out, const char *bind, int port, const char 
         h->ctx = ctx;
         if (db_open(db_path, &h->db) < 0)
                 h->db = NULL; /* /health then says unhealthy; the recorder may still run */
+        else
+                db_set_busy_timeout_ms(h->db, HTTP_DB_BUSY_TIMEOUT_MS);
         h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, (uint16_t)port, NULL, NULL, handler, h,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
                                 (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,

@@ -63,6 +63,7 @@ struct recorder {
         AVFormatContext *ic;
         int streams[SEGMENT_MAX_STREAMS], n_streams, video;
         int nal_length_size;
+        int hevc;
         int64_t io_deadline_mono_us;
         struct timeline tl;
         AVPacket *held[HOLD_MAX_PACKETS];
@@ -352,6 +353,18 @@ static int packet_record(struct recorder *r, AVPacket *pkt)
         struct segment *s;
         int e;
 
+        /* a parser can split SEI or parameter sets into a packet of their own:
+         * it is copied into the file like any packet, but it is not a frame */
+        if (video && !payload_has_picture(pkt->data, (size_t)pkt->size, r->nal_length_size, r->hevc)) {
+                atomic_fetch_add(&r->stats.non_picture_packets, 1);
+                if (r->seg && !atomic_load(&r->o.disk->full) && media_us != INT64_MIN &&
+                    timeline_time_us(&r->tl, media_us) >= r->seg->info.start_us &&
+                    (e = segment_writer_write(r->seg->w, pkt, pkt->stream_index,
+                                              timeline_time_us(&r->tl, media_us) - r->seg->info.start_us)) < 0)
+                        write_failed(r, e);
+                return 0;
+        }
+
         if (media_us == INT64_MIN) {
                 atomic_fetch_add(&r->stats.ts_anomalies, 1);
                 return 0;
@@ -495,8 +508,8 @@ static int session_open(struct recorder *r)
         }
         {
                 const AVCodecParameters *par = r->ic->streams[r->video]->codecpar;
-                r->nal_length_size = payload_nal_length_size(par->extradata, (size_t)par->extradata_size,
-                                                             par->codec_id == AV_CODEC_ID_HEVC);
+                r->hevc = par->codec_id == AV_CODEC_ID_HEVC;
+                r->nal_length_size = payload_nal_length_size(par->extradata, (size_t)par->extradata_size, r->hevc);
         }
         return 0;
 }

@@ -31,6 +31,7 @@ struct recorder_stats {
         _Atomic uint64_t gap_us_camera_down, gap_us_disk_full;
         _Atomic uint64_t write_errors, dropped_disk_full;
         _Atomic int64_t last_write_error_mono_us; /* 0: none */
+        _Atomic uint64_t non_picture_packets; /* SEI/parameter sets alone: stored, not frames */
         _Atomic uint64_t heartbeat; /* bumped whenever the thread runs its loop: the watchdog's evidence */
 };
 

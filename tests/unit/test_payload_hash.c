@@ -1,6 +1,7 @@
 /* Unit tests of common/payload_hash.c: one frame, one hash, in either form. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -74,12 +75,33 @@ static void test_malformed_input_is_hashed_not_crashed(void **state)
         (void)payload_hash((const uint8_t *)"\0\0\1", 3, 0, NULL);
 }
 
+/* A packet that holds only SEI or parameter sets is not a frame (found when
+ * libavformat's parser split camsim's SEI from an IDR: the index counted one
+ * frame more than the file decodes). */
+static void test_picture_detection(void **state)
+{
+        static const uint8_t sei_only[] = { 0, 0, 0, 1, 0x06, 5, 1, 0x80 };
+        static const uint8_t sps_pps[] = { 0, 0, 0, 1, 0x67, 0x42, 0, 0, 1, 0x68, 0xce };
+        static const uint8_t sei_idr[] = { 0, 0, 1, 0x06, 5, 1, 0x80, 0, 0, 1, 0x65, 0x88, 0x84 };
+        static const uint8_t avcc_slice[] = { 0, 0, 0, 2, 0x41, 0x9a };
+        static const uint8_t hevc_vps[] = { 0, 0, 1, 0x40, 0x01, 0x0c };  /* type 32: not a picture */
+        static const uint8_t hevc_idr[] = { 0, 0, 1, 0x26, 0x01, 0xaf }; /* type 19: IDR_W_RADL */
+
+        assert_false(payload_has_picture(sei_only, sizeof(sei_only), 0, 0));
+        assert_false(payload_has_picture(sps_pps, sizeof(sps_pps), 0, 0));
+        assert_true(payload_has_picture(sei_idr, sizeof(sei_idr), 0, 0));
+        assert_true(payload_has_picture(avcc_slice, sizeof(avcc_slice), 4, 0));
+        assert_false(payload_has_picture(hevc_vps, sizeof(hevc_vps), 0, 1));
+        assert_true(payload_has_picture(hevc_idr, sizeof(hevc_idr), 0, 1));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_same_frame_same_hash_in_both_forms),
                 cmocka_unit_test(test_one_byte_changes_the_hash),
                 cmocka_unit_test(test_malformed_input_is_hashed_not_crashed),
+                cmocka_unit_test(test_picture_detection),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
