@@ -94,6 +94,14 @@ def test_api_answers_from_the_index_and_refuses_bad_requests(procs, camsim, tmp_
                 reply = b""
             assert reply == b"" or reply.startswith(b"HTTP/1.1 4"), reply
     assert get(port, "/health")[0] == 200
+    # and not a frame lost meanwhile
+    w = procs.started[-1]
+    os.kill(w.pid, signal.SIGTERM)
+    assert w.wait(timeout=10) == 0
+    from conftest import framecheck
+    from test_worker_records import segments
+    rep, _ = framecheck([s["path"] for s in segments(cfg, "cam1")], "--camera", "cam1", expect_rc=0)
+    assert rep["missing"] == 0 and rep["frames"] > 2 * FPS
 
 
 def notify_socket(tmp_path):
