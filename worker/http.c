@@ -154,7 +154,7 @@ static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection 
 
 static char *metrics_text(struct http_server *h, const struct status_snapshot *s)
 {
-        size_t cap = 4096 + s->n_cameras * 2048, n = 0;
+        size_t cap = 4096 + s->n_cameras * 3072, n = 0;
         char *b = malloc(cap);
 
 #define M(...) (n += (size_t)snprintf(b + n, n < cap ? cap - n : 0, __VA_ARGS__))
@@ -180,6 +180,19 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
         for (size_t i = 0; i < s->n_cameras; i++)
                 M("mwr_camera_write_errors_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
                   s->cameras[i].write_errors);
+        M("# HELP mwr_camera_dropped_packets_total Packets not recorded (before a keyframe, disk full).\n"
+          "# TYPE mwr_camera_dropped_packets_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++) {
+                M("mwr_camera_dropped_packets_total{camera=\"%s\",reason=\"before_keyframe\"} %" PRIu64 "\n",
+                  s->cameras[i].id, s->cameras[i].dropped_prekey);
+                M("mwr_camera_dropped_packets_total{camera=\"%s\",reason=\"disk_full\"} %" PRIu64 "\n",
+                  s->cameras[i].id, s->cameras[i].dropped_disk_full);
+        }
+        M("# HELP mwr_camera_non_picture_packets_total Packets with only SEI or parameter sets (stored, not frames).\n"
+          "# TYPE mwr_camera_non_picture_packets_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_non_picture_packets_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].non_picture_packets);
         M("# HELP mwr_camera_last_frame_age_seconds Seconds since the last frame (-1: none yet).\n"
           "# TYPE mwr_camera_last_frame_age_seconds gauge\n");
         for (size_t i = 0; i < s->n_cameras; i++)

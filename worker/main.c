@@ -287,6 +287,9 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
                 c->reconnects = atomic_load(&st->reconnects);
                 c->ts_anomalies = atomic_load(&st->ts_anomalies);
                 c->write_errors = atomic_load(&st->write_errors);
+                c->dropped_prekey = atomic_load(&st->dropped_prekey);
+                c->dropped_disk_full = atomic_load(&st->dropped_disk_full);
+                c->non_picture_packets = atomic_load(&st->non_picture_packets);
                 c->last_frame_age_s = last ? (double)(now - last) / 1e6 : -1;
                 c->gap_s_camera_down = (double)atomic_load(&st->gap_us_camera_down) / 1e6;
                 c->gap_s_disk_full = (double)atomic_load(&st->gap_us_disk_full) / 1e6;

@@ -21,6 +21,7 @@ struct status_camera {
         const char *state;        /* recording, connecting, down, paused, stopped */
         bool recording;
         uint64_t frames, bytes, segments, reconnects, ts_anomalies, write_errors;
+        uint64_t dropped_prekey, dropped_disk_full, non_picture_packets;
         double last_frame_age_s;  /* -1 when no frame yet */
         double gap_s_camera_down, gap_s_disk_full;
 };

@@ -52,7 +52,9 @@ def test_health_starting_then_healthy_then_degraded(procs, camsim, tmp_path):
     metrics = get(port, "/metrics")[1]
     for name in ("mwr_camera_frames_total{camera=\"cam1\"}", "mwr_camera_reconnects_total",
                  "mwr_gap_seconds_total{camera=\"cam1\",reason=\"camera_down\"}", "mwr_process_resident_memory_bytes",
-                 "mwr_http_requests_total{code=\"200\"}", "mwr_disk_free_bytes"):
+                 "mwr_http_requests_total{code=\"200\"}", "mwr_disk_free_bytes",
+                 "mwr_camera_dropped_packets_total{camera=\"cam1\",reason=\"before_keyframe\"}",
+                 "mwr_camera_non_picture_packets_total{camera=\"cam1\"}"):
         assert name in metrics, name
     gap_s = [l for l in metrics.splitlines() if l.startswith('mwr_gap_seconds_total{camera="cam1",reason="camera_down"}')]
     assert float(gap_s[0].split()[-1]) > 4
