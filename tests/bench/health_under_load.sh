@@ -25,37 +25,8 @@ CMDLINE="tests/bench/health_under_load.sh $N $SECS"
 for b in "$CAMSIM" "$WORKER" "$FRAMECHECK"; do [ -x "$b" ] || { echo "missing $b: run make all" >&2; exit 1; }; done
 [ -x "$PY" ] || { echo "missing $PY" >&2; exit 1; }
 for b in wrk curl sqlite3; do command -v "$b" > /dev/null || { echo "missing $b" >&2; exit 1; }; done
-TMP=$(mktemp -d)
-PIDS=()
-NAP=
-nap() { sleep "$1" & NAP=$!; wait "$NAP"; NAP=; } # a trapped signal interrupts it
-
-gone() { # pid has exited (reaped or zombie)
-    local st
-    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0
-    [ -z "$st" ] || [ "$st" = Z ]
-}
-stop_pids() { # SIGTERM, up to 5 s, then SIGKILL; all by pid
-    local p i all
-    for p in "$@"; do kill "$p" 2>/dev/null || true; done
-    for i in $(seq 50); do
-        all=1
-        for p in "$@"; do gone "$p" || { all=; break; }; done
-        [ -n "$all" ] && break
-        sleep 0.1
-    done
-    for p in "$@"; do gone "$p" || kill -KILL "$p" 2>/dev/null || true; done
-    for p in "$@"; do wait "$p" 2>/dev/null || true; done
-}
-cleanup() {
-    if [ -n "$NAP" ]; then kill "$NAP" 2>/dev/null || true; fi
-    [ ${#PIDS[@]} -gt 0 ] && stop_pids "${PIDS[@]}"
-    if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$TMP"/*.err "$TMP"/*.out "$KEEP_LOGS"/ 2>/dev/null || true; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() { echo "health_under_load: $*" >&2; exit 1; }
+BENCH_NAME=health_under_load
+. "$(dirname "$0")/lib.sh"
 
 # the paced client: PACED_THREADS keep-alive connections, each sending on its
 # own schedule (offset k/rate, period threads/rate); a late request goes at
