@@ -172,16 +172,7 @@ WRK_NON2XX=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$TMP/wrk.out")
 WRK_FAIL=$(( ${WRK_SOCK:-0} + ${WRK_NON2XX:-0} ))
 
 # stop the worker (timed), then judge what it recorded over the window
-t0=$(date +%s.%N)
-kill -TERM "$WK"
-for _ in $(seq 3000); do gone "$WK" && break; sleep 0.01; done # up to ~30 s
-t1=$(date +%s.%N)
-if gone "$WK"; then
-    W_RC=0; wait "$WK" || W_RC=$?
-    WORKER_STOP=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-else
-    W_RC=timeout; WORKER_STOP=">30"
-fi
+stop_timed "$WK"
 PIDS=("$CS") # the worker is reaped (or left to cleanup's SIGKILL)
 gone "$WK" || PIDS+=("$WK")
 stop_pids "$CS"; PIDS=()

@@ -32,3 +32,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+
+# SIGTERM pid and time its exit (bounded at 30 s): sets W_RC and WORKER_STOP.
+stop_timed() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    kill -TERM "$1"
+    for _ in $(seq 3000); do gone "$1" && break; sleep 0.01; done
+    t1=$(date +%s.%N)
+    if gone "$1"; then
+        W_RC=0; wait "$1" || W_RC=$?
+        WORKER_STOP=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    else
+        W_RC=timeout; WORKER_STOP=">30"
+    fi
+}

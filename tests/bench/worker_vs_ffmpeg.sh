@@ -89,16 +89,7 @@ C_RSS=$(rss_kb "$CS")
 FF_ALIVE=$(alive "${FF[@]}")
 
 # graceful stop of the worker, timed, while the ffmpegs still run
-t0=$(date +%s.%N)
-kill -TERM "$WK"
-for _ in $(seq 3000); do gone "$WK" && break; sleep 0.01; done # up to ~30 s
-t1=$(date +%s.%N)
-if gone "$WK"; then
-    W_RC=0; wait "$WK" || W_RC=$?
-    WORKER_STOP=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-else
-    W_RC=timeout; WORKER_STOP=">30"
-fi
+stop_timed "$WK"
 stop_pids "${FF[@]}"
 PIDS=("$CS") # the rest are reaped: never signal their pids again
 

@@ -141,3 +141,15 @@ def framecheck(files, *extra, expect_rc=None, timeout=120):
     if expect_rc is not None:
         assert r.returncode == expect_rc, r.stdout.decode()[-3000:]
     return json.loads(r.stdout), r.returncode
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 48 MB tmpfs of the test's own (needs root: skipped otherwise)."""
+    mnt = os.path.join(tmp_path, "tmpfs")
+    os.makedirs(mnt)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", mnt], capture_output=True)

@@ -3,24 +3,10 @@ corrupting anything, and resumes by itself when space returns."""
 import os
 import signal
 import sqlite3
-import subprocess
 import time
-
-import pytest
 
 from conftest import framecheck, wait_for
 from test_worker_records import FPS, recording_frames, rows, segments, start_worker, try_segments, write_config
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    mnt = os.path.join(tmp_path, "tmpfs")
-    os.makedirs(mnt)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
 def fill(path):

@@ -23,6 +23,16 @@ def get(port, path, timeout=5):
         return None, ""
 
 
+def healthy_worker(procs, camsim, tmp_path, cameras):
+    """camsim + one worker, waited on until /health says 200."""
+    cs = camsim(cameras=cameras, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, cameras)
+    port = free_port()
+    start(procs, cfg_path, port)
+    wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
+    return cs, cfg, port
+
+
 def start(procs, cfg_path, port, env=None, name="worker"):
     return procs.start(name, [WORKER, "--config", cfg_path, "--instance-id", "a", "--port", str(port)],
                        env={**os.environ, **(env or {})})
@@ -61,11 +71,7 @@ def test_health_starting_then_healthy_then_degraded(procs, camsim, tmp_path):
 
 
 def test_api_answers_from_the_index_and_refuses_bad_requests(procs, camsim, tmp_path):
-    cs = camsim(cameras=1, gop=FPS)
-    cfg_path, cfg = write_config(str(tmp_path), cs, 1)
-    port = free_port()
-    start(procs, cfg_path, port)
-    wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
+    cs, cfg, port = healthy_worker(procs, camsim, tmp_path, 1)
     wait_for(lambda: len(json.loads(get(port, "/api/segments?camera=cam1")[1])) >= 2, 20, "two segments")
     segs = json.loads(get(port, "/api/segments?camera=cam1&limit=1")[1])
     assert len(segs) == 1 and segs[0]["camera_id"] == "cam1" and segs[0]["status"] in ("complete", "recording")
@@ -163,35 +169,26 @@ def test_watchdog_stops_when_a_recorder_is_stuck(procs, camsim, tmp_path):
     assert time.monotonic() - pings[-1] >= 3, "pings never stopped"
 
 
-def test_unwritable_storage_or_broken_db_is_503_within_2_s(procs, camsim, tmp_path):
-    import subprocess
-    import pytest
-    mnt = os.path.join(tmp_path, "tmpfs")
-    os.makedirs(mnt)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        cs = camsim(cameras=2, gop=FPS)
-        cfg_path, cfg = write_config(str(tmp_path), cs, 2)
-        cfg["storage_dir"] = os.path.join(mnt, "rec")
-        cfg["disk"] = {"min_free_mb": 0}  # the default 512 MB floor is above this tmpfs
-        with open(cfg_path, "w") as f:
-            json.dump(cfg, f)
-        port = free_port()
-        w = start(procs, cfg_path, port)
-        wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
-        # storage that takes no more writes (remount,ro is refused while files are
-        # open for writing, so the tmpfs is filled instead)
-        from test_worker_disk import fill
-        fill(os.path.join(mnt, "filler"))
-        t0 = time.monotonic()
-        wait_for(lambda: get(port, "/health")[0] == 503, 2.5, "503 after storage stopped taking writes")
-        assert time.monotonic() - t0 <= 2.0
-        assert w.poll() is None
-        os.kill(w.pid, signal.SIGTERM)
-        assert w.wait(timeout=10) == 0
-    finally:
-        subprocess.run(["umount", "-l", mnt], capture_output=True)
+def test_unwritable_storage_or_broken_db_is_503_within_2_s(procs, camsim, tmp_path, tmpfs):
+    cs = camsim(cameras=2, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 2)
+    cfg["storage_dir"] = os.path.join(tmpfs, "rec")
+    cfg["disk"] = {"min_free_mb": 0}  # the default 512 MB floor is above this tmpfs
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    port = free_port()
+    w = start(procs, cfg_path, port)
+    wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
+    # storage that takes no more writes (remount,ro is refused while files are
+    # open for writing, so the tmpfs is filled instead)
+    from test_worker_disk import fill
+    fill(os.path.join(tmpfs, "filler"))
+    t0 = time.monotonic()
+    wait_for(lambda: get(port, "/health")[0] == 503, 2.5, "503 after storage stopped taking writes")
+    assert time.monotonic() - t0 <= 2.0
+    assert w.poll() is None
+    os.kill(w.pid, signal.SIGTERM)
+    assert w.wait(timeout=10) == 0
     # a database file that turns to garbage under a running worker
     cfg_path, cfg = write_config(str(tmp_path), cs, 2)
     port = free_port()
@@ -205,11 +202,7 @@ def test_unwritable_storage_or_broken_db_is_503_within_2_s(procs, camsim, tmp_pa
 
 
 def test_slow_clients_are_cut_off_and_do_not_block_others(procs, camsim, tmp_path):
-    cs = camsim(cameras=1, gop=FPS)
-    cfg_path, cfg = write_config(str(tmp_path), cs, 1)
-    port = free_port()
-    start(procs, cfg_path, port)
-    wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
+    cs, cfg, port = healthy_worker(procs, camsim, tmp_path, 1)
     slow = []
     for _ in range(20):  # slowloris: open, send half a request, then nothing
         s = socket.create_connection(("127.0.0.1", port), timeout=30)
