@@ -179,7 +179,9 @@ static void adopt(struct db *db, const char *camera, const char *path, const cha
                                    .fragments = scan.fragments, .status = "partial", .overlap_status = "unique",
                                    .time_source = "receive", .created_us = now_real_us(),
                                    .updated_us = now_real_us() };
-        if (db_segment_begin(db, &seg, &id) < 0 || (seg.id = id, db_segment_update(db, &seg, blob, len) < 0))
+        if (db_segment_begin(db, &seg, &id) == 0)
+                seg.id = id;
+        if (!seg.id || db_segment_update(db, &seg, blob, len) < 0)
                 log_err("recovery: %s: cannot index it: %s", path, db_errmsg(db));
         else
                 log_notice("recovery: %s had no row: indexed from the file as partial, %" PRId64 " frames", path,
