@@ -16,7 +16,7 @@
 
 struct segment_writer {
         AVFormatContext *oc;
-        int lock_fd; /* holds flock(LOCK_SH) while we write: recovery leaves the file alone */
+        int fd; /* we write through it; holds flock(LOCK_SH): recovery leaves the file alone */
         char *path;
         int map[64]; /* input stream index -> output stream index, -1 if unused */
         int64_t last_dts[SEGMENT_MAX_STREAMS];
@@ -26,6 +26,49 @@ struct segment_writer {
         int dts_fixes;
         int error;    /* first error, negative errno */
 };
+
+/* 64 KB of output buffer per camera: avio_open() would allocate 1 MB for a
+ * file, which was a third of the worker's memory per camera; one fragment
+ * is written by a few large writes either way. */
+#define SEGMENT_IO_BUFFER (64 * 1024)
+
+static int fd_write(void *opaque, uint8_t *buf, int size) /* const from FFmpeg 6.1 */
+{
+        int fd = *(const int *)opaque;
+        int done = 0;
+
+        while (done < size) {
+                ssize_t n = write(fd, buf + done, (size_t)(size - done));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return AVERROR(errno);
+                done += (int)n;
+        }
+        return size;
+}
+
+static int64_t fd_seek(void *opaque, int64_t offset, int whence)
+{
+        int fd = *(const int *)opaque;
+        struct stat st;
+        off_t r;
+
+        if (whence == AVSEEK_SIZE)
+                return fstat(fd, &st) < 0 ? AVERROR(errno) : st.st_size;
+        r = lseek(fd, offset, whence & ~AVSEEK_FORCE);
+        return r < 0 ? AVERROR(errno) : r;
+}
+
+static void io_close(AVIOContext **pb)
+{
+        if (!*pb)
+                return;
+        avio_flush(*pb);
+        av_freep(&(*pb)->buffer);
+        avio_context_free(pb);
+}
 
 static int av_to_errno(int e)
 {
@@ -67,7 +110,7 @@ int segment_writer_open(struct segment_writer **out, const char *path, const AVF
                 unlink(path);
                 return -ENOMEM;
         }
-        w->lock_fd = fd;
+        w->fd = fd;
         memset(w->map, -1, sizeof(w->map));
         r = avformat_alloc_output_context2(&w->oc, NULL, "mp4", path);
         if (r < 0)
@@ -88,8 +131,16 @@ int segment_writer_open(struct segment_writer **out, const char *path, const AVF
                 w->last_dts[i] = INT64_MIN;
                 w->in_tb[i] = is->time_base;
         }
-        if ((r = avio_open(&w->oc->pb, path, AVIO_FLAG_WRITE)) < 0)
-                goto err;
+        {
+                uint8_t *buf = av_malloc(SEGMENT_IO_BUFFER);
+
+                w->oc->pb = buf ? avio_alloc_context(buf, SEGMENT_IO_BUFFER, 1, &w->fd, NULL, fd_write, fd_seek) : NULL;
+                if (!w->oc->pb) {
+                        av_free(buf);
+                        r = AVERROR(ENOMEM);
+                        goto err;
+                }
+        }
         /* frag_custom: we cut fragments; delay_moov: SPS/PPS may come in-band */
         av_dict_set(&opts, "movflags", "+frag_custom+empty_moov+default_base_moof+delay_moov", 0);
         r = avformat_write_header(w->oc, &opts);
@@ -169,7 +220,7 @@ int segment_writer_flush(struct segment_writer *w)
 int segment_writer_close(struct segment_writer *w, int64_t *bytes)
 {
         struct stat st;
-        int r, fd;
+        int r;
 
         segment_writer_flush(w);
         if (w->error == 0) {
@@ -177,16 +228,16 @@ int segment_writer_close(struct segment_writer *w, int64_t *bytes)
                 if (r < 0)
                         fail(w, av_to_errno(r));
         }
-        if (avio_closep(&w->oc->pb) < 0)
-                fail(w, -EIO);
-        fd = open(w->path, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-                if (fsync(fd) < 0)
-                        fail(w, -errno);
-                if (fstat(fd, &st) == 0)
-                        *bytes = st.st_size; /* with the trailer, unlike avio_tell before it */
-                close(fd);
+        if (w->oc->pb) {
+                avio_flush(w->oc->pb);
+                if (w->oc->pb->error < 0)
+                        fail(w, av_to_errno(w->oc->pb->error));
+                io_close(&w->oc->pb);
         }
+        if (fsync(w->fd) < 0)
+                fail(w, -errno);
+        if (fstat(w->fd, &st) == 0)
+                *bytes = st.st_size; /* with the trailer, unlike avio_tell before it */
         r = w->error;
         segment_writer_abort(w);
         return r;
@@ -197,12 +248,11 @@ void segment_writer_abort(struct segment_writer *w)
         if (!w)
                 return;
         if (w->oc) {
-                if (w->oc->pb)
-                        avio_closep(&w->oc->pb);
+                io_close(&w->oc->pb);
                 avformat_free_context(w->oc);
         }
-        if (w->lock_fd >= 0)
-                close(w->lock_fd);
+        if (w->fd >= 0)
+                close(w->fd);
         free(w->path);
         free(w);
 }
