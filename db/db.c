@@ -67,10 +67,12 @@ enum st {
         ST_SEGMENT_UPDATE,
         ST_FRAMES_UPSERT,
         ST_SEGMENT_SET_STATUS,
+        ST_SEGMENT_SET_OVERLAP,
         ST_SEGMENT_DELETE,
         ST_SEGMENTS_BY_STATUS,
         ST_SEGMENTS_RANGE,
         ST_SEGMENT_BY_PATH,
+        ST_SEGMENT_BY_ID,
         ST_SEGMENT_FRAMES,
         ST_SEGMENT_MAX_NUM,
         ST_SEGMENTS_OLDEST,
@@ -100,12 +102,14 @@ static const char *const statements[ST_COUNT] = {
         [ST_FRAMES_UPSERT] = "INSERT INTO segment_frames(segment_id, blob) VALUES(?1, ?2) "
                              "ON CONFLICT(segment_id) DO UPDATE SET blob = excluded.blob",
         [ST_SEGMENT_SET_STATUS] = "UPDATE video_segments SET status = ?2 WHERE id = ?1",
+        [ST_SEGMENT_SET_OVERLAP] = "UPDATE video_segments SET overlap_status = ?2 WHERE id = ?1",
         [ST_SEGMENT_DELETE] = "DELETE FROM video_segments WHERE id = ?1",
         [ST_SEGMENTS_BY_STATUS] = "SELECT " SEGMENT_COLUMNS " FROM video_segments WHERE status = ?1 "
                                   "ORDER BY start_us, id",
         [ST_SEGMENTS_RANGE] = "SELECT " SEGMENT_COLUMNS " FROM video_segments WHERE camera_id = ?1 AND "
                               "start_us >= ?6 AND " OVERLAP " ORDER BY start_us, id LIMIT ?4 OFFSET ?5",
         [ST_SEGMENT_BY_PATH] = "SELECT " SEGMENT_COLUMNS " FROM video_segments WHERE path = ?1",
+        [ST_SEGMENT_BY_ID] = "SELECT " SEGMENT_COLUMNS " FROM video_segments WHERE id = ?1",
         [ST_SEGMENT_FRAMES] = "SELECT blob FROM segment_frames WHERE segment_id = ?1",
         [ST_SEGMENT_MAX_NUM] = "SELECT coalesce(max(segment_num), 0) FROM video_segments "
                                "WHERE camera_id = ?1 AND instance_id = ?2",
@@ -540,6 +544,13 @@ int db_segment_set_status(struct db *db, int64_t id, const char *status)
         return segment_change(db, ST_SEGMENT_SET_STATUS, id, status);
 }
 
+int db_segment_set_overlap(struct db *db, int64_t id, const char *overlap_status)
+{
+        if (!text_ok(overlap_status))
+                return db_fail_msg(db, -EINVAL, "overlap status missing or too long");
+        return segment_change(db, ST_SEGMENT_SET_OVERLAP, id, overlap_status);
+}
+
 int db_segment_delete(struct db *db, int64_t id)
 {
         return segment_change(db, ST_SEGMENT_DELETE, id, NULL);
@@ -690,6 +701,20 @@ static int segment_keep_strings(struct db *db, struct db_segment *seg)
         return 0;
 }
 
+static int segment_one(struct db *db, sqlite3_stmt *s, struct db_segment *out)
+{
+        int rc = sqlite3_step(s), r;
+
+        if (rc == SQLITE_ROW) {
+                segment_from_row(s, out);
+                r = segment_keep_strings(db, out);
+        } else {
+                r = rc == SQLITE_DONE ? db_fail_msg(db, -ENOENT, "no such segment") : db_fail(db, rc);
+        }
+        st_release(s);
+        return r;
+}
+
 int db_segment_by_path(struct db *db, const char *path, struct db_segment *out)
 {
         sqlite3_stmt *s;
@@ -701,15 +726,19 @@ int db_segment_by_path(struct db *db, const char *path, struct db_segment *out)
                 return r;
         if ((rc = bind_text(s, 1, path)))
                 return bind_fail(db, s, rc);
-        rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW) {
-                segment_from_row(s, out);
-                r = segment_keep_strings(db, out);
-        } else {
-                r = rc == SQLITE_DONE ? db_fail_msg(db, -ENOENT, "no segment with that path") : db_fail(db, rc);
-        }
-        st_release(s);
-        return r;
+        return segment_one(db, s, out);
+}
+
+int db_segment_by_id(struct db *db, int64_t id, struct db_segment *out)
+{
+        sqlite3_stmt *s;
+        int rc, r;
+
+        if ((r = st_get(db, ST_SEGMENT_BY_ID, &s)) < 0)
+                return r;
+        if ((rc = sqlite3_bind_int64(s, 1, id)))
+                return bind_fail(db, s, rc);
+        return segment_one(db, s, out);
 }
 
 int db_segment_frames(struct db *db, int64_t id, void **blob, size_t *len)

@@ -94,6 +94,9 @@ int db_segment_begin(struct db *db, const struct db_segment *seg, int64_t *id);
 int db_segment_update(struct db *db, const struct db_segment *seg, const void *blob, size_t len);
 
 int db_segment_set_status(struct db *db, int64_t id, const char *status); /* -ENOENT */
+/* unique | primary | duplicate | partial (the continuity timeline's verdict);
+ * -EINVAL for another value (the schema's CHECK), -ENOENT. */
+int db_segment_set_overlap(struct db *db, int64_t id, const char *overlap_status);
 int db_segment_delete(struct db *db, int64_t id); /* and its frame index; -ENOENT */
 
 /* Segments with that status, by start_us, id. */
@@ -108,6 +111,7 @@ int db_segments_range(struct db *db, const char *camera_id, int64_t from_us, int
 
 /* 0 or -ENOENT.  out's strings are valid until the next call on db. */
 int db_segment_by_path(struct db *db, const char *path, struct db_segment *out);
+int db_segment_by_id(struct db *db, int64_t id, struct db_segment *out);
 
 /* The stored frame index, malloc'ed for the caller to free.  -ENOENT if the
  * segment has none. */

@@ -382,6 +382,29 @@ static void test_segment_lifecycle(void **state)
         db_close(db);
 }
 
+/* The continuity timeline's verdict, and lookups by id (the HLS media URLs). */
+static void test_overlap_status_and_by_id(void **state)
+{
+        struct fixture *fx = *state;
+        struct db_segment got;
+        struct db *db;
+        int64_t id;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        id = seg_add(db, "cam1", "/r/cam1/o.mp4", T0_US, T0_US + SEC_US);
+        assert_int_equal(db_segment_by_id(db, id, &got), 0);
+        assert_string_equal(got.path, "/r/cam1/o.mp4");
+        assert_string_equal(got.overlap_status, "unique");
+        assert_int_equal(db_segment_set_overlap(db, id, "duplicate"), 0);
+        assert_int_equal(db_segment_by_id(db, id, &got), 0);
+        assert_string_equal(got.overlap_status, "duplicate");
+        assert_string_equal(got.status, "recording"); /* nothing else changed */
+        assert_int_equal(db_segment_set_overlap(db, id, "maybe"), -EINVAL); /* the schema's CHECK */
+        assert_int_equal(db_segment_set_overlap(db, id + 1000, "primary"), -ENOENT);
+        assert_int_equal(db_segment_by_id(db, id + 1000, &got), -ENOENT);
+        db_close(db);
+}
+
 static void test_segments_range(void **state)
 {
         struct fixture *fx = *state;
@@ -700,6 +723,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_corrupt_file_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_segment_lifecycle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_segments_range, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_overlap_status_and_by_id, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_segment_max_num, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_callbacks_may_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gaps, setup, teardown),
