@@ -207,6 +207,11 @@ int segment_writer_flush(struct segment_writer *w)
         if (w->pending == 0)
                 return 0;
         r = av_write_frame(w->oc, NULL); /* frag_custom: ends the fragment */
+        /* delay_moov: the first flush writes only the moov and keeps the
+         * samples; flush again so the first fragment ends here too (every
+         * keyframe must begin a fragment: playlists cut there) */
+        if (r >= 0 && w->fragments == 0)
+                r = av_write_frame(w->oc, NULL);
         if (r < 0)
                 return fail(w, av_to_errno(r));
         avio_flush(w->oc->pb);
