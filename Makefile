@@ -40,7 +40,7 @@ PKGS_WORKER := $(PKGS_AV) $(PKGS_DB) $(PKGS_JSON) libsystemd libmicrohttpd
 DB_OBJS = $(BUILD)/obj/db/db.o $(BUILD)/obj/db/frame_index.o
 
 # Product binaries appear with the issues that give them behaviour.
-PROGRAMS := $(BUILD)/bin/mwr-worker
+PROGRAMS := $(BUILD)/bin/mwr-worker $(BUILD)/bin/mwr
 
 TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
@@ -59,16 +59,24 @@ $(BUILD)/obj/tests/unit/%.o: OBJ_CFLAGS = -I. -Itests/common -Itests $(call pkg_
 $(BUILD)/obj/db/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_DB))
 $(BUILD)/obj/worker/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_WORKER))
 $(BUILD)/obj/common/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
+$(BUILD)/obj/continuity/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_DB))
+$(BUILD)/obj/mwr/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON))
 
 # ---- product binaries -------------------------------------------------------
 COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $(BUILD)/obj/common/timefmt.o \
-               $(BUILD)/obj/common/fsutil.o
+               $(BUILD)/obj/common/fsutil.o $(BUILD)/obj/common/fmp4_index.o
+CONTINUITY_OBJS := $(addprefix $(BUILD)/obj/continuity/,matcher.o timeline.o loader.o)
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment_writer.o timeline.o \
                  index_writer.o recovery.o fmp4_repair.o disk_guard.o \
                  status.o http.o http_query.o) $(COMMON_OBJS) $(DB_OBJS)
 $(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_WORKER)) -lpthread -lm
+
+MWR_OBJS := $(addprefix $(BUILD)/obj/mwr/,main.o verify.o export.o) $(COMMON_OBJS) $(CONTINUITY_OBJS) $(DB_OBJS)
+$(BUILD)/bin/mwr: $(MWR_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON)) -lm
 
 # ---- test tools --------------------------------------------------------------
 CAMSIM_OBJS := $(BUILD)/obj/tests/camsim/camsim.o $(BUILD)/obj/tests/camsim/control.o \
@@ -94,6 +102,10 @@ $(BUILD)/unit/test_config: $(BUILD)/obj/tests/unit/test_config.o $(BUILD)/obj/co
 $(BUILD)/unit/test_timefmt: $(BUILD)/obj/tests/unit/test_timefmt.o $(BUILD)/obj/common/timefmt.o
 $(BUILD)/unit/test_timeline: $(BUILD)/obj/tests/unit/test_timeline.o $(BUILD)/obj/worker/timeline.o
 $(BUILD)/unit/test_payload_hash: $(BUILD)/obj/tests/unit/test_payload_hash.o $(BUILD)/obj/common/payload_hash.o
+$(BUILD)/unit/test_fmp4_index: $(BUILD)/obj/tests/unit/test_fmp4_index.o $(BUILD)/obj/common/fmp4_index.o
+$(BUILD)/unit/test_matcher: $(BUILD)/obj/tests/unit/test_matcher.o $(BUILD)/obj/continuity/matcher.o
+$(BUILD)/unit/test_continuity_timeline: $(BUILD)/obj/tests/unit/test_continuity_timeline.o \
+                                        $(BUILD)/obj/continuity/timeline.o $(BUILD)/obj/continuity/matcher.o
 $(UNIT_TESTS):
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_UNIT) $(PKGS_JSON) $(PKGS_DB)) -lm
@@ -150,7 +162,7 @@ install: $(PROGRAMS)
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --std=c11 --suppress=missingIncludeSystem -I . -I tests/common -I tests \
-	  $(wildcard common db worker supervisor proxy-config) tests
+	  $(wildcard common db continuity mwr worker supervisor proxy-config) tests
 
 clean:
 	rm -rf build

@@ -1,0 +1,40 @@
+/* export: stitch pieces of segment files into one MP4, stream copy only
+ * (`mwr export`).  The pieces come from the continuity timeline: each starts
+ * at a keyframe, none repeats a frame of another, and a hole between two
+ * pieces stays a hole in time in the output (never closed up). */
+#ifndef MWR_MWR_EXPORT_H
+#define MWR_MWR_EXPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct export_piece {
+        const char *path;     /* segment file: fragmented MP4, possibly truncated after SIGKILL */
+        int64_t seg_start_us; /* the segment's start_us: file time 0 is this camera time */
+        size_t first, last;   /* frame indexes, inclusive, 0-based, counting the file's video
+                               * packets that hold a picture (payload_has_picture), in file order */
+        int64_t shift_us;     /* output clock = seg_start_us + file time - shift_us */
+};
+
+struct export_stats {
+        size_t frames;        /* video frames written */
+        size_t pieces;
+        size_t audio_packets;
+        int64_t first_us, last_us; /* output clock of the first and last video frame (pts) */
+        size_t dts_fixes;     /* DTS nudged forward to keep the muxer's order */
+};
+
+/* done/total are video frames; called at most about once per second of output. */
+typedef void (*export_progress_cb)(size_t done, size_t total, void *ctx);
+
+/* Write out_path (a regular MP4, moov first) from the pieces in order.
+ * Output time 0 is the first written frame's output clock; every later packet
+ * keeps its distance from it, so a gap between pieces stays a gap.  Audio
+ * packets whose time lies within a piece's video span are copied too.
+ * Written to a temporary file next to out_path and renamed at the end: on
+ * error nothing is left at out_path.  0, or a negative errno with a
+ * one-line reason in err (naming the file). */
+int export_write(const struct export_piece *pieces, size_t n, const char *out_path, export_progress_cb cb,
+                 void *ctx, char *err, size_t errlen, struct export_stats *st);
+
+#endif
