@@ -68,7 +68,7 @@ COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $
 CONTINUITY_OBJS := $(addprefix $(BUILD)/obj/continuity/,matcher.o timeline.o loader.o)
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment_writer.o timeline.o \
                  index_writer.o recovery.o fmp4_repair.o disk_guard.o \
-                 status.o http.o http_query.o) $(COMMON_OBJS) $(DB_OBJS)
+                 status.o http.o http_query.o hls.o) $(COMMON_OBJS) $(CONTINUITY_OBJS) $(DB_OBJS)
 $(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_WORKER)) -lpthread -lm

@@ -6,24 +6,32 @@
 #include <arpa/inet.h>
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "common/config.h"
 #include "common/time_util.h"
 #include "common/timefmt.h"
+#include "continuity/loader.h"
 #include "db/db.h"
+#include "worker/hls.h"
 
-enum { CODE_200, CODE_400, CODE_404, CODE_405, CODE_500, CODE_503, N_CODES };
-static const int code_values[N_CODES] = { 200, 400, 404, 405, 500, 503 };
+enum { CODE_200, CODE_400, CODE_403, CODE_404, CODE_405, CODE_416, CODE_500, CODE_503, N_CODES };
+static const int code_values[N_CODES] = { 200, 400, 403, 404, 405, 416, 500, 503 };
 
 struct http_server {
         struct MHD_Daemon *d;
         struct db *db;
+        char storage_dir[PATH_MAX]; /* resolved: media is served from below it only */
         http_snapshot_fn snapshot;
         void *ctx;
         _Atomic uint64_t requests[N_CODES];
@@ -208,6 +216,13 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
                 M("mwr_gap_seconds_total{camera=\"%s\",reason=\"disk_full\"} %.3f\n", s->cameras[i].id,
                   s->cameras[i].gap_s_disk_full);
         }
+        M("# HELP mwr_gaps_total Gaps in a camera's footage (gap rows written).\n# TYPE mwr_gaps_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_gaps_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].gaps);
+        M("# HELP mwr_gap_alerts_total Gaps longer than 1 s, each also logged at alert priority.\n"
+          "# TYPE mwr_gap_alerts_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_gap_alerts_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].gap_alerts);
         M("# TYPE mwr_process_uptime_seconds gauge\nmwr_process_uptime_seconds %.3f\n", (double)s->uptime_us / 1e6);
         M("# TYPE mwr_process_resident_memory_bytes gauge\nmwr_process_resident_memory_bytes %" PRIu64 "\n",
           s->rss_bytes);
@@ -294,6 +309,94 @@ static enum MHD_Result api_index(struct http_server *h, struct MHD_Connection *c
         return reply_json(h, c, 200, arr);
 }
 
+/* ---- playback: HLS over the continuity timeline ------------------------------------- */
+
+static enum MHD_Result playlist(struct http_server *h, struct MHD_Connection *c, const char *camera)
+{
+        const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
+        const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
+        struct tl_options o = { 0 };
+        struct tl_input in;
+        struct tl_result r;
+        char err[256], *text;
+        int e;
+
+        o.to_us = now_real_us();
+        if (to && timefmt_parse_us(to, &o.to_us) < 0)
+                return reply_error(h, c, 400, "to: not RFC 3339 or unix seconds");
+        o.from_us = o.to_us - HTTP_PLAYLIST_DEFAULT_US;
+        if (from && timefmt_parse_us(from, &o.from_us) < 0)
+                return reply_error(h, c, 400, "from: not RFC 3339 or unix seconds");
+        if (o.from_us >= o.to_us || o.to_us - o.from_us > HTTP_PLAYLIST_MAX_US)
+                return reply_error(h, c, 400, "from must be before to, at most 6 hours apart");
+        if (!h->db)
+                return reply_error(h, c, 503, "index database not available");
+        if ((e = tl_load(h->db, camera, o.from_us, o.to_us, &in)) < 0)
+                return reply_error(h, c, e == -EBUSY ? 503 : 500, db_errmsg(h->db));
+        if ((e = tl_build(in.segs, in.n, &o, &r)) < 0) {
+                tl_input_free(&in);
+                return reply_error(h, c, 500, strerror(-e));
+        }
+        if (r.n_pieces == 0) {
+                tl_result_free(&r);
+                tl_input_free(&in);
+                return reply_error(h, c, 404, "no footage of that camera in that range");
+        }
+        e = hls_playlist(&in, &r, "/api/segments/", &text, err, sizeof(err));
+        tl_result_free(&r);
+        tl_input_free(&in);
+        if (e < 0)
+                return reply_error(h, c, 500, e == -ENOMEM ? "out of memory" : err);
+        return reply(h, c, 200, "application/vnd.apple.mpegurl", text);
+}
+
+/* Bytes of a segment file (an init section or a fragment), by DB id: only
+ * files the index knows, only below storage_dir. */
+static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, int64_t id, uint64_t off,
+                             uint64_t len, bool whole)
+{
+        struct db_segment seg;
+        char real[PATH_MAX];
+        size_t dl = strlen(h->storage_dir);
+        struct MHD_Response *resp;
+        struct stat st;
+        enum MHD_Result ret;
+        int fd, e;
+
+        if (!h->db)
+                return reply_error(h, c, 503, "index database not available");
+        if ((e = db_segment_by_id(h->db, id, &seg)) < 0)
+                return reply_error(h, c, e == -ENOENT ? 404 : 500, db_errmsg(h->db));
+        if (!realpath(seg.path, real))
+                return reply_error(h, c, 404, "segment file is gone");
+        if (!dl || strncmp(real, h->storage_dir, dl) != 0 || real[dl] != '/')
+                return reply_error(h, c, 403, "segment file outside storage_dir");
+        fd = open(real, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return reply_error(h, c, 404, "segment file is gone");
+        }
+        if (whole) {
+                off = 0;
+                len = (uint64_t)st.st_size;
+        }
+        if (off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off) {
+                close(fd);
+                return reply_error(h, c, 416, "range beyond the end of the file");
+        }
+        resp = MHD_create_response_from_fd_at_offset64(len, fd, off); /* takes fd */
+        if (!resp) {
+                close(fd);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "video/mp4");
+        ret = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        atomic_fetch_add(&h->requests[CODE_200], 1);
+        return ret;
+}
+
 /* ---- routing ------------------------------------------------------------------------ */
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -311,6 +414,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 return api_index(h, c, false);
         if (!strcmp(url, "/api/gaps"))
                 return api_index(h, c, true);
+        {
+                char camera[CONFIG_ID_MAX];
+                int64_t id;
+                uint64_t off, len;
+                bool whole;
+
+                if (http_path_playlist(url, camera, sizeof(camera)))
+                        return playlist(h, c, camera);
+                if (http_path_media(url, &id, &off, &len, &whole))
+                        return media(h, c, id, off, len, whole);
+        }
         if (strcmp(url, "/health") && strcmp(url, "/api/health") && strcmp(url, "/metrics") &&
             strcmp(url, "/api/cameras"))
                 return reply_error(h, c, 404, "no such endpoint");
@@ -336,8 +450,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return r;
 }
 
-int http_start(struct http_server **out, const char *bind, int port, const char *db_path, http_snapshot_fn fn,
-               void *ctx, char *err, size_t errlen)
+int http_start(struct http_server **out, const char *bind, int port, const char *db_path, const char *storage_dir,
+               http_snapshot_fn fn, void *ctx, char *err, size_t errlen)
 {
         struct http_server *h = calloc(1, sizeof(*h));
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -351,6 +465,8 @@ int http_start(struct http_server **out, const char *bind, int port, const char 
         }
         h->snapshot = fn;
         h->ctx = ctx;
+        if (!realpath(storage_dir, h->storage_dir))
+                h->storage_dir[0] = '\0'; /* not there yet: no media until a restart creates it */
         if (db_open(db_path, &h->db) < 0)
                 h->db = NULL; /* /health then says unhealthy; the recorder may still run */
         else

@@ -3,7 +3,9 @@
  * read a status snapshot through a callback and the index through a read-only
  * DB connection of their own: recording never waits on HTTP.
  *   GET /health  /api/health  /metrics  /api/cameras
- *   GET /api/segments?camera=&from=&to=&limit=&offset=   /api/gaps?... */
+ *   GET /api/segments?camera=&from=&to=&limit=&offset=   /api/gaps?...
+ *   GET /api/cameras/{id}/playlist.m3u8?from=&to=   (HLS VOD, worker/hls.h)
+ *   GET /api/segments/{id}/{offset}-{length}.m4s   (bytes of a segment file; media.mp4: all) */
 #ifndef MWR_WORKER_HTTP_H
 #define MWR_WORKER_HTTP_H
 
@@ -20,8 +22,8 @@ typedef void (*http_snapshot_fn)(void *ctx, struct status_snapshot *out);
 
 struct http_server;
 
-int http_start(struct http_server **out, const char *bind, int port, const char *db_path, http_snapshot_fn fn,
-               void *ctx, char *err, size_t errlen);
+int http_start(struct http_server **out, const char *bind, int port, const char *db_path, const char *storage_dir,
+               http_snapshot_fn fn, void *ctx, char *err, size_t errlen);
 void http_stop(struct http_server *h);
 
 #endif

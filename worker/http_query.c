@@ -47,3 +47,64 @@ const char *http_query_parse(const char *camera, const char *from, const char *t
                 return "offset: a non-negative integer";
         return NULL;
 }
+
+static bool id_char(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+bool http_path_playlist(const char *url, char *id, size_t id_len)
+{
+        static const char head[] = "/api/cameras/", tail[] = "/playlist.m3u8";
+        size_t n = 0;
+
+        if (strncmp(url, head, sizeof(head) - 1) != 0)
+                return false;
+        url += sizeof(head) - 1;
+        while (id_char(url[n]))
+                n++;
+        if (n == 0 || n >= id_len || n >= CONFIG_ID_MAX || strcmp(url + n, tail) != 0)
+                return false;
+        memcpy(id, url, n);
+        id[n] = '\0';
+        return true;
+}
+
+/* digits at *s into *v (at most 19 of them), advancing *s */
+static bool take_num(const char **s, int64_t min, int64_t max, int64_t *v)
+{
+        char num[20];
+        size_t n = 0;
+
+        while ((*s)[n] >= '0' && (*s)[n] <= '9' && n < sizeof(num) - 1) {
+                num[n] = (*s)[n];
+                n++;
+        }
+        num[n] = '\0';
+        *s += n;
+        return n > 0 && parse_int(num, min, max, v);
+}
+
+bool http_path_media(const char *url, int64_t *id, uint64_t *off, uint64_t *len, bool *whole)
+{
+        static const char head[] = "/api/segments/";
+        int64_t o, n;
+
+        *whole = false;
+        *off = *len = 0;
+        if (strncmp(url, head, sizeof(head) - 1) != 0)
+                return false;
+        url += sizeof(head) - 1;
+        if (!take_num(&url, 1, INT64_MAX, id) || *url++ != '/')
+                return false;
+        if (strcmp(url, "media.mp4") == 0) {
+                *whole = true;
+                return true;
+        }
+        if (!take_num(&url, 0, INT64_MAX, &o) || *url++ != '-' || !take_num(&url, 1, INT32_MAX, &n) ||
+            (strcmp(url, ".mp4") != 0 && strcmp(url, ".m4s") != 0))
+                return false;
+        *off = (uint64_t)o;
+        *len = (uint64_t)n;
+        return true;
+}

@@ -4,6 +4,7 @@
 #define MWR_WORKER_HTTP_QUERY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define HTTP_PAGE_DEFAULT 100
@@ -18,5 +19,18 @@ struct http_query {
 /* Any argument may be NULL (absent).  Returns NULL, or a message for a 400. */
 const char *http_query_parse(const char *camera, const char *from, const char *to, const char *limit,
                              const char *offset, bool camera_required, int64_t now_us, struct http_query *q);
+
+#define HTTP_PLAYLIST_DEFAULT_US (3600 * INT64_C(1000000)) /* from defaults to an hour before to */
+#define HTTP_PLAYLIST_MAX_US (6 * 3600 * INT64_C(1000000))
+
+/* "/api/cameras/{id}/playlist.m3u8": true and id copied (id_len bytes with
+ * the NUL) when url is that and id is a valid camera id. */
+bool http_path_playlist(const char *url, char *id, size_t id_len);
+
+/* Bytes of a segment file, named so HLS clients see a media extension:
+ *   /api/segments/{id}/media.mp4         the whole file (*whole set)
+ *   /api/segments/{id}/{offset}-{len}.mp4 or .m4s   a byte range (len > 0)
+ * True when url is one of them, with *id, *off, *len set. */
+bool http_path_media(const char *url, int64_t *id, uint64_t *off, uint64_t *len, bool *whole);
 
 #endif

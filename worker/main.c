@@ -293,6 +293,8 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
                 c->last_frame_age_s = last ? (double)(now - last) / 1e6 : -1;
                 c->gap_s_camera_down = (double)atomic_load(&st->gap_us_camera_down) / 1e6;
                 c->gap_s_disk_full = (double)atomic_load(&st->gap_us_disk_full) / 1e6;
+                c->gaps = atomic_load(&st->gaps);
+                c->gap_alerts = atomic_load(&st->gap_alerts);
                 c->recording = atomic_load(&st->state) == RECORDER_RECORDING && atomic_load(&st->segment_has_key) &&
                                last && now - last < STATUS_FRESH_US && !s->disk_full;
                 {
@@ -398,8 +400,8 @@ static int worker_run(struct worker *w)
         slots_from_config(w);
         for (size_t i = 0; i < w->n_slots; i++)
                 camera_start(w, &w->slots[i]);
-        if ((e = http_start(&w->http, w->cfg->worker.bind, w->a.port, w->cfg->db_path, worker_snapshot, w, err,
-                            sizeof(err))) < 0) {
+        if ((e = http_start(&w->http, w->cfg->worker.bind, w->a.port, w->cfg->db_path, w->cfg->storage_dir,
+                            worker_snapshot, w, err, sizeof(err))) < 0) {
                 log_err("http: %s", err);
                 worker_stop(w);
                 disk_guard_free(w->disk);

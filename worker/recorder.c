@@ -293,7 +293,14 @@ static void gap_check(struct recorder *r, int64_t t_us)
         index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, r->last_end_us, t_us, r->gap_reason, detail);
         atomic_fetch_add(strcmp(r->gap_reason, "disk_full") ? &r->stats.gap_us_camera_down : &r->stats.gap_us_disk_full,
                          (uint64_t)hole);
-        log_warn("camera %s: gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6, r->gap_reason);
+        atomic_fetch_add(&r->stats.gaps, 1);
+        if (hole > RECORDER_GAP_ALERT_US) {
+                atomic_fetch_add(&r->stats.gap_alerts, 1);
+                log_at(SD_ALERT, "camera %s: ALERT footage gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6,
+                       r->gap_reason);
+        } else {
+                log_warn("camera %s: gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6, r->gap_reason);
+        }
         r->gap_reason = "camera_down";
 }
 

@@ -29,6 +29,7 @@ struct recorder_stats {
         _Atomic int64_t segment_has_key;     /* 1 while a segment is open (each starts with a keyframe);
                                                 kept across a rotation so health does not flicker */
         _Atomic uint64_t gap_us_camera_down, gap_us_disk_full;
+        _Atomic uint64_t gaps, gap_alerts; /* gap rows; those over RECORDER_GAP_ALERT_US */
         _Atomic uint64_t write_errors, dropped_disk_full;
         _Atomic int64_t last_write_error_mono_us; /* 0: none */
         _Atomic uint64_t non_picture_packets; /* SEI/parameter sets alone: stored, not frames */
@@ -57,5 +58,7 @@ const struct recorder_stats *recorder_stats(const struct recorder *r);
 const char *recorder_camera_id(const struct recorder *r);
 const char *recorder_url(const struct recorder *r);
 const char *recorder_state_name(int state);
+
+#define RECORDER_GAP_ALERT_US 1000000 /* a gap this long is logged as an alert */
 
 #endif

@@ -24,6 +24,7 @@ struct status_camera {
         uint64_t dropped_prekey, dropped_disk_full, non_picture_packets;
         double last_frame_age_s;  /* -1 when no frame yet */
         double gap_s_camera_down, gap_s_disk_full;
+        uint64_t gaps, gap_alerts;
 };
 
 struct status_snapshot {
