@@ -47,6 +47,18 @@ static const char *const migrations[] = {
         "    'clock_step','timestamp_jump','corrupt_input','crash')),"
         "  detail TEXT NOT NULL DEFAULT '', created_us INTEGER NOT NULL);"
         "CREATE INDEX gaps_camera_start ON gaps(camera_id, start_us);",
+        /* 2: the supervisor's slots (so a restarted supervisor adopts its
+         * workers) and its deploy history */
+        "CREATE TABLE supervisor_slots("
+        "  name TEXT PRIMARY KEY, port INTEGER NOT NULL, pid INTEGER NOT NULL DEFAULT 0,"
+        "  instance_id TEXT NOT NULL, binary TEXT NOT NULL DEFAULT '', version TEXT NOT NULL DEFAULT '',"
+        "  state TEXT NOT NULL DEFAULT 'stopped', active INTEGER NOT NULL DEFAULT 0,"
+        "  started_us INTEGER NOT NULL DEFAULT 0, updated_us INTEGER NOT NULL);"
+        "CREATE TABLE deploys("
+        "  id INTEGER PRIMARY KEY, started_us INTEGER NOT NULL, finished_us INTEGER NOT NULL DEFAULT 0,"
+        "  from_slot TEXT NOT NULL, to_slot TEXT NOT NULL, binary TEXT NOT NULL, version TEXT NOT NULL DEFAULT '',"
+        "  result TEXT NOT NULL DEFAULT 'running' CHECK(result IN ('running','ok','failed')),"
+        "  reason TEXT NOT NULL DEFAULT '');",
 };
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "one migration step per schema version");
 
@@ -80,6 +92,11 @@ enum st {
         ST_GAP_INSERT,
         ST_GAPS_RANGE_CAMERA,
         ST_GAPS_RANGE_ALL,
+        ST_SLOT_SAVE,
+        ST_SLOTS_ALL,
+        ST_DEPLOY_BEGIN,
+        ST_DEPLOY_FINISH,
+        ST_DEPLOYS_RECENT,
         ST_COUNT
 };
 
@@ -120,6 +137,19 @@ static const char *const statements[ST_COUNT] = {
                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         [ST_GAPS_RANGE_CAMERA] = "SELECT " GAP_COLUMNS " FROM gaps WHERE camera_id = ?1 AND " OVERLAP
                                  " ORDER BY start_us, id LIMIT ?4 OFFSET ?5",
+        [ST_SLOT_SAVE] = "INSERT INTO supervisor_slots(name, port, pid, instance_id, binary, version, state, active, "
+                         "started_us, updated_us) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                         "ON CONFLICT(name) DO UPDATE SET port = excluded.port, pid = excluded.pid, "
+                         "instance_id = excluded.instance_id, binary = excluded.binary, version = excluded.version, "
+                         "state = excluded.state, active = excluded.active, started_us = excluded.started_us, "
+                         "updated_us = excluded.updated_us",
+        [ST_SLOTS_ALL] = "SELECT name, port, pid, instance_id, binary, version, state, active, started_us, updated_us "
+                         "FROM supervisor_slots ORDER BY name",
+        [ST_DEPLOY_BEGIN] = "INSERT INTO deploys(started_us, from_slot, to_slot, binary, version) "
+                            "VALUES(?1, ?2, ?3, ?4, ?5)",
+        [ST_DEPLOY_FINISH] = "UPDATE deploys SET result = ?2, reason = ?3, finished_us = ?4 WHERE id = ?1",
+        [ST_DEPLOYS_RECENT] = "SELECT id, started_us, finished_us, from_slot, to_slot, binary, version, result, reason "
+                              "FROM deploys ORDER BY id DESC LIMIT ?1",
         [ST_GAPS_RANGE_ALL] = "SELECT " GAP_COLUMNS " FROM gaps WHERE " OVERLAP
                               " ORDER BY start_us, id LIMIT ?4 OFFSET ?5",
 };
@@ -859,4 +889,111 @@ int db_gaps_range(struct db *db, const char *camera_id, int64_t from_us, int64_t
         if ((camera_id && (rc = bind_text(s, 1, camera_id))) || (rc = range_bind(s, from_us, to_us, limit, offset)))
                 return bind_fail(db, s, rc);
         return rows_each(db, s, NULL, cb, ctx);
+}
+
+/* ---- supervisor state -------------------------------------------------------------- */
+
+int db_slot_save(struct db *db, const struct db_slot *sl)
+{
+        sqlite3_stmt *s;
+        int rc, r;
+
+        if (!text_ok(sl->name) || !text_ok(sl->instance_id) || !text_ok(sl->binary) || !text_ok(sl->version) ||
+            !text_ok(sl->state))
+                return db_fail_msg(db, -EINVAL, "slot text field missing or too long");
+        if ((r = st_get(db, ST_SLOT_SAVE, &s)) < 0)
+                return r;
+        if ((rc = bind_text(s, 1, sl->name)) || (rc = sqlite3_bind_int64(s, 2, sl->port)) ||
+            (rc = sqlite3_bind_int64(s, 3, sl->pid)) || (rc = bind_text(s, 4, sl->instance_id)) ||
+            (rc = bind_text(s, 5, sl->binary)) || (rc = bind_text(s, 6, sl->version)) ||
+            (rc = bind_text(s, 7, sl->state)) || (rc = sqlite3_bind_int(s, 8, sl->active)) ||
+            (rc = sqlite3_bind_int64(s, 9, sl->started_us)) || (rc = sqlite3_bind_int64(s, 10, sl->updated_us)))
+                return bind_fail(db, s, rc);
+        return st_run(db, s);
+}
+
+int db_slots_each(struct db *db, db_slot_cb cb, void *ctx)
+{
+        sqlite3_stmt *s;
+        int rc, r = 0;
+
+        if ((r = st_get(db, ST_SLOTS_ALL, &s)) < 0)
+                return r;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                struct db_slot sl = { .name = column_text(s, 0), .port = sqlite3_column_int64(s, 1),
+                                      .pid = sqlite3_column_int64(s, 2), .instance_id = column_text(s, 3),
+                                      .binary = column_text(s, 4), .version = column_text(s, 5),
+                                      .state = column_text(s, 6), .active = sqlite3_column_int(s, 7) != 0,
+                                      .started_us = sqlite3_column_int64(s, 8),
+                                      .updated_us = sqlite3_column_int64(s, 9) };
+
+                if ((r = cb(&sl, ctx)))
+                        break;
+        }
+        if (!r && rc != SQLITE_DONE)
+                r = db_fail(db, rc);
+        st_release(s);
+        return r;
+}
+
+int db_deploy_begin(struct db *db, const struct db_deploy *d, int64_t *id)
+{
+        sqlite3_stmt *s;
+        int rc, r;
+
+        if (!text_ok(d->from_slot) || !text_ok(d->to_slot) || !text_ok(d->binary) || !text_ok(d->version))
+                return db_fail_msg(db, -EINVAL, "deploy text field missing or too long");
+        if ((r = st_get(db, ST_DEPLOY_BEGIN, &s)) < 0)
+                return r;
+        if ((rc = sqlite3_bind_int64(s, 1, d->started_us)) || (rc = bind_text(s, 2, d->from_slot)) ||
+            (rc = bind_text(s, 3, d->to_slot)) || (rc = bind_text(s, 4, d->binary)) ||
+            (rc = bind_text(s, 5, d->version)))
+                return bind_fail(db, s, rc);
+        if ((r = st_run(db, s)) == 0)
+                *id = sqlite3_last_insert_rowid(db->sql);
+        return r;
+}
+
+int db_deploy_finish(struct db *db, int64_t id, const char *result, const char *reason, int64_t finished_us)
+{
+        sqlite3_stmt *s;
+        int rc, r;
+
+        if (!text_ok(result) || (reason && !text_ok(reason)))
+                return db_fail_msg(db, -EINVAL, "deploy result missing or too long");
+        if ((r = st_get(db, ST_DEPLOY_FINISH, &s)) < 0)
+                return r;
+        if ((rc = sqlite3_bind_int64(s, 1, id)) || (rc = bind_text(s, 2, result)) ||
+            (rc = bind_text(s, 3, reason ? reason : "")) || (rc = sqlite3_bind_int64(s, 4, finished_us)))
+                return bind_fail(db, s, rc);
+        if ((r = st_run(db, s)) < 0)
+                return r;
+        return sqlite3_changes(db->sql) ? 0 : db_fail_msg(db, -ENOENT, "no such deploy");
+}
+
+int db_deploys_recent(struct db *db, int64_t limit, db_deploy_cb cb, void *ctx)
+{
+        sqlite3_stmt *s;
+        int rc, r = 0;
+
+        if (limit < 1 || limit > DB_QUERY_LIMIT_MAX)
+                return db_fail_msg(db, -EINVAL, "limit outside 1..DB_QUERY_LIMIT_MAX");
+        if ((r = st_get(db, ST_DEPLOYS_RECENT, &s)) < 0)
+                return r;
+        if ((rc = sqlite3_bind_int64(s, 1, limit)))
+                return bind_fail(db, s, rc);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                struct db_deploy d = { .id = sqlite3_column_int64(s, 0), .started_us = sqlite3_column_int64(s, 1),
+                                       .finished_us = sqlite3_column_int64(s, 2), .from_slot = column_text(s, 3),
+                                       .to_slot = column_text(s, 4), .binary = column_text(s, 5),
+                                       .version = column_text(s, 6), .result = column_text(s, 7),
+                                       .reason = column_text(s, 8) };
+
+                if ((r = cb(&d, ctx)))
+                        break;
+        }
+        if (!r && rc != SQLITE_DONE)
+                r = db_fail(db, rc);
+        st_release(s);
+        return r;
 }

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_BUSY_TIMEOUT_MS 5000      /* wait for another writer before -EBUSY */
-#define DB_SCHEMA_VERSION 1          /* the user_version this binary migrates to */
+#define DB_SCHEMA_VERSION 2          /* the user_version this binary migrates to */
 #define DB_ERRMSG_MAX 256
 #define DB_TEXT_MAX 4096             /* any text argument: ids, paths, urls, details */
 #define DB_BLOB_MAX (8u << 20)       /* a frame index blob */
@@ -135,5 +135,34 @@ int db_gap_insert(struct db *db, const char *camera_id, const char *instance_id,
  * db_segments_range. */
 int db_gaps_range(struct db *db, const char *camera_id, int64_t from_us, int64_t to_us, int64_t limit,
                   int64_t offset, db_gap_cb cb, void *ctx);
+
+/* ---- the supervisor's state (schema 2) ---- */
+
+/* A worker slot as the supervisor last saw it; strings as in db_segment. */
+struct db_slot {
+        const char *name; /* haproxy server name: "a", "b" */
+        int64_t port, pid;
+        const char *instance_id, *binary, *version;
+        const char *state; /* stopped | starting | ready | stopping | failed */
+        bool active;       /* takes the traffic */
+        int64_t started_us, updated_us;
+};
+
+struct db_deploy {
+        int64_t id, started_us, finished_us;
+        const char *from_slot, *to_slot, *binary, *version;
+        const char *result; /* running | ok | failed */
+        const char *reason;
+};
+
+typedef int (*db_slot_cb)(const struct db_slot *s, void *ctx);
+typedef int (*db_deploy_cb)(const struct db_deploy *d, void *ctx);
+
+int db_slot_save(struct db *db, const struct db_slot *s); /* insert or replace by name */
+int db_slots_each(struct db *db, db_slot_cb cb, void *ctx);
+
+int db_deploy_begin(struct db *db, const struct db_deploy *d, int64_t *id);
+int db_deploy_finish(struct db *db, int64_t id, const char *result, const char *reason, int64_t finished_us);
+int db_deploys_recent(struct db *db, int64_t limit, db_deploy_cb cb, void *ctx); /* newest first */
 
 #endif

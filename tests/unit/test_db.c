@@ -3,6 +3,7 @@
  * at once, -EBUSY after the busy timeout, and a corrupt file refused. */
 #include <errno.h>
 #include <pthread.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -405,6 +406,60 @@ static void test_overlap_status_and_by_id(void **state)
         db_close(db);
 }
 
+static int count_slot(const struct db_slot *sl, void *ctx)
+{
+        struct list *l = ctx;
+
+        snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s:%" PRId64 ":%s:%d", sl->name, sl->pid, sl->state,
+                 sl->active);
+        l->n++;
+        return 0;
+}
+
+static int count_deploy(const struct db_deploy *d, void *ctx)
+{
+        struct list *l = ctx;
+
+        snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s>%s:%s:%s", d->from_slot, d->to_slot, d->result,
+                 d->reason);
+        l->n++;
+        return 0;
+}
+
+/* The supervisor's slots survive it (adoption) and deploys are a history. */
+static void test_supervisor_state(void **state)
+{
+        struct fixture *fx = *state;
+        struct db_slot a = { .name = "a", .port = 8080, .pid = 100, .instance_id = "a", .binary = "/bin/w",
+                             .version = "0.1.0", .state = "ready", .active = true, .updated_us = T0_US };
+        struct db_deploy d = { .started_us = T0_US, .from_slot = "a", .to_slot = "b", .binary = "/bin/w2",
+                               .version = "0.2.0" };
+        struct list l = { 0 };
+        struct db *db;
+        int64_t id, id2;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(db_slot_save(db, &a), 0);
+        a.pid = 200;
+        a.state = "stopping";
+        assert_int_equal(db_slot_save(db, &a), 0); /* replaces */
+        assert_int_equal(db_slots_each(db, count_slot, &l), 0);
+        assert_int_equal(l.n, 1);
+        assert_string_equal(l.paths[0], "a:200:stopping:1");
+        assert_int_equal(db_deploy_begin(db, &d, &id), 0);
+        assert_int_equal(db_deploy_finish(db, id, "ok", NULL, T0_US + SEC_US), 0);
+        assert_int_equal(db_deploy_begin(db, &d, &id2), 0);
+        assert_int_equal(db_deploy_finish(db, id2, "failed", "not healthy in 30 s", T0_US + SEC_US), 0);
+        assert_int_equal(db_deploy_finish(db, id2 + 5, "ok", NULL, T0_US), -ENOENT);
+        assert_int_equal(db_deploy_finish(db, id2, "great", NULL, T0_US), -EINVAL); /* CHECK */
+        l.n = 0;
+        assert_int_equal(db_deploys_recent(db, 10, count_deploy, &l), 0);
+        assert_int_equal(l.n, 2);
+        assert_string_equal(l.paths[0], "a>b:failed:not healthy in 30 s"); /* newest first */
+        assert_string_equal(l.paths[1], "a>b:ok:");
+        db_close(db);
+}
+
 static void test_segments_range(void **state)
 {
         struct fixture *fx = *state;
@@ -724,6 +779,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_segment_lifecycle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_segments_range, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overlap_status_and_by_id, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_supervisor_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_segment_max_num, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_callbacks_may_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gaps, setup, teardown),
