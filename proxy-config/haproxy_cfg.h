@@ -1,0 +1,24 @@
+/* haproxy_cfg: the complete haproxy.cfg for an mwr config
+ * (`mwr-supervisor proxy-config`): frontend on haproxy.frontend_port,
+ * backend haproxy.backend with servers haproxy.servers[0..1] on
+ * worker.bind:worker.ports[0..1] checked with `GET /health`, stats page on
+ * stats_port, admin runtime socket at haproxy.socket (mode 660), and a
+ * server-state file next to the socket so a reload keeps the active slot. */
+#ifndef MWR_PROXY_CONFIG_HAPROXY_CFG_H
+#define MWR_PROXY_CONFIG_HAPROXY_CFG_H
+
+#include <stdio.h>
+
+#include "common/config.h"
+
+/* The server-state file haproxy.cfg names: "<dir of haproxy.socket>/haproxy.state". */
+int haproxy_cfg_state_path(const struct mwr_config *cfg, char *out, size_t len);
+
+/* Writes the config text to f.  active: 0 or 1, the server that takes
+ * traffic when haproxy starts without a state file (the other starts in
+ * maint).  0 or -EIO; -EINVAL (nothing written) when active is not 0/1,
+ * a value is not one plain haproxy word (space, '#', quote, '$'...), the two
+ * server names are equal or two of the four ports coincide. */
+int haproxy_cfg_write(const struct mwr_config *cfg, int active, FILE *f);
+
+#endif
