@@ -37,10 +37,11 @@ ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
 
 PKGS_WORKER := $(PKGS_AV) $(PKGS_DB) $(PKGS_JSON) libsystemd libmicrohttpd
+PKGS_SUP := libsystemd libcurl $(PKGS_DB) $(PKGS_JSON)
 DB_OBJS = $(BUILD)/obj/db/db.o $(BUILD)/obj/db/frame_index.o
 
 # Product binaries appear with the issues that give them behaviour.
-PROGRAMS := $(BUILD)/bin/mwr-worker $(BUILD)/bin/mwr
+PROGRAMS := $(BUILD)/bin/mwr-worker $(BUILD)/bin/mwr $(BUILD)/bin/mwr-supervisor
 
 TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
@@ -61,6 +62,8 @@ $(BUILD)/obj/worker/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_WORKER))
 $(BUILD)/obj/common/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
 $(BUILD)/obj/continuity/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_DB))
 $(BUILD)/obj/mwr/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON))
+$(BUILD)/obj/supervisor/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_SUP))
+$(BUILD)/obj/proxy-config/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
 
 # ---- product binaries -------------------------------------------------------
 COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $(BUILD)/obj/common/timefmt.o \
@@ -77,6 +80,13 @@ MWR_OBJS := $(addprefix $(BUILD)/obj/mwr/,main.o verify.o export.o) $(COMMON_OBJ
 $(BUILD)/bin/mwr: $(MWR_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON)) -lm
+
+SUPERVISOR_OBJS := $(addprefix $(BUILD)/obj/supervisor/,main.o daemon.o slot.o control.o health.o) \
+                   $(addprefix $(BUILD)/obj/proxy-config/,haproxy_cfg.o haproxy_runtime.o) \
+                   $(BUILD)/obj/common/config.o $(BUILD)/obj/common/timefmt.o $(BUILD)/obj/common/fsutil.o $(DB_OBJS)
+$(BUILD)/bin/mwr-supervisor: $(SUPERVISOR_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_SUP)) -lm
 
 # ---- test tools --------------------------------------------------------------
 CAMSIM_OBJS := $(BUILD)/obj/tests/camsim/camsim.o $(BUILD)/obj/tests/camsim/control.o \
@@ -106,9 +116,17 @@ $(BUILD)/unit/test_fmp4_index: $(BUILD)/obj/tests/unit/test_fmp4_index.o $(BUILD
 $(BUILD)/unit/test_matcher: $(BUILD)/obj/tests/unit/test_matcher.o $(BUILD)/obj/continuity/matcher.o
 $(BUILD)/unit/test_continuity_timeline: $(BUILD)/obj/tests/unit/test_continuity_timeline.o \
                                         $(BUILD)/obj/continuity/timeline.o $(BUILD)/obj/continuity/matcher.o
+$(BUILD)/unit/test_haproxy_cfg: $(BUILD)/obj/tests/unit/test_haproxy_cfg.o $(BUILD)/obj/proxy-config/haproxy_cfg.o \
+                                 $(BUILD)/obj/common/config.o
+$(BUILD)/unit/test_haproxy_runtime: $(BUILD)/obj/tests/unit/test_haproxy_runtime.o \
+                                     $(BUILD)/obj/proxy-config/haproxy_runtime.o
+$(BUILD)/unit/test_health: $(BUILD)/obj/tests/unit/test_health.o $(BUILD)/obj/supervisor/health.o
+$(BUILD)/unit/test_health: UNIT_EXTRA_LIBS = $(call pkg_libs,libsystemd libcurl libmicrohttpd)
+$(BUILD)/obj/tests/unit/test_health.o: OBJ_CFLAGS = -I. -Itests/common -Itests \
+    $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_JSON) $(PKGS_DB) libsystemd libcurl libmicrohttpd)
 $(UNIT_TESTS):
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_UNIT) $(PKGS_JSON) $(PKGS_DB)) -lm
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_UNIT) $(PKGS_JSON) $(PKGS_DB)) $(UNIT_EXTRA_LIBS) -lm
 
 unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done

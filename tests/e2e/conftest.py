@@ -33,6 +33,12 @@ class Procs:
     def __init__(self, tmp):
         self.tmp = tmp
         self.started = []
+        self.foreign = []  # pids the test did not start (a supervisor's workers)
+
+    def track_pid(self, pid):
+        """Also stop pid at the end (SIGTERM, then SIGKILL after 5 s)."""
+        if pid and pid not in self.foreign:
+            self.foreign.append(pid)
 
     def start(self, name, argv, **kw):
         out = open(os.path.join(self.tmp, f"{name}.out"), "wb")
@@ -60,6 +66,15 @@ class Procs:
     def stop_all(self):
         for p in reversed(self.started):
             self.stop(p)
+        for pid in self.foreign:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(50):
+                    os.kill(pid, 0)
+                    time.sleep(0.1)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @pytest.fixture

@@ -1,0 +1,40 @@
+/* control: the supervisor's control socket (unix stream, mode 0660).  One
+ * command per connection: the client writes one line of at most
+ * CONTROL_LINE_MAX bytes, the daemon answers with text lines and closes.
+ * A longer or unterminated command gets "error: ..." and the connection is
+ * closed; it never affects the daemon.  A long command (deploy) writes
+ * progress lines as it goes, so the connection stays open until it ends. */
+#ifndef MWR_SUPERVISOR_CONTROL_H
+#define MWR_SUPERVISOR_CONTROL_H
+
+#include <stddef.h>
+
+#include <systemd/sd-event.h>
+
+#define CONTROL_LINE_MAX 1024
+#define CONTROL_TIMEOUT_US (5 * 1000000ULL) /* to send the command line */
+#define CONTROL_CLIENTS_MAX 8
+
+struct control;
+struct control_conn;
+
+/* Called with the command line (no newline).  Answer with control_reply()
+ * (any number of times) and end with control_close(); the handler may keep
+ * conn and finish later (deploy). */
+typedef void (*control_cmd_fn)(struct control_conn *conn, const char *line, void *userdata);
+
+int control_listen(sd_event *e, const char *path, control_cmd_fn fn, void *userdata, struct control **out);
+void control_free(struct control *c);
+
+/* Queue text for the client (best effort: a client that went away is
+ * dropped quietly).  0 or -ENOBUFS when the client does not read. */
+int control_reply(struct control_conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void control_close(struct control_conn *conn);
+
+/* Client side: send line to the daemon at path and copy its answer to out
+ * (stdout) as it arrives.  Returns the daemon's verdict: 0 if the last line
+ * was "ok", 1 if it was "failed..." or "error...", or a negative errno
+ * when the daemon cannot be reached. */
+int control_call(const char *path, const char *line, int out_fd);
+
+#endif

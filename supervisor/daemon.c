@@ -1,0 +1,389 @@
+/* daemon: the supervisor's event loop and restart policy (see daemon.h).
+ * Events come from the slots (READY, exit), timers (restart backoff,
+ * watchdog scan), signals and the control socket; each handler decides from
+ * the slot's state what to do next, and saves the slots to the DB. */
+#include "supervisor/daemon.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/time_util.h"
+#include "common/timefmt.h"
+#include "db/db.h"
+#include "supervisor/control.h"
+#include "supervisor/slot.h"
+
+#define SUP_SCAN_US (1000000ULL) /* watchdog and stop-timeout scan */
+
+struct sup {
+        const struct mwr_config *cfg;
+        sd_event *e;
+        struct db *db;
+        struct control *ctl;
+        struct slot slots[2];
+        int active;              /* index of the slot that takes traffic */
+        sd_event_source *restart_timer, *scan_timer;
+        uint64_t backoff_us;
+        uint64_t crash_mono_us[SUP_CRASH_LOOP_COUNT]; /* ring of recent crashes */
+        unsigned crashes, restarts;
+        bool stopping, ready_sent;
+        uint64_t stop_deadline_mono_us;
+        int64_t started_real_us;
+};
+
+static void save(struct sup *s)
+{
+        for (int i = 0; i < 2; i++) {
+                struct slot *sl = &s->slots[i];
+                struct db_slot row = { .name = sl->name, .port = sl->port, .pid = sl->pid,
+                                       .instance_id = sl->name, .binary = sl->binary, .version = sl->version,
+                                       .state = slot_state_name(sl->state), .active = i == s->active,
+                                       .started_us = sl->started_real_us, .updated_us = now_real_us() };
+                int e;
+
+                if (s->db && (e = db_slot_save(s->db, &row)) < 0)
+                        log_warn("supervisor: saving slot %s: %s (%s)", sl->name, strerror(-e), db_errmsg(s->db));
+        }
+}
+
+static void notify_status(struct sup *s)
+{
+        const struct slot *a = &s->slots[s->active];
+
+        sd_notifyf(0, "STATUS=active %s pid %d %s, %u restarts%s", a->name, (int)a->pid, slot_state_name(a->state),
+                   s->restarts, s->crashes >= SUP_CRASH_LOOP_COUNT ? ", CRASH LOOP" : "");
+}
+
+static int spawn_active(struct sup *s)
+{
+        struct slot *a = &s->slots[s->active];
+        int e = slot_spawn(a, s->e, s->cfg->worker.binary, s->cfg->path, SUP_WORKER_WATCHDOG_US);
+
+        if (e < 0)
+                log_err("supervisor: starting worker %s (%s): %s", a->name, s->cfg->worker.binary, strerror(-e));
+        else
+                log_info("supervisor: worker %s started, pid %d, port %u", a->name, (int)a->pid, a->port);
+        save(s);
+        notify_status(s);
+        return e;
+}
+
+static int on_restart_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        struct sup *s = userdata;
+
+        s->restart_timer = sd_event_source_disable_unref(s->restart_timer);
+        if (!s->stopping && s->slots[s->active].pid <= 0 && spawn_active(s) < 0) {
+                s->backoff_us = SUP_RESTART_BACKOFF_MAX_US;
+                sd_event_add_time_relative(s->e, &s->restart_timer, CLOCK_MONOTONIC, s->backoff_us, 0,
+                                           on_restart_timer, s);
+        }
+        return 0;
+}
+
+/* The active worker died without being asked to: restart it, at once the
+ * first time, then with doubling backoff while it keeps dying young. */
+static void schedule_restart(struct sup *s, const struct slot *a)
+{
+        uint64_t now = now_mono_us(), lived = now - a->started_mono_us;
+        unsigned recent = 0;
+
+        s->crash_mono_us[s->crashes++ % SUP_CRASH_LOOP_COUNT] = now;
+        for (int i = 0; i < SUP_CRASH_LOOP_COUNT; i++)
+                recent += s->crash_mono_us[i] && now - s->crash_mono_us[i] < SUP_CRASH_LOOP_WINDOW_US;
+        if (lived >= SUP_RESTART_STABLE_US)
+                s->backoff_us = 0;
+        else
+                s->backoff_us = s->backoff_us ? s->backoff_us * 2 : 500000;
+        if (s->backoff_us > SUP_RESTART_BACKOFF_MAX_US)
+                s->backoff_us = SUP_RESTART_BACKOFF_MAX_US;
+        if (recent >= SUP_CRASH_LOOP_COUNT)
+                log_err("supervisor: worker %s is in a crash loop (%u crashes within %llu s); retrying every %.1f s",
+                        a->name, recent, SUP_CRASH_LOOP_WINDOW_US / 1000000ULL, (double)s->backoff_us / 1e6);
+        s->restarts++;
+        s->restart_timer = sd_event_source_disable_unref(s->restart_timer);
+        if (s->backoff_us == 0) {
+                if (spawn_active(s) == 0)
+                        return;
+                s->backoff_us = 500000;
+        }
+        sd_event_add_time_relative(s->e, &s->restart_timer, CLOCK_MONOTONIC, s->backoff_us, 0, on_restart_timer, s);
+}
+
+static bool all_stopped(const struct sup *s)
+{
+        return s->slots[0].pid <= 0 && s->slots[1].pid <= 0;
+}
+
+static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
+{
+        struct sup *s = userdata;
+
+        switch (ev) {
+        case SLOT_EV_READY:
+                log_info("supervisor: worker %s (pid %d) ready after %.2f s", sl->name, (int)sl->pid,
+                         (double)(sl->ready_mono_us - sl->started_mono_us) / 1e6);
+                if (sl->index == s->active && !s->ready_sent) {
+                        sd_notify(0, "READY=1");
+                        s->ready_sent = true;
+                }
+                break;
+        case SLOT_EV_EXITED:
+                if (sl->exit_status >= 0 && WIFSIGNALED(sl->exit_status))
+                        log_warn("supervisor: worker %s killed by signal %d", sl->name, WTERMSIG(sl->exit_status));
+                else if (sl->exit_status >= 0)
+                        log_info("supervisor: worker %s exited with %d", sl->name, WEXITSTATUS(sl->exit_status));
+                else
+                        log_warn("supervisor: worker %s (adopted) is gone", sl->name);
+                if (s->stopping) {
+                        if (all_stopped(s))
+                                sd_event_exit(s->e, 0);
+                } else if (sl->index == s->active && !sl->stop_requested) {
+                        schedule_restart(s, sl);
+                }
+                break;
+        case SLOT_EV_STATUS:
+        case SLOT_EV_STOPPING:
+                break;
+        }
+        save(s);
+        notify_status(s);
+}
+
+/* Once a second: kill a worker whose watchdog expired (its exit restarts
+ * it) and, while stopping, SIGKILL what outlived stop_timeout_seconds. */
+static int on_scan(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        struct sup *s = userdata;
+        uint64_t now = now_mono_us();
+
+        for (int i = 0; i < 2; i++) {
+                struct slot *sl = &s->slots[i];
+
+                if (sl->pid <= 0)
+                        continue;
+                if (s->stopping && now > s->stop_deadline_mono_us) {
+                        log_warn("supervisor: worker %s still running %d s after SIGTERM: SIGKILL", sl->name,
+                                 s->cfg->deploy.stop_timeout_seconds);
+                        slot_kill(sl, SIGKILL);
+                } else if (!s->stopping && sl->state == SLOT_READY && !sl->adopted &&
+                           now - sl->watchdog_mono_us > SUP_WORKER_WATCHDOG_US) {
+                        log_err("supervisor: worker %s (pid %d) sent nothing for %.0f s: killing it", sl->name,
+                                (int)sl->pid, (double)(now - sl->watchdog_mono_us) / 1e6);
+                        slot_kill(sl, SIGKILL);
+                }
+        }
+        sd_event_source_set_time(src, now + SUP_SCAN_US);
+        return 0;
+}
+
+static int on_stop_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct sup *s = userdata;
+
+        if (s->stopping)
+                return 0;
+        s->stopping = true;
+        s->stop_deadline_mono_us = now_mono_us() + (uint64_t)s->cfg->deploy.stop_timeout_seconds * 1000000ULL;
+        s->restart_timer = sd_event_source_disable_unref(s->restart_timer);
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping the workers");
+        log_notice("supervisor: signal %u: stopping the workers", si->ssi_signo);
+        for (int i = 0; i < 2; i++)
+                if (s->slots[i].pid > 0)
+                        slot_kill(&s->slots[i], SIGTERM);
+        if (all_stopped(s))
+                sd_event_exit(s->e, 0);
+        return 0;
+}
+
+/* ---- control commands ---------------------------------------------------------------- */
+
+static cJSON *status_json(const struct sup *s)
+{
+        cJSON *root = cJSON_CreateObject(), *slots = cJSON_AddArrayToObject(root, "slots");
+        char t[TIMEFMT_RFC3339_MAX];
+        uint64_t now = now_mono_us();
+
+        cJSON_AddStringToObject(root, "version", MWR_VERSION);
+        cJSON_AddNumberToObject(root, "pid", getpid());
+        cJSON_AddStringToObject(root, "active", s->slots[s->active].name);
+        cJSON_AddNumberToObject(root, "restarts", s->restarts);
+        cJSON_AddBoolToObject(root, "crash_loop", s->crashes >= SUP_CRASH_LOOP_COUNT);
+        for (int i = 0; i < 2; i++) {
+                const struct slot *sl = &s->slots[i];
+                cJSON *o = cJSON_CreateObject();
+
+                cJSON_AddStringToObject(o, "slot", sl->name);
+                cJSON_AddStringToObject(o, "state", slot_state_name(sl->state));
+                cJSON_AddBoolToObject(o, "active", i == s->active);
+                cJSON_AddNumberToObject(o, "pid", sl->pid);
+                cJSON_AddNumberToObject(o, "port", sl->port);
+                cJSON_AddStringToObject(o, "instance_id", sl->name);
+                cJSON_AddStringToObject(o, "binary", sl->binary);
+                cJSON_AddStringToObject(o, "version", sl->version);
+                cJSON_AddBoolToObject(o, "adopted", sl->adopted);
+                cJSON_AddStringToObject(o, "status", sl->status);
+                cJSON_AddNumberToObject(o, "uptime", sl->pid > 0 ? (double)(now - sl->started_mono_us) / 1e6 : 0);
+                if (sl->started_real_us) {
+                        timefmt_rfc3339(sl->started_real_us, t);
+                        cJSON_AddStringToObject(o, "started", t);
+                }
+                cJSON_AddItemToArray(slots, o);
+        }
+        return root;
+}
+
+static int deploy_row(const struct db_deploy *d, void *ctx)
+{
+        cJSON *o = cJSON_CreateObject();
+        char t[TIMEFMT_RFC3339_MAX];
+
+        cJSON_AddNumberToObject(o, "id", (double)d->id);
+        timefmt_rfc3339(d->started_us, t);
+        cJSON_AddStringToObject(o, "started", t);
+        cJSON_AddStringToObject(o, "from", d->from_slot);
+        cJSON_AddStringToObject(o, "to", d->to_slot);
+        cJSON_AddStringToObject(o, "binary", d->binary);
+        cJSON_AddStringToObject(o, "result", d->result);
+        cJSON_AddStringToObject(o, "reason", d->reason);
+        cJSON_AddItemToArray(ctx, o);
+        return 0;
+}
+
+static void on_command(struct control_conn *k, const char *line, void *userdata)
+{
+        struct sup *s = userdata;
+
+        if (strcmp(line, "status") == 0) {
+                cJSON *j = status_json(s), *deploys = cJSON_AddArrayToObject(j, "deploys");
+                char *text;
+
+                if (s->db)
+                        db_deploys_recent(s->db, 20, deploy_row, deploys);
+                text = cJSON_PrintUnformatted(j);
+                cJSON_Delete(j);
+                control_reply(k, "%s\n", text ? text : "{}");
+                free(text);
+        } else if (strncmp(line, "deploy", 6) == 0 || strcmp(line, "rollback") == 0) {
+                control_reply(k, "failed: deploy and rollback are not in this build yet (issue 6, next step)\n");
+        } else {
+                control_reply(k, "error: unknown command (status, deploy, rollback)\n");
+        }
+        control_close(k);
+}
+
+/* ---- start ------------------------------------------------------------------------------ */
+
+struct adopt_ctx {
+        struct sup *s;
+};
+
+static int adopt_row(const struct db_slot *row, void *ctx)
+{
+        struct sup *s = ((struct adopt_ctx *)ctx)->s;
+
+        for (int i = 0; i < 2; i++) {
+                struct slot *sl = &s->slots[i];
+
+                if (strcmp(sl->name, row->name) != 0)
+                        continue;
+                if (row->active)
+                        s->active = i;
+                snprintf(sl->version, sizeof(sl->version), "%s", row->version);
+                if (row->pid > 0 && slot_pid_is_worker((pid_t)row->pid, sl->name) &&
+                    slot_adopt(sl, s->e, (pid_t)row->pid, row->binary) == 0) {
+                        sl->started_real_us = row->started_us;
+                        log_notice("supervisor: adopted worker %s, pid %d", sl->name, (int)sl->pid);
+                }
+        }
+        return 0;
+}
+
+static int run_dir(const struct mwr_config *cfg, char *out, size_t len)
+{
+        char tmp[PATH_MAX];
+
+        snprintf(tmp, sizeof(tmp), "%s", cfg->control_socket);
+        snprintf(out, len, "%s", dirname(tmp));
+        return fs_mkdir_p(out);
+}
+
+int daemon_run(const struct mwr_config *cfg)
+{
+        struct sup s = { .cfg = cfg, .started_real_us = now_real_us() };
+        struct adopt_ctx ac = { &s };
+        char dir[PATH_MAX];
+        sigset_t mask;
+        int e, rc = 1;
+
+        if ((e = run_dir(cfg, dir, sizeof(dir))) < 0) {
+                log_err("supervisor: %s: %s", dir, strerror(-e));
+                return 1;
+        }
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        if ((e = sd_event_new(&s.e)) < 0)
+                goto out;
+        if ((e = db_open(cfg->db_path, &s.db)) < 0) {
+                log_err("supervisor: %s: %s", cfg->db_path, strerror(-e));
+                goto out;
+        }
+        for (int i = 0; i < 2; i++)
+                if ((e = slot_init(&s.slots[i], i, cfg->haproxy.servers[i], cfg->worker.ports[i], s.e, dir, on_slot,
+                                   &s)) < 0) {
+                        log_err("supervisor: notify socket of slot %s in %s: %s", cfg->haproxy.servers[i], dir,
+                                strerror(-e));
+                        goto out;
+                }
+        if ((e = control_listen(s.e, cfg->control_socket, on_command, &s, &s.ctl)) < 0) {
+                log_err("supervisor: control socket %s: %s", cfg->control_socket, strerror(-e));
+                goto out;
+        }
+        sd_event_add_signal(s.e, NULL, SIGTERM, on_stop_signal, &s);
+        sd_event_add_signal(s.e, NULL, SIGINT, on_stop_signal, &s);
+        sd_event_add_signal(s.e, NULL, SIGHUP, NULL, NULL); /* reload = deploy, arrives with deploy */
+        sd_event_add_time_relative(s.e, &s.scan_timer, CLOCK_MONOTONIC, SUP_SCAN_US, 0, on_scan, &s);
+        sd_event_set_watchdog(s.e, true);
+        db_slots_each(s.db, adopt_row, &ac);
+        if (s.slots[s.active].pid > 0) {
+                if (!s.ready_sent) {
+                        sd_notify(0, "READY=1");
+                        s.ready_sent = true;
+                }
+        } else if (spawn_active(&s) < 0) {
+                schedule_restart(&s, &s.slots[s.active]);
+        }
+        save(&s);
+        notify_status(&s);
+        log_notice("mwr-supervisor %s: active slot %s, control socket %s", MWR_VERSION, s.slots[s.active].name,
+                   cfg->control_socket);
+        e = sd_event_loop(s.e);
+        rc = e < 0 ? 1 : 0;
+        save(&s);
+        log_notice("supervisor: stopped");
+out:
+        for (int i = 0; i < 2; i++)
+                slot_close(&s.slots[i]);
+        s.restart_timer = sd_event_source_disable_unref(s.restart_timer);
+        s.scan_timer = sd_event_source_disable_unref(s.scan_timer);
+        control_free(s.ctl);
+        db_close(s.db);
+        sd_event_unref(s.e);
+        return rc;
+}

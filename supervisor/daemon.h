@@ -1,0 +1,23 @@
+/* daemon: `mwr-supervisor run`.  One sd-event loop owns two worker slots
+ * (supervisor/slot.h), keeps the active one running (restart at once after
+ * a crash, then with capped backoff; a crash loop is reported, never given
+ * up on), kills a worker whose watchdog expires, answers the control socket
+ * and speaks sd_notify to systemd (READY when the active worker is ready,
+ * STATUS, WATCHDOG, STOPPING).  Slot state is saved in the DB so that a
+ * restarted supervisor adopts running workers instead of starting new
+ * ones.  SIGTERM/SIGINT stop the workers gracefully, then the daemon. */
+#ifndef MWR_SUPERVISOR_DAEMON_H
+#define MWR_SUPERVISOR_DAEMON_H
+
+#include "common/config.h"
+
+#define SUP_WORKER_WATCHDOG_US (10 * 1000000ULL) /* a worker silent this long is hung: killed, restarted */
+#define SUP_RESTART_BACKOFF_MAX_US (5 * 1000000ULL)
+#define SUP_RESTART_STABLE_US (10 * 1000000ULL) /* up this long: the next crash restarts at once again */
+#define SUP_CRASH_LOOP_COUNT 5                  /* crashes within SUP_CRASH_LOOP_WINDOW_US: a crash loop */
+#define SUP_CRASH_LOOP_WINDOW_US (60 * 1000000ULL)
+
+/* Runs until SIGTERM/SIGINT; returns the exit code. */
+int daemon_run(const struct mwr_config *cfg);
+
+#endif
