@@ -9,7 +9,7 @@
 #include "db/frame_index.h"
 
 struct row {
-        int64_t id, start_us, end_us;
+        int64_t id, start_us, end_us, pid;
         char *instance_id, *path, *status, *overlap;
 };
 
@@ -36,7 +36,7 @@ static int collect(const struct db_segment *seg, void *ctx)
                 r->cap = cap;
         }
         x = &r->v[r->n];
-        *x = (struct row){ .id = seg->id, .start_us = seg->start_us, .end_us = seg->end_us,
+        *x = (struct row){ .id = seg->id, .start_us = seg->start_us, .end_us = seg->end_us, .pid = seg->pid,
                            .instance_id = strdup(seg->instance_id), .path = strdup(seg->path),
                            .status = strdup(seg->status), .overlap = strdup(seg->overlap_status) };
         r->n++;
@@ -117,7 +117,7 @@ int tl_load(struct db *db, const char *camera, int64_t from_us, int64_t to_us, s
                 free(fi);
                 in->segs[in->n] = (struct tl_segment){ .id = x->id, .instance_id = x->instance_id,
                                                        .path = x->path, .start_us = x->start_us,
-                                                       .frames = f, .n = n,
+                                                       .frames = f, .n = n, .run_key = x->pid,
                                                        .recording = strcmp(x->status, "recording") == 0 };
                 in->status[in->n] = x->status;
                 in->overlap[in->n] = x->overlap;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define TL_DEFAULT_FRAME_US 40000
+#define TL_RUN_BREAK_US 1000000 /* a hole this long in one instance's footage starts a new copy */
 
 struct inst {
         const char *id;
@@ -83,33 +84,76 @@ static int64_t abs64(int64_t v)
         return v < 0 ? -v : v;
 }
 
-/* Group the segments by instance and concatenate each copy's frames. */
+/* Segments by instance, recording process (run_key), start. */
+static int cmp_seg_run(const void *x, const void *y, void *segs)
+{
+        const struct tl_segment *a = (const struct tl_segment *)segs + *(const size_t *)x;
+        const struct tl_segment *b = (const struct tl_segment *)segs + *(const size_t *)y;
+        int c = strcmp(a->instance_id, b->instance_id);
+
+        if (c)
+                return c;
+        if (a->run_key != b->run_key)
+                return a->run_key < b->run_key ? -1 : 1;
+        return cmp_seg(x, y, segs);
+}
+
+static int64_t seg_last_t(const struct tl_segment *sg)
+{
+        int64_t t = INT64_MIN;
+
+        for (size_t k = 0; k < sg->n; k++)
+                if (sg->frames[k].t_us > t)
+                        t = sg->frames[k].t_us;
+        return t;
+}
+
+/* Cut the segments into copies with one clock each and concatenate each
+ * copy's frames.  A copy is one recording session: the same instance and
+ * process, without a hole.  Each RTSP session has its own RTCP mapping, so
+ * a restarted or reconnected recorder can be tens of ms (after an outage,
+ * up to a second) off its own earlier footage; copies are aligned one by one. */
 static int group(struct builder *b)
 {
-        b->inst = calloc(b->n_segs ? b->n_segs : 1, sizeof(*b->inst));
-        if (!b->inst)
-                return -ENOMEM;
-        for (size_t s = 0; s < b->n_segs; s++) {
-                size_t i;
+        size_t *order = malloc((b->n_segs ? b->n_segs : 1) * sizeof(*order));
+        int64_t prev_last = INT64_MIN;
+        int e = 0;
 
-                for (i = 0; i < b->n_inst; i++)
-                        if (strcmp(b->inst[i].id, b->segs[s].instance_id) == 0)
-                                break;
-                if (i == b->n_inst) {
-                        b->inst[i].id = b->segs[s].instance_id;
-                        b->inst[i].segs = malloc(b->n_segs * sizeof(size_t));
-                        if (!b->inst[i].segs)
-                                return -ENOMEM;
-                        b->n_inst++;
-                }
-                b->inst[i].segs[b->inst[i].n_segs++] = s;
-                b->inst[i].n += b->segs[s].n;
+        b->inst = calloc(b->n_segs ? b->n_segs : 1, sizeof(*b->inst));
+        if (!b->inst || !order) {
+                free(order);
+                return -ENOMEM;
         }
-        for (size_t i = 0; i < b->n_inst; i++) {
+        for (size_t s = 0; s < b->n_segs; s++)
+                order[s] = s;
+        qsort_r(order, b->n_segs, sizeof(*order), cmp_seg_run, (void *)b->segs);
+        for (size_t k = 0; k < b->n_segs; k++) {
+                const struct tl_segment *sg = &b->segs[order[k]];
+                const struct tl_segment *pv = k ? &b->segs[order[k - 1]] : NULL;
+                struct inst *in;
+
+                if (!pv || strcmp(pv->instance_id, sg->instance_id) || pv->run_key != sg->run_key ||
+                    (sg->n && prev_last != INT64_MIN && sg->frames[0].t_us - prev_last > TL_RUN_BREAK_US)) {
+                        in = &b->inst[b->n_inst++];
+                        in->id = sg->instance_id;
+                        in->segs = malloc(b->n_segs * sizeof(size_t));
+                        if (!in->segs) {
+                                e = -ENOMEM;
+                                break;
+                        }
+                        prev_last = INT64_MIN;
+                }
+                in = &b->inst[b->n_inst - 1];
+                in->segs[in->n_segs++] = order[k];
+                in->n += sg->n;
+                if (sg->n)
+                        prev_last = seg_last_t(sg);
+        }
+        free(order);
+        for (size_t i = 0; i < b->n_inst && e == 0; i++) {
                 struct inst *in = &b->inst[i];
                 size_t k = 0;
 
-                qsort_r(in->segs, in->n_segs, sizeof(size_t), cmp_seg, (void *)b->segs);
                 in->f = malloc((in->n ? in->n : 1) * sizeof(*in->f));
                 if (!in->f)
                         return -ENOMEM;
@@ -120,55 +164,84 @@ static int group(struct builder *b)
                         k += sg->n;
                 }
         }
-        return 0;
+        return e;
 }
 
 /* Every copy's clock relative to the reference (the copy with most frames),
  * through whichever already aligned copy it shares the most frames with. */
+static bool spans_meet(const struct inst *a, const struct inst *b, int64_t margin)
+{
+        return a->n && b->n && a->f[0].t_us - margin <= b->f[b->n - 1].t_us && b->f[0].t_us - margin <= a->f[a->n - 1].t_us;
+}
+
+/* The largest copy not aligned yet, preferring the reference's instance
+ * (so a camera outage, after which no copy shares frames with any before,
+ * keeps the times of the copy people think of as "the" recording). */
+static size_t next_root(const struct builder *b, const char *prefer)
+{
+        size_t best = SIZE_MAX;
+
+        for (size_t i = 0; i < b->n_inst; i++) {
+                const struct inst *c = &b->inst[i];
+
+                if (c->aligned)
+                        continue;
+                if (best == SIZE_MAX || (prefer && !strcmp(c->id, prefer)) > (prefer && !strcmp(b->inst[best].id, prefer)) ||
+                    ((prefer && !strcmp(c->id, prefer)) == (prefer && !strcmp(b->inst[best].id, prefer)) &&
+                     c->n > b->inst[best].n))
+                        best = i;
+        }
+        return best;
+}
+
+/* Every copy's clock relative to its component's root: copies are aligned
+ * through whichever aligned copy they share the most frames with; a group
+ * of copies that shares none with the rest gets a root of its own. */
 static int align(struct builder *b, int64_t frame_us, int64_t max_shift)
 {
-        size_t ref = 0;
-        bool progress = true;
+        const char *prefer = NULL;
+        size_t root;
 
-        for (size_t i = 1; i < b->n_inst; i++)
-                if (b->inst[i].n > b->inst[ref].n)
-                        ref = i;
-        if (b->n_inst == 0)
-                return 0;
-        b->inst[ref].aligned = true;
-        while (progress) {
-                progress = false;
-                for (size_t u = 0; u < b->n_inst; u++) {
-                        size_t best = 0;
+        if (max_shift <= 0)
+                max_shift = 5000000;
+        while ((root = next_root(b, prefer)) != SIZE_MAX) {
+                bool progress = true;
 
-                        if (b->inst[u].aligned)
-                                continue;
-                        for (size_t a = 0; a < b->n_inst; a++) {
-                                struct cm_match m;
-                                int e;
+                if (!prefer)
+                        prefer = b->inst[root].id;
+                b->inst[root].aligned = true;
+                b->inst[root].shift = 0;
+                while (progress) {
+                        progress = false;
+                        for (size_t u = 0; u < b->n_inst; u++) {
+                                size_t best = 0;
 
-                                if (!b->inst[a].aligned || a == u)
+                                if (b->inst[u].aligned)
                                         continue;
-                                e = cm_match(b->inst[a].f, b->inst[a].n, b->inst[u].f, b->inst[u].n, max_shift,
-                                             frame_us, &m);
-                                if (e < 0)
-                                        return e;
-                                if (m.n_pairs > best) {
-                                        best = m.n_pairs;
-                                        b->inst[u].shift = b->inst[a].shift + m.shift_us;
+                                for (size_t a = 0; a < b->n_inst; a++) {
+                                        struct cm_match m;
+                                        int e;
+
+                                        if (!b->inst[a].aligned || a == u ||
+                                            !spans_meet(&b->inst[a], &b->inst[u], max_shift))
+                                                continue;
+                                        e = cm_match(b->inst[a].f, b->inst[a].n, b->inst[u].f, b->inst[u].n,
+                                                     max_shift, frame_us, &m);
+                                        if (e < 0)
+                                                return e;
+                                        if (m.n_pairs > best) {
+                                                best = m.n_pairs;
+                                                b->inst[u].shift = b->inst[a].shift + m.shift_us;
+                                        }
+                                        cm_match_free(&m);
                                 }
-                                cm_match_free(&m);
-                        }
-                        if (best) {
-                                b->inst[u].aligned = true;
-                                progress = true;
+                                if (best) {
+                                        b->inst[u].aligned = true;
+                                        progress = true;
+                                }
                         }
                 }
         }
-        /* copies that share no frame with the others stay on their own clock:
-         * with RTCP time that is the camera's clock too */
-        for (size_t u = 0; u < b->n_inst; u++)
-                b->inst[u].aligned = true;
         return 0;
 }
 

@@ -27,6 +27,7 @@ struct tl_segment {
         const struct cm_frame *frames; /* decode order, t_us absolute on the copy's own clock */
         size_t n;
         bool recording; /* still being written: its status is not judged yet */
+        int64_t run_key; /* the recording process (pid): each has clocks of its own */
 };
 
 struct tl_options {

@@ -309,6 +309,40 @@ static void test_range(void **state)
         rec_free(&r);
 }
 
+static void set_run(struct rec *r, size_t from, int64_t run)
+{
+        for (size_t s = from; s < r->n; s++)
+                r->segs[s].run_key = run;
+}
+
+/* Regression (five deploys in a row lost 10 frames): each recording session
+ * has its own RTCP mapping.  A's first process is on the camera clock, B
+ * and A's second process 33 ms off; grouping A's two processes as one copy
+ * mixed two clocks and split a GOP's two copies into different clusters. */
+static void test_each_session_has_its_own_clock(void **state)
+{
+        struct rec r = { 0 };
+        struct tl_result t;
+        static int seen[N];
+        size_t n0;
+
+        record(&r, "A", 0, 1165, 0, 0, 0); /* stopped mid-GOP */
+        set_run(&r, 0, 1);
+        n0 = r.n;
+        record(&r, "B", 1000, 2000, 33000, 0, 0);
+        set_run(&r, n0, 7);
+        n0 = r.n;
+        record(&r, "A", 1900, N, 33000, 0, 0);
+        set_run(&r, n0, 2);
+        build(&r, T0 - 5000000, T0 + N * FRAME_US + 5000000, &t);
+        count(&r, &t, seen);
+        assert_each_once(seen, 0, N);
+        assert_int_equal(t.n_holes, 0);
+        assert_int_equal(t.switches, 2);
+        tl_result_free(&t);
+        rec_free(&r);
+}
+
 /* Nothing recorded in the range: no piece, no crash; an empty range is refused. */
 static void test_empty(void **state)
 {
@@ -332,6 +366,7 @@ int main(void)
                 cmocka_unit_test(test_packet_loss),
                 cmocka_unit_test(test_clock_seconds_off),
                 cmocka_unit_test(test_range),
+                cmocka_unit_test(test_each_session_has_its_own_clock),
                 cmocka_unit_test(test_empty),
         };
 
