@@ -23,6 +23,7 @@
 #include "common/timefmt.h"
 #include "db/db.h"
 #include "supervisor/control.h"
+#include "supervisor/deploy.h"
 #include "supervisor/slot.h"
 
 #define SUP_SCAN_US (1000000ULL) /* watchdog and stop-timeout scan */
@@ -41,6 +42,8 @@ struct sup {
         bool stopping, ready_sent;
         uint64_t stop_deadline_mono_us;
         int64_t started_real_us;
+        struct deploy *deploy; /* the one running, if any */
+        char mwr_tool[PATH_MAX];
 };
 
 static void save(struct sup *s)
@@ -131,6 +134,15 @@ static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
 {
         struct sup *s = userdata;
 
+        if (s->deploy && !s->stopping && deploy_on_slot(s->deploy, sl, ev)) {
+                if (ev == SLOT_EV_READY && sl->index == s->active && !s->ready_sent) {
+                        sd_notify(0, "READY=1");
+                        s->ready_sent = true;
+                }
+                save(s);
+                notify_status(s);
+                return;
+        }
         switch (ev) {
         case SLOT_EV_READY:
                 log_info("supervisor: worker %s (pid %d) ready after %.2f s", sl->name, (int)sl->pid,
@@ -196,6 +208,8 @@ static int on_stop_signal(sd_event_source *src, const struct signalfd_siginfo *s
         if (s->stopping)
                 return 0;
         s->stopping = true;
+        deploy_free(s->deploy); /* workers are stopped below, whatever the deploy had started */
+        s->deploy = NULL;
         s->stop_deadline_mono_us = now_mono_us() + (uint64_t)s->cfg->deploy.stop_timeout_seconds * 1000000ULL;
         s->restart_timer = sd_event_source_disable_unref(s->restart_timer);
         sd_notify(0, "STOPPING=1\nSTATUS=stopping the workers");
@@ -206,6 +220,91 @@ static int on_stop_signal(sd_event_source *src, const struct signalfd_siginfo *s
         if (all_stopped(s))
                 sd_event_exit(s->e, 0);
         return 0;
+}
+
+/* ---- deploys ------------------------------------------------------------------------- */
+
+static void changed(void *ud)
+{
+        struct sup *s = ud;
+
+        save(s);
+        notify_status(s);
+}
+
+static int free_deploy(sd_event_source *src, void *userdata)
+{
+        struct sup *s = userdata;
+
+        deploy_free(s->deploy);
+        s->deploy = NULL;
+        sd_event_source_disable_unref(src);
+        return 0;
+}
+
+static void deploy_done(void *ud, bool ok)
+{
+        struct sup *s = ud;
+
+        /* freed from the loop, not from inside the deploy's own call stack */
+        sd_event_add_defer(s->e, NULL, free_deploy, s);
+        sd_notifyf(0, "STATUS=deploy %s; active %s", ok ? "done" : "FAILED, rolled back",
+                   s->slots[s->active].name);
+}
+
+static void start_deploy(struct sup *s, const char *binary, int overlap_s, int health_s, struct control_conn *k)
+{
+        struct deploy_env env = { .e = s->e, .cfg = s->cfg, .db = s->db, .slots = s->slots, .active = &s->active,
+                                  .changed = changed, .ud = s };
+        int e;
+
+        if (s->deploy || s->stopping) {
+                if (k) {
+                        control_reply(k, "failed: %s\n", s->stopping ? "the supervisor is stopping"
+                                                                     : "a deploy is already running");
+                        control_close(k);
+                }
+                return;
+        }
+        if (s->slots[s->active].pid <= 0) {
+                if (k) {
+                        control_reply(k, "failed: the active worker (slot %s) is not running; it restarts by "
+                                         "itself, deploy again once it records\n",
+                                      s->slots[s->active].name);
+                        control_close(k);
+                }
+                return;
+        }
+        snprintf(env.mwr_tool, sizeof(env.mwr_tool), "%s", s->mwr_tool);
+        sd_notify(0, "STATUS=deploying");
+        if ((e = deploy_start(&s->deploy, &env, binary, overlap_s, health_s, k, deploy_done, s)) < 0 && k) {
+                control_reply(k, "failed: cannot start the deploy: %s\n", strerror(-e));
+                control_close(k);
+        }
+}
+
+static int on_reload_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct sup *s = userdata;
+
+        log_notice("supervisor: SIGHUP: deploying %s", s->cfg->worker.binary);
+        start_deploy(s, NULL, -1, -1, NULL);
+        return 0;
+}
+
+/* The mwr tool next to our own binary runs the continuity check. */
+static void find_mwr_tool(struct sup *s)
+{
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+        s->mwr_tool[0] = '\0';
+        if (n <= 0)
+                return;
+        self[n] = '\0';
+        snprintf(s->mwr_tool, sizeof(s->mwr_tool), "%s/mwr", dirname(self));
+        if (access(s->mwr_tool, X_OK) < 0)
+                s->mwr_tool[0] = '\0';
 }
 
 /* ---- control commands ---------------------------------------------------------------- */
@@ -276,8 +375,26 @@ static void on_command(struct control_conn *k, const char *line, void *userdata)
                 cJSON_Delete(j);
                 control_reply(k, "%s\n", text ? text : "{}");
                 free(text);
-        } else if (strncmp(line, "deploy", 6) == 0 || strcmp(line, "rollback") == 0) {
-                control_reply(k, "failed: deploy and rollback are not in this build yet (issue 6, next step)\n");
+        } else if (strncmp(line, "deploy ", 7) == 0 || strcmp(line, "rollback") == 0) {
+                char bin[PATH_MAX] = "-";
+                int overlap = -1, health = -1;
+
+                if (strcmp(line, "rollback") == 0) {
+                        const struct slot *other = &s->slots[1 - s->active];
+
+                        if (!other->binary[0]) {
+                                control_reply(k, "failed: nothing to roll back to (slot %s never ran)\n", other->name);
+                                control_close(k);
+                                return;
+                        }
+                        snprintf(bin, sizeof(bin), "%s", other->binary);
+                } else if (sscanf(line + 7, "%4095s %d %d", bin, &overlap, &health) != 3) {
+                        control_reply(k, "error: usage: deploy BINARY|- OVERLAP_S HEALTH_TIMEOUT_S\n");
+                        control_close(k);
+                        return;
+                }
+                start_deploy(s, strcmp(bin, "-") ? bin : NULL, overlap, health, k);
+                return; /* the deploy closes k when it ends */
         } else {
                 control_reply(k, "error: unknown command (status, deploy, rollback)\n");
         }
@@ -357,7 +474,8 @@ int daemon_run(const struct mwr_config *cfg)
         }
         sd_event_add_signal(s.e, NULL, SIGTERM, on_stop_signal, &s);
         sd_event_add_signal(s.e, NULL, SIGINT, on_stop_signal, &s);
-        sd_event_add_signal(s.e, NULL, SIGHUP, NULL, NULL); /* reload = deploy, arrives with deploy */
+        sd_event_add_signal(s.e, NULL, SIGHUP, on_reload_signal, &s); /* reload = deploy */
+        find_mwr_tool(&s);
         sd_event_add_time_relative(s.e, &s.scan_timer, CLOCK_MONOTONIC, SUP_SCAN_US, 0, on_scan, &s);
         sd_event_set_watchdog(s.e, true);
         db_slots_each(s.db, adopt_row, &ac);

@@ -1,0 +1,661 @@
+/* deploy: the blue-green state machine (see deploy.h).  One state per step;
+ * every event (timer, child exit, health answer, slot event) lands in a
+ * handler that checks the state it expects and moves on, or fails. */
+#include "supervisor/deploy.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/time_util.h"
+#include "proxy-config/haproxy_runtime.h"
+#include "supervisor/daemon.h"
+#include "supervisor/health.h"
+
+#define CHILD_OUT_MAX 65536
+
+enum dstate {
+        D_CHECK_HAPROXY,
+        D_VERSION,
+        D_CHECK_CONFIG,
+        D_WAIT_READY,
+        D_HEALTH,
+        D_OVERLAP,
+        D_DRAIN,
+        D_STOP_OLD,
+        D_DEDUP,
+        D_ROLLBACK, /* waiting for the new worker to be gone */
+        D_END,
+};
+
+struct child {
+        pid_t pid;
+        int pidfd, out_fd;
+        sd_event_source *exit_src, *out_src;
+        char out[CHILD_OUT_MAX + 1];
+        size_t out_len;
+};
+
+struct deploy {
+        struct deploy_env env;
+        enum dstate state;
+        int from, to; /* slot indexes */
+        char binary[PATH_MAX], version[64], reason[512];
+        int overlap_s, health_timeout_s;
+        struct control_conn *conn;
+        void (*done)(void *ud, bool ok);
+        void *ud;
+        sd_event_source *timer;
+        struct health_checker *hc;
+        struct child child;
+        int64_t t0_mono_us, deadline_mono_us;
+        int64_t t0_real_us, new_ready_real_us, old_stop_real_us;
+        int64_t id;
+        bool switched;
+        char last_health[256];
+};
+
+static void step(struct deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void advance(struct deploy *d);
+
+/* One progress line: to the client and to the log. */
+static void step(struct deploy *d, const char *fmt, ...)
+{
+        char line[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        log_info("deploy: %s", line);
+        if (d->conn)
+                control_reply(d->conn, "[%6.1f s] %s\n", (double)(now_mono_us() - d->t0_mono_us) / 1e6, line);
+}
+
+static struct slot *old_slot(struct deploy *d)
+{
+        return &d->env.slots[d->from];
+}
+
+static struct slot *new_slot(struct deploy *d)
+{
+        return &d->env.slots[d->to];
+}
+
+static const char *hap_sock(const struct deploy *d)
+{
+        return d->env.cfg->haproxy.socket;
+}
+
+static const char *backend(const struct deploy *d)
+{
+        return d->env.cfg->haproxy.backend;
+}
+
+/* ---- timers and child processes ------------------------------------------------------ */
+
+static int on_timer(sd_event_source *src, uint64_t usec, void *userdata);
+
+static void arm(struct deploy *d, uint64_t in_us)
+{
+        if (!d->timer)
+                sd_event_add_time_relative(d->env.e, &d->timer, CLOCK_MONOTONIC, in_us, 1000, on_timer, d);
+        else {
+                sd_event_source_set_time_relative(d->timer, in_us);
+                sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+        }
+}
+
+static void child_reset(struct child *c)
+{
+        c->exit_src = sd_event_source_disable_unref(c->exit_src);
+        c->out_src = sd_event_source_disable_unref(c->out_src);
+        if (c->pidfd >= 0)
+                close(c->pidfd);
+        if (c->out_fd >= 0)
+                close(c->out_fd);
+        c->pidfd = c->out_fd = -1;
+        c->pid = 0;
+}
+
+static void child_drain(struct child *c)
+{
+        for (;;) {
+                ssize_t n = read(c->out_fd, c->out + c->out_len, CHILD_OUT_MAX - c->out_len);
+
+                if (n <= 0 || (c->out_len += (size_t)n) >= CHILD_OUT_MAX)
+                        break;
+        }
+        c->out[c->out_len] = '\0';
+}
+
+static int on_child_out(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        struct deploy *d = userdata;
+
+        child_drain(&d->child);
+        if (d->child.out_len >= CHILD_OUT_MAX || (revents & EPOLLHUP))
+                d->child.out_src = sd_event_source_disable_unref(d->child.out_src);
+        return 0;
+}
+
+static void child_done(struct deploy *d, int status);
+
+static int on_child_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        struct deploy *d = userdata;
+        siginfo_t si = { 0 };
+        int status = -1;
+
+        if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid)
+                status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+        child_drain(&d->child);
+        child_reset(&d->child);
+        child_done(d, status);
+        return 0;
+}
+
+/* Run argv with stdout+stderr captured; child_done() gets the exit code
+ * (128+signal, -1 unknown).  The deploy's timer bounds it. */
+static int child_run(struct deploy *d, char *const argv[], uint64_t timeout_us)
+{
+        struct child *c = &d->child;
+        int p[2], r;
+        pid_t pid;
+
+        c->out_len = 0;
+        c->out[0] = '\0';
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                sigset_t none;
+                int devnull = open("/dev/null", O_RDONLY);
+
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                dup2(devnull, 0);
+                dup2(p[1], 1);
+                dup2(p[1], 2);
+                fcntl(1, F_SETFL, 0);
+                execv(argv[0], argv);
+                fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+                _exit(127);
+        }
+        close(p[1]);
+        c->pid = pid;
+        c->out_fd = p[0];
+        c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (c->pidfd < 0 || sd_event_add_io(d->env.e, &c->exit_src, c->pidfd, EPOLLIN, on_child_exit, d) < 0 ||
+            sd_event_add_io(d->env.e, &c->out_src, c->out_fd, EPOLLIN, on_child_out, d) < 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                child_reset(c);
+                return -EIO;
+        }
+        arm(d, timeout_us);
+        return 0;
+}
+
+/* ---- the end ---------------------------------------------------------------------------- */
+
+static void finish(struct deploy *d, bool ok)
+{
+        int e;
+
+        d->state = D_END;
+        d->timer = sd_event_source_disable_unref(d->timer);
+        if (d->id && (e = db_deploy_finish(d->env.db, d->id, ok ? "ok" : "failed", ok ? "" : d->reason,
+                                           now_real_us())) < 0)
+                log_warn("deploy: recording the result: %s (%s)", strerror(-e), db_errmsg(d->env.db));
+        if (ok)
+                step(d, "ok: slot %s (pid %d, %s) records and takes the traffic; deploy took %.1f s",
+                     new_slot(d)->name, (int)new_slot(d)->pid, d->version,
+                     (double)(now_mono_us() - d->t0_mono_us) / 1e6);
+        else if (d->conn)
+                control_reply(d->conn, "failed: %s\n", d->reason);
+        if (!ok)
+                log_err("deploy failed: %s", d->reason);
+        if (d->conn)
+                control_close(d->conn);
+        d->conn = NULL;
+        d->env.changed(d->env.ud);
+        d->done(d->ud, ok);
+}
+
+/* Traffic back to the old worker, the new one stopped; then finish(false)
+ * once it is gone.  The old worker recorded all along. */
+static void fail(struct deploy *d, const char *fmt, ...)
+{
+        struct slot *n = new_slot(d);
+        char err[256];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+        va_end(ap);
+        step(d, "FAILED: %s; rolling back", d->reason);
+        health_checker_cancel(d->hc);
+        if (d->child.pid > 0) {
+                kill(d->child.pid, SIGKILL);
+                waitpid(d->child.pid, NULL, 0);
+                child_reset(&d->child);
+        }
+        if (d->switched) {
+                if (hap_set_state(hap_sock(d), backend(d), old_slot(d)->name, HAP_READY, err, sizeof(err)) < 0)
+                        step(d, "haproxy: cannot put %s back to ready: %s", old_slot(d)->name, err);
+                if (hap_set_state(hap_sock(d), backend(d), n->name, HAP_MAINT, err, sizeof(err)) < 0)
+                        step(d, "haproxy: cannot put %s in maint: %s", n->name, err);
+                *d->env.active = d->from;
+                d->switched = false;
+                step(d, "traffic back on slot %s", old_slot(d)->name);
+        }
+        if (n->pid > 0) {
+                slot_kill(n, SIGTERM);
+                d->state = D_ROLLBACK;
+                arm(d, (uint64_t)d->env.cfg->deploy.stop_timeout_seconds * 1000000ULL);
+                return;
+        }
+        finish(d, false);
+}
+
+/* ---- the steps ---------------------------------------------------------------------------- */
+
+static void on_health(struct health_checker *h, const struct health_result *r, void *userdata)
+{
+        struct deploy *d = userdata;
+        cJSON *j;
+        bool healthy = false;
+
+        if (d->state != D_HEALTH)
+                return;
+        if (r->status == 200 && (j = cJSON_Parse(r->body))) {
+                const cJSON *st = cJSON_GetObjectItem(j, "status");
+
+                healthy = cJSON_IsString(st) && strcmp(st->valuestring, "healthy") == 0;
+                cJSON_Delete(j);
+        }
+        snprintf(d->last_health, sizeof(d->last_health), "HTTP %d %s%.150s", r->status,
+                 r->error ? strerror(-r->error) : "", r->body);
+        if (healthy) {
+                step(d, "slot %s healthy: every enabled camera recording (%s)", new_slot(d)->name, d->last_health);
+                advance(d);
+        } else if (now_mono_us() >= d->deadline_mono_us) {
+                fail(d, "slot %s not healthy within %d s (last answer: %s)", new_slot(d)->name, d->health_timeout_s,
+                     d->last_health);
+        } else {
+                arm(d, DEPLOY_HEALTH_RETRY_US);
+        }
+}
+
+static void health_check(struct deploy *d)
+{
+        char url[128];
+        uint64_t left = d->deadline_mono_us > now_mono_us() ? (uint64_t)(d->deadline_mono_us - now_mono_us()) : 1;
+        int e;
+
+        snprintf(url, sizeof(url), "http://%s:%u/health", d->env.cfg->worker.bind, (unsigned)new_slot(d)->port);
+        if ((e = health_check_start(d->hc, url, left < 2000000 ? left : 2000000, on_health, d)) < 0)
+                fail(d, "health check of %s: %s", url, strerror(-e));
+}
+
+/* new ready, old drain: the switch.  Errors before it change nothing. */
+static void do_switch(struct deploy *d)
+{
+        char err[256];
+        int e;
+
+        if ((e = hap_set_state(hap_sock(d), backend(d), new_slot(d)->name, HAP_READY, err, sizeof(err))) < 0) {
+                fail(d, "haproxy refused %s/%s ready: %s (%s)", backend(d), new_slot(d)->name, err, strerror(-e));
+                return;
+        }
+        d->switched = true;
+        if ((e = hap_set_state(hap_sock(d), backend(d), old_slot(d)->name, HAP_DRAIN, err, sizeof(err))) < 0) {
+                fail(d, "haproxy refused %s/%s drain: %s (%s)", backend(d), old_slot(d)->name, err, strerror(-e));
+                return;
+        }
+        *d->env.active = d->to;
+        d->env.changed(d->env.ud);
+        step(d, "haproxy: %s ready, %s drain: traffic on slot %s; both record for %d s", new_slot(d)->name,
+             old_slot(d)->name, new_slot(d)->name, d->overlap_s);
+        d->state = D_OVERLAP;
+        arm(d, (uint64_t)d->overlap_s * 1000000ULL);
+}
+
+static void drain_poll(struct deploy *d)
+{
+        struct hap_server s;
+        char err[256];
+        int e = hap_server_get(hap_sock(d), backend(d), old_slot(d)->name, &s);
+
+        if (e == 0 && s.scur > 0 && now_mono_us() < d->deadline_mono_us) {
+                arm(d, 200000);
+                return;
+        }
+        if (e < 0)
+                step(d, "haproxy: reading %s's sessions: %s (going on)", old_slot(d)->name, strerror(-e));
+        else if (s.scur > 0)
+                step(d, "slot %s still has %lld sessions after %llu s (going on)", old_slot(d)->name,
+                     (long long)s.scur, DEPLOY_DRAIN_MAX_US / 1000000ULL);
+        if ((e = hap_set_state(hap_sock(d), backend(d), old_slot(d)->name, HAP_MAINT, err, sizeof(err))) < 0)
+                step(d, "haproxy: %s maint: %s (going on: traffic is on %s)", old_slot(d)->name, err,
+                     new_slot(d)->name);
+        else
+                step(d, "haproxy: %s maint", old_slot(d)->name);
+        d->state = D_STOP_OLD;
+        if (old_slot(d)->pid <= 0) {
+                advance(d);
+                return;
+        }
+        slot_kill(old_slot(d), SIGTERM);
+        step(d, "SIGTERM to slot %s (pid %d)", old_slot(d)->name, (int)old_slot(d)->pid);
+        arm(d, (uint64_t)d->env.cfg->deploy.stop_timeout_seconds * 1000000ULL);
+}
+
+static void dedup(struct deploy *d)
+{
+        char from[32], to[32];
+        char *argv[] = { d->env.mwr_tool, "dedup", "--config", d->env.cfg->path, "--from", from, "--to", to, "--json",
+                         NULL };
+        int64_t lo = d->new_ready_real_us - (int64_t)DEPLOY_WINDOW_MARGIN_US;
+        int64_t hi = d->old_stop_real_us + (int64_t)DEPLOY_WINDOW_MARGIN_US;
+        int e;
+
+        d->state = D_DEDUP;
+        if (!d->env.mwr_tool[0]) {
+                step(d, "continuity check skipped: no mwr tool next to the supervisor");
+                advance(d);
+                return;
+        }
+        snprintf(from, sizeof(from), "%.6f", (double)lo / 1e6);
+        snprintf(to, sizeof(to), "%.6f", (double)hi / 1e6);
+        if ((e = child_run(d, argv, DEPLOY_DEDUP_TIMEOUT_US)) < 0) {
+                step(d, "continuity check: cannot run %s: %s", d->env.mwr_tool, strerror(-e));
+                advance(d);
+        }
+}
+
+static void dedup_result(struct deploy *d, int status)
+{
+        cJSON *j = cJSON_Parse(d->child.out), *cams;
+        double frames = 0, dups = 0, gaps = 0;
+        int n = 0;
+
+        if (status != 0 || !j || !(cams = cJSON_GetObjectItem(j, "cameras"))) {
+                step(d, "continuity check failed (exit %d): %.300s", status, d->child.out);
+        } else {
+                for (cJSON *c = cams->child; c; c = c->next, n++) {
+                        double g = cJSON_GetNumberValue(cJSON_GetObjectItem(c, "gaps"));
+
+                        frames += cJSON_GetNumberValue(cJSON_GetObjectItem(c, "frames"));
+                        dups += cJSON_GetNumberValue(cJSON_GetObjectItem(c, "duplicate_frames"));
+                        gaps += g;
+                        if (g > 0)
+                                step(d, "WARNING: camera %s has %.0f gaps in the handover window",
+                                     cJSON_GetStringValue(cJSON_GetObjectItem(c, "camera")), g);
+                }
+                step(d, "continuity over the handover window: %d cameras, %.0f frames, %.0f duplicates marked, "
+                        "%.0f gaps",
+                     n, frames, dups, gaps);
+        }
+        cJSON_Delete(j);
+}
+
+static void child_done(struct deploy *d, int status)
+{
+        char *nl;
+
+        switch (d->state) {
+        case D_VERSION:
+                if (status != 0) {
+                        fail(d, "%s --version exited with %d: %.200s", d->binary, status, d->child.out);
+                        return;
+                }
+                if ((nl = strchr(d->child.out, '\n')))
+                        *nl = '\0';
+                snprintf(d->version, sizeof(d->version), "%.63s", d->child.out);
+                step(d, "binary %s: %s", d->binary, d->version);
+                advance(d);
+                return;
+        case D_CHECK_CONFIG:
+                if (status != 0) {
+                        fail(d, "%s --check-config exited with %d: %.300s", d->binary, status, d->child.out);
+                        return;
+                }
+                step(d, "config %s accepted by the new binary", d->env.cfg->path);
+                advance(d);
+                return;
+        case D_DEDUP:
+                dedup_result(d, status);
+                advance(d);
+                return;
+        default:
+                return;
+        }
+}
+
+/* Move from the current state to the next and start its work. */
+static void advance(struct deploy *d)
+{
+        struct slot *n = new_slot(d);
+        int e;
+
+        switch (d->state) {
+        case D_CHECK_HAPROXY: {
+                char *argv[] = { d->binary, "--version", NULL };
+
+                d->state = D_VERSION;
+                if ((e = child_run(d, argv, DEPLOY_CHECK_TIMEOUT_US)) < 0)
+                        fail(d, "cannot run %s: %s", d->binary, strerror(-e));
+                return;
+        }
+        case D_VERSION: {
+                char *argv[] = { d->binary, "--config", d->env.cfg->path, "--check-config", NULL };
+
+                d->state = D_CHECK_CONFIG;
+                if ((e = child_run(d, argv, DEPLOY_CHECK_TIMEOUT_US)) < 0)
+                        fail(d, "cannot run %s: %s", d->binary, strerror(-e));
+                return;
+        }
+        case D_CHECK_CONFIG:
+                if ((e = slot_spawn(n, d->env.e, d->binary, d->env.cfg->path, SUP_WORKER_WATCHDOG_US)) < 0) {
+                        fail(d, "starting %s in slot %s: %s", d->binary, n->name, strerror(-e));
+                        return;
+                }
+                snprintf(n->version, sizeof(n->version), "%s", d->version);
+                d->env.changed(d->env.ud);
+                step(d, "slot %s started: pid %d, port %u; waiting for READY (up to %d s)", n->name, (int)n->pid,
+                     (unsigned)n->port, d->health_timeout_s);
+                d->state = D_WAIT_READY;
+                d->deadline_mono_us = now_mono_us() + (int64_t)d->health_timeout_s * 1000000;
+                arm(d, (uint64_t)d->health_timeout_s * 1000000ULL);
+                return;
+        case D_WAIT_READY:
+                d->new_ready_real_us = now_real_us();
+                step(d, "slot %s READY after %.1f s", n->name, (double)(now_mono_us() - n->started_mono_us) / 1e6);
+                d->state = D_HEALTH;
+                health_check(d);
+                return;
+        case D_HEALTH:
+                do_switch(d);
+                return;
+        case D_OVERLAP:
+                step(d, "overlap done; waiting for slot %s's sessions to end", old_slot(d)->name);
+                d->state = D_DRAIN;
+                d->deadline_mono_us = now_mono_us() + (int64_t)DEPLOY_DRAIN_MAX_US;
+                drain_poll(d);
+                return;
+        case D_STOP_OLD:
+                d->old_stop_real_us = now_real_us();
+                dedup(d);
+                return;
+        case D_DEDUP:
+                finish(d, true);
+                return;
+        default:
+                return;
+        }
+}
+
+static int on_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        struct deploy *d = userdata;
+
+        switch (d->state) {
+        case D_VERSION:
+        case D_CHECK_CONFIG:
+        case D_DEDUP:
+                if (d->child.pid > 0) {
+                        kill(d->child.pid, SIGKILL); /* its exit ends the step */
+                        if (d->state != D_DEDUP)
+                                snprintf(d->child.out, sizeof(d->child.out), "timed out");
+                }
+                break;
+        case D_WAIT_READY:
+                fail(d, "slot %s sent no READY within %d s", new_slot(d)->name, d->health_timeout_s);
+                break;
+        case D_HEALTH:
+                health_check(d);
+                break;
+        case D_OVERLAP:
+                advance(d);
+                break;
+        case D_DRAIN:
+                drain_poll(d);
+                break;
+        case D_STOP_OLD:
+                step(d, "slot %s still running %d s after SIGTERM: SIGKILL", old_slot(d)->name,
+                     d->env.cfg->deploy.stop_timeout_seconds);
+                slot_kill(old_slot(d), SIGKILL);
+                break;
+        case D_ROLLBACK:
+                slot_kill(new_slot(d), SIGKILL);
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+bool deploy_on_slot(struct deploy *d, struct slot *s, enum slot_event ev)
+{
+        if (!d || d->state == D_END)
+                return false;
+        if (s == new_slot(d)) {
+                if (ev == SLOT_EV_READY && d->state == D_WAIT_READY) {
+                        advance(d);
+                } else if (ev == SLOT_EV_EXITED) {
+                        if (d->state == D_ROLLBACK) {
+                                step(d, "slot %s stopped", s->name);
+                                finish(d, false);
+                        } else if (d->state < D_STOP_OLD) {
+                                fail(d, "the new worker (slot %s) exited (status %d) during the deploy", s->name,
+                                     s->exit_status);
+                        } else {
+                                return false; /* it has the traffic now: the daemon restarts it */
+                        }
+                }
+                return true;
+        }
+        if (ev != SLOT_EV_EXITED)
+                return true;
+        if (d->state == D_STOP_OLD) {
+                step(d, "slot %s stopped (%s)", s->name,
+                     s->exit_status == 0 ? "exit 0" : s->exit_status < 0 ? "status unknown" : "abnormal exit");
+                advance(d);
+        } else if (!d->switched && d->state < D_STOP_OLD) {
+                /* the old worker crashed mid-deploy: it still has the traffic, so it comes back at once */
+                int e = slot_spawn(s, d->env.e, s->binary[0] ? s->binary : d->env.cfg->worker.binary,
+                                   d->env.cfg->path, SUP_WORKER_WATCHDOG_US);
+
+                step(d, "slot %s (the old worker) exited during the deploy; restarted: %s", s->name,
+                     e < 0 ? strerror(-e) : "ok");
+        }
+        return true;
+}
+
+void deploy_forget_conn(struct deploy *d)
+{
+        if (d)
+                d->conn = NULL;
+}
+
+int deploy_start(struct deploy **out, const struct deploy_env *env, const char *binary, int overlap_s,
+                 int health_timeout_s, struct control_conn *conn, void (*done)(void *ud, bool ok), void *ud)
+{
+        struct deploy *d = calloc(1, sizeof(*d));
+        struct hap_server srv[4];
+        struct db_deploy row;
+        size_t n = 0;
+        int e;
+
+        if (!d)
+                return -ENOMEM;
+        d->env = *env;
+        d->child.pidfd = d->child.out_fd = -1;
+        d->conn = conn;
+        d->done = done;
+        d->ud = ud;
+        d->from = *env->active;
+        d->to = 1 - d->from;
+        d->overlap_s = overlap_s >= 0 ? overlap_s : env->cfg->deploy.overlap_seconds;
+        d->health_timeout_s = health_timeout_s > 0 ? health_timeout_s : env->cfg->deploy.health_timeout_seconds;
+        d->t0_mono_us = now_mono_us();
+        d->t0_real_us = now_real_us();
+        snprintf(d->binary, sizeof(d->binary), "%s", binary ? binary : env->cfg->worker.binary);
+        if ((e = health_checker_new(env->e, &d->hc)) < 0) {
+                free(d);
+                return e;
+        }
+        *out = d;
+        step(d, "deploy %s into slot %s (slot %s keeps recording), overlap %d s", d->binary, new_slot(d)->name,
+             old_slot(d)->name, d->overlap_s);
+        row = (struct db_deploy){ .started_us = d->t0_real_us, .from_slot = old_slot(d)->name,
+                                  .to_slot = new_slot(d)->name, .binary = d->binary, .version = "" };
+        if ((e = db_deploy_begin(env->db, &row, &d->id)) < 0)
+                log_warn("deploy: recording the start: %s (%s)", strerror(-e), db_errmsg(env->db));
+        d->state = D_CHECK_HAPROXY;
+        if (new_slot(d)->pid > 0) {
+                fail(d, "slot %s is not free (pid %d)", new_slot(d)->name, (int)new_slot(d)->pid);
+                return 0;
+        }
+        /* haproxy must be there before anything starts: no switch without it */
+        if ((e = hap_show_servers(hap_sock(d), backend(d), srv, 4, &n)) < 0) {
+                fail(d, "haproxy runtime socket %s: %s (is haproxy running with the generated config?)",
+                     hap_sock(d), strerror(-e));
+                return 0;
+        }
+        step(d, "haproxy: backend %s has %zu servers", backend(d), n);
+        advance(d);
+        return 0;
+}
+
+void deploy_free(struct deploy *d)
+{
+        if (!d)
+                return;
+        health_checker_free(d->hc);
+        if (d->child.pid > 0) {
+                kill(d->child.pid, SIGKILL);
+                waitpid(d->child.pid, NULL, 0);
+        }
+        child_reset(&d->child);
+        d->timer = sd_event_source_disable_unref(d->timer);
+        free(d);
+}

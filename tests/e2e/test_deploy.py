@@ -1,0 +1,206 @@
+"""mwr-supervisor deploy against a real haproxy: the switch fails no request
+through the frontend and loses no frame (judged on the export of the
+handover window); bad new binaries roll back by themselves; a missing
+haproxy is a clear error that changes nothing."""
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import framecheck, wait_for
+from test_continuity import MWR
+from test_supervisor import SUPERVISOR, active_slot, alive, healthy, start_supervisor, status, sup_config
+from test_worker_records import FPS, WORKER, recording_frames, segments
+
+
+def hap(sock_path, cmd):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(sock_path)
+    s.sendall(cmd.encode() + b"\n")
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    return out.decode()
+
+
+MAINT, DRAIN = 0x23, 0x18  # srv_admin_state bits; 0x04 only records `disabled` in the config
+
+
+def admin_states(cfg):
+    """server name -> srv_admin_state from `show servers state`."""
+    text = hap(cfg["haproxy"]["socket"], f"show servers state {cfg['haproxy'].get('backend', 'mwr')}")
+    out = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) > 6 and f[0].isdigit():
+            out[f[3]] = int(f[6])
+    return out
+
+
+def start_haproxy(procs, tmp, cfg_path, cfg):
+    hcfg = os.path.join(tmp, "haproxy.cfg")
+    with open(hcfg, "w") as f:
+        r = subprocess.run([SUPERVISOR, "proxy-config", "--config", cfg_path], stdout=f, timeout=10)
+    assert r.returncode == 0
+    p = procs.start("haproxy", ["haproxy", "-db", "-f", hcfg])
+    wait_for(lambda: os.path.exists(cfg["haproxy"]["socket"]), 10, "haproxy socket")
+    return p
+
+
+class Client(threading.Thread):
+    """Requests /health through the haproxy frontend as fast as it can."""
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.url = f"http://127.0.0.1:{port}/health"
+        self.ok = self.failed = 0
+        self.errors = []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    r.read()
+                    self.ok += 1
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                self.failed += 1
+                self.errors.append(repr(e)[:200])
+            time.sleep(0.01)
+
+
+def deploy(cfg_path, *args, timeout=120):
+    r = subprocess.run([SUPERVISOR, "deploy", "--config", cfg_path, *args], capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout.decode() + r.stderr.decode()
+
+
+def setup_all(procs, camsim, tmp_path, cameras=2):
+    cs = camsim(cameras=cameras, gop=FPS)
+    cfg_path, cfg = sup_config(str(tmp_path), cs, cameras)
+    start_haproxy(procs, str(tmp_path), cfg_path, cfg)
+    sup = start_supervisor(procs, cfg_path)
+    a = wait_for(lambda: (s := active_slot(cfg_path)) and s["state"] == "ready" and s, 30, "worker a ready")
+    procs.track_pid(a["pid"])
+    wait_for(recording_frames(cfg, 2 * FPS), 30, "recording")
+    wait_for(lambda: healthy(cfg["haproxy"]["frontend_port"]), 15, "healthy through haproxy")
+    return cs, cfg_path, cfg, sup, a
+
+
+def judge_exports(tmp, cfg_path, cfg, t_from, t_to):
+    for cam in cfg["cameras"]:
+        out = os.path.join(tmp, f"{cam['id']}-handover.mp4")
+        r = subprocess.run([MWR, "export", "--config", cfg_path, "--camera", cam["id"], "--from", str(t_from),
+                            "--to", str(t_to), "-o", out, "--quiet"], capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr.decode()
+        rep, _ = framecheck([out], "--camera", cam["id"])
+        assert rep["missing"] == 0 and rep["duplicated"] == 0, (cam["id"], rep)
+
+
+def test_deploy_fails_no_request_and_loses_no_frame(procs, camsim, tmp_path):
+    cs, cfg_path, cfg, sup, a = setup_all(procs, camsim, tmp_path)
+    client = Client(cfg["haproxy"]["frontend_port"])
+    client.start()
+    t0 = time.time()
+    time.sleep(1)
+    rc, out = deploy(cfg_path, "--overlap", "5")
+    time.sleep(2)
+    client.stop.set()
+    client.join(10)
+    t1 = time.time()
+    assert rc == 0, out
+    assert "ok: slot b" in out and "continuity over the handover window" in out, out
+    assert client.failed == 0 and client.ok > 50, (client.failed, client.ok, client.errors[:5])
+    states = admin_states(cfg)
+    assert states["b"] & (MAINT | DRAIN) == 0 and states["a"] & MAINT, states  # b ready, a in maint
+    b = active_slot(cfg_path)
+    assert b["slot"] == "b" and b["pid"] > 0
+    procs.track_pid(b["pid"])
+    assert not alive(a["pid"])
+    st = status(cfg_path)
+    assert [d["result"] for d in st["deploys"]] == ["ok"], st["deploys"]
+    # the handover window, judged frame by frame on every camera
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1)
+    dup = json.loads(subprocess.run([MWR, "timeline", "--config", cfg_path, "--camera", "cam1", "--from",
+                                     str(t0 - 3), "--to", str(t1), "--json"], capture_output=True,
+                                    timeout=60).stdout)
+    assert dup["switches"] == 1 and dup["duplicate_frames"] >= 3 * FPS, dup
+
+
+def test_five_deploys_in_a_row(procs, camsim, tmp_path):
+    cs, cfg_path, cfg, sup, a = setup_all(procs, camsim, tmp_path, cameras=1)
+    t0 = time.time()
+    for i in range(5):
+        rc, out = deploy(cfg_path, "--overlap", "2")
+        assert rc == 0, (i, out)
+        procs.track_pid(active_slot(cfg_path)["pid"])
+    time.sleep(1)
+    st = status(cfg_path)
+    assert [d["result"] for d in st["deploys"]] == ["ok"] * 5, st["deploys"]
+    assert st["active"] == "b"  # a->b->a->b->a->b
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, time.time())
+
+
+def script(tmp, name, body):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(path, stat.S_IRWXU)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["never_healthy", "exits_at_start", "crashes_in_overlap"])
+def test_bad_binary_rolls_back(procs, camsim, tmp_path, kind):
+    cs, cfg_path, cfg, sup, a = setup_all(procs, camsim, tmp_path, cameras=1)
+    tmp = str(tmp_path)
+    passthru = f'case "$*" in *--version*|*--check-config*) exec {WORKER} "$@";; esac\n'
+    bodies = {
+        "never_healthy": passthru + "exec sleep 600\n",
+        "exits_at_start": passthru + "echo 'cannot start' >&2; exit 3\n",
+        # dies 5 s after starting: after READY and the switch, inside the 8 s overlap
+        "crashes_in_overlap": passthru + f'(sleep 5; kill -9 $$) & exec {WORKER} "$@"\n',
+    }
+    binary = script(tmp, f"bad-{kind}", bodies[kind])
+    t0 = time.time()
+    client = Client(cfg["haproxy"]["frontend_port"])
+    client.start()
+    rc, out = deploy(cfg_path, "--binary", binary, "--overlap", "8", "--health-timeout", "6")
+    client.stop.set()
+    client.join(10)
+    assert rc == 1, out
+    assert out.strip().splitlines()[-1].startswith("failed:"), out
+    st = active_slot(cfg_path)
+    assert st["slot"] == "a" and st["pid"] == a["pid"], (st, out)  # traffic stays on / returns to a
+    other = next(s for s in status(cfg_path)["slots"] if s["slot"] == "b")
+    assert other["pid"] == 0, other
+    assert subprocess.run(["pgrep", "-f", binary], capture_output=True).returncode == 1  # nothing left
+    states = admin_states(cfg)
+    assert states["a"] & (MAINT | DRAIN) == 0 and states["b"] & MAINT, states
+    assert client.failed == 0, client.errors[:5]
+    assert [d["result"] for d in status(cfg_path)["deploys"]] == ["failed"]
+    time.sleep(2)
+    judge_exports(tmp, cfg_path, cfg, t0 - 3, time.time())
+
+
+def test_deploy_without_haproxy_is_a_clear_error(procs, camsim, tmp_path):
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = sup_config(str(tmp_path), cs, 1)
+    start_supervisor(procs, cfg_path)
+    a = wait_for(lambda: (s := active_slot(cfg_path)) and s["state"] == "ready" and s, 30, "worker a ready")
+    procs.track_pid(a["pid"])
+    rc, out = deploy(cfg_path)
+    assert rc == 1 and "haproxy runtime socket" in out, out
+    time.sleep(1)
+    st = active_slot(cfg_path)
+    assert st["slot"] == "a" and st["pid"] == a["pid"]
+    wait_for(recording_frames(cfg, 3 * FPS), 30, "still recording")
