@@ -1,21 +1,25 @@
 #!/bin/bash
-# make demo: what mwr can show today.  Starts the camera simulator (4 cameras)
-# and one mwr-worker recording them, lets it record for a while, judges every
-# finished segment frame by frame, and leaves both running so you can watch
-# the segments and the index grow.  `scripts/demo.sh stop` ends them.
-# (The supervisor, haproxy and a zero-downtime deploy join with issue 6.)
+# make demo: the whole system on this machine.  Starts the camera simulator
+# (4 cameras), haproxy with the config mwr-supervisor generates, and
+# mwr-supervisor, which starts worker A; records a while, performs one
+# zero-downtime deploy (A -> B) with progress, judges the handover window
+# frame by frame, and leaves everything running with the URLs to look at.
+# `scripts/demo.sh stop` ends it all.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEMO=${MWR_DEMO_DIR:-/tmp/mwr-demo}
 CAMERAS=${CAMERAS:-4}
-SECONDS_REC=${SECONDS_REC:-15}
+SECONDS_REC=${SECONDS_REC:-10}
+OVERLAP=${OVERLAP:-10}
+BIN=$ROOT/build/bin
 
 stop() {
-    for name in worker camsim; do
+    # the supervisor stops its workers itself (SIGTERM, then SIGKILL after stop_timeout)
+    for name in supervisor haproxy camsim; do
         if [ -f "$DEMO/$name.pid" ]; then
             pid=$(cat "$DEMO/$name.pid")
             if kill "$pid" 2>/dev/null; then
-                for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+                for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
                 echo "demo: stopped $name (pid $pid)"
             fi
             rm -f "$DEMO/$name.pid"
@@ -26,9 +30,9 @@ if [ "${1:-}" = stop ]; then stop; exit 0; fi
 
 stop
 rm -rf "$DEMO"
-mkdir -p "$DEMO"
+mkdir -p "$DEMO/run"
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT=$(free_port); CTL=$(free_port); HTTP=$(free_port)
+PORT=$(free_port); CTL=$(free_port); WA=$(free_port); WB=$(free_port); FRONT=$(free_port); STATS=$(free_port)
 
 echo "demo: starting camera simulator: $CAMERAS cameras, 640x360 at 25 fps, 1 Mbps"
 "$ROOT/build/tests/camsim" --cameras "$CAMERAS" --port "$PORT" --control-port "$CTL" --gop 25 \
@@ -37,41 +41,66 @@ echo $! > "$DEMO/camsim.pid"
 for _ in $(seq 100); do grep -q ready "$DEMO/camsim.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$DEMO/camsim.out" || { echo "demo: camsim did not start, see $DEMO/camsim.log" >&2; exit 1; }
 
-/usr/bin/python3 - "$DEMO" "$PORT" "$CAMERAS" > "$DEMO/mwr.json" <<'EOF'
+/usr/bin/python3 - "$DEMO" "$PORT" "$CAMERAS" "$BIN" "$WA" "$WB" "$FRONT" "$STATS" "$OVERLAP" > "$DEMO/mwr.json" <<'EOF'
 import json, sys
-demo, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-print(json.dumps({"storage_dir": demo + "/recordings", "db_path": demo + "/mwr.db", "segment_seconds": 4,
-                  "cameras": [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{port}/cam{i}"} for i in range(1, n + 1)]},
-                 indent=2))
+demo, port, n, bin_, wa, wb, front, stats, overlap = sys.argv[1:]
+print(json.dumps({
+    "storage_dir": demo + "/recordings", "db_path": demo + "/mwr.db", "segment_seconds": 4,
+    "cameras": [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{port}/cam{i}"} for i in range(1, int(n) + 1)],
+    "worker": {"binary": bin_ + "/mwr-worker", "bind": "127.0.0.1", "ports": [int(wa), int(wb)]},
+    "haproxy": {"socket": demo + "/run/haproxy.sock", "backend": "mwr", "servers": ["a", "b"],
+                "frontend_port": int(front), "stats_port": int(stats)},
+    "deploy": {"overlap_seconds": int(overlap), "health_timeout_seconds": 30, "stop_timeout_seconds": 45},
+    "control_socket": demo + "/run/supervisor.sock"}, indent=2))
 EOF
-echo "demo: starting mwr-worker (instance a) with $DEMO/mwr.json"
-"$ROOT/build/bin/mwr-worker" --config "$DEMO/mwr.json" --instance-id a --port "$HTTP" \
-    > /dev/null 2> "$DEMO/worker.log" &
-echo $! > "$DEMO/worker.pid"
+
+echo "demo: haproxy with the generated config ($DEMO/haproxy.cfg)"
+"$BIN/mwr-supervisor" proxy-config --config "$DEMO/mwr.json" > "$DEMO/haproxy.cfg"
+haproxy -db -f "$DEMO/haproxy.cfg" > "$DEMO/haproxy.log" 2>&1 &
+echo $! > "$DEMO/haproxy.pid"
+for _ in $(seq 100); do [ -S "$DEMO/run/haproxy.sock" ] && break; sleep 0.1; done
+[ -S "$DEMO/run/haproxy.sock" ] || { echo "demo: haproxy did not start, see $DEMO/haproxy.log" >&2; exit 1; }
+
+echo "demo: mwr-supervisor (starts worker a)"
+"$BIN/mwr-supervisor" run --config "$DEMO/mwr.json" > /dev/null 2> "$DEMO/supervisor.log" &
+echo $! > "$DEMO/supervisor.pid"
+for _ in $(seq 300); do
+    "$BIN/mwr-supervisor" status --json --config "$DEMO/mwr.json" 2>/dev/null | grep -q '"state":"ready","active":true' && break
+    sleep 0.1
+done
+"$BIN/mwr-supervisor" status --config "$DEMO/mwr.json"
 for i in $(seq "$SECONDS_REC"); do
     printf '\rdemo: recording ... %2d/%d s' "$i" "$SECONDS_REC"
     sleep 1
-    kill -0 "$(cat "$DEMO/worker.pid")" 2>/dev/null || { echo; echo "demo: the worker exited, see $DEMO/worker.log" >&2; exit 1; }
 done
 echo
 
-echo "demo: judging every finished segment frame by frame (tests/framecheck)"
+T0=$(date +%s.%N)
+echo "demo: zero-downtime deploy (a -> b, both record for ${OVERLAP} s):"
+"$BIN/mwr-supervisor" deploy --config "$DEMO/mwr.json" | sed 's/^/  /'
+T1=$(date +%s.%N)
+"$BIN/mwr-supervisor" status --config "$DEMO/mwr.json"
+
+echo "demo: the handover window, exported per camera and judged frame by frame:"
 for i in $(seq "$CAMERAS"); do
-    mapfile -t files < <(sqlite3 "$DEMO/mwr.db" \
-        "SELECT path FROM video_segments WHERE camera_id = 'cam$i' AND status = 'complete' ORDER BY start_us")
-    [ "${#files[@]}" -gt 0 ] || { echo "  cam$i: no finished segment yet"; continue; }
-    "$ROOT/build/tests/framecheck" --json --camera "cam$i" "${files[@]}" 2>/dev/null |
-        /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); print("  cam%s: %d segments, %d frames, numbers %d..%d, missing %d, duplicated %d: %s" % (sys.argv[1], len(r["files"]), r["frames"], r["first"], r["last"], r["missing"], r["duplicated"], "clean" if r["clean"] else "DEFECTS"))' "$i" || true
+    out="$DEMO/cam$i-handover.mp4"
+    "$BIN/mwr" export --quiet --config "$DEMO/mwr.json" --camera "cam$i" \
+        --from "$(awk -v t="$T0" 'BEGIN { printf "%.3f", t - 5 }')" --to "$T1" -o "$out"
+    "$ROOT/build/tests/framecheck" --json --camera "cam$i" "$out" 2>/dev/null |
+        /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); print("  cam%s: %d frames, numbers %d..%d, missing %d, duplicated %d: %s" % (sys.argv[1], r["frames"], r["first"], r["last"], r["missing"], r["duplicated"], "clean" if r["clean"] else "DEFECTS"))' "$i" || true
 done
 
 cat <<EOT
 
-demo: camsim (pid $(cat "$DEMO/camsim.pid")) and mwr-worker (pid $(cat "$DEMO/worker.pid")) keep running:
-  cameras     rtsp://127.0.0.1:$PORT/cam1 .. cam$CAMERAS   (ffplay -rtsp_transport tcp URL)
-  segments    $DEMO/recordings/CAMERA/DATE/*.mp4
-  index       $DEMO/mwr.db   e.g.  sqlite3 $DEMO/mwr.db 'SELECT camera_id, start_us, frames, status FROM video_segments'
-  worker log  $DEMO/worker.log
-  a fault     printf 'outage cam1 5\n' | /usr/bin/python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",$CTL)); s.sendall(sys.stdin.buffer.read()); print(s.recv(99).decode())'
-              (then: sqlite3 $DEMO/mwr.db 'SELECT * FROM gaps')
-  stop it     scripts/demo.sh stop
+demo: everything keeps running:
+  haproxy stats   http://127.0.0.1:$STATS/stats
+  through haproxy http://127.0.0.1:$FRONT/health   http://127.0.0.1:$FRONT/metrics
+  worker a        http://127.0.0.1:$WA/health   (stopped by the deploy; back after the next one)
+  worker b        http://127.0.0.1:$WB/health   http://127.0.0.1:$WB/api/health
+  playback (HLS)  http://127.0.0.1:$FRONT/api/cameras/cam1/playlist.m3u8   (ffplay URL)
+  supervisor      $BIN/mwr-supervisor status --config $DEMO/mwr.json
+  deploy again    $BIN/mwr-supervisor deploy --config $DEMO/mwr.json
+  gaps            $BIN/mwr gaps --config $DEMO/mwr.json --from $(date -d '-1 hour' +%s) --to $(date -d '+1 hour' +%s)
+  logs            $DEMO/supervisor.log (workers log there too), $DEMO/haproxy.log
+  stop it all     scripts/demo.sh stop
 EOT
