@@ -82,7 +82,7 @@ $(BUILD)/bin/mwr: $(MWR_OBJS)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON)) -lm
 
 SUPERVISOR_OBJS := $(addprefix $(BUILD)/obj/supervisor/,main.o daemon.o deploy.o slot.o control.o health.o) \
-                   $(addprefix $(BUILD)/obj/proxy-config/,haproxy_cfg.o haproxy_runtime.o) \
+                   $(addprefix $(BUILD)/obj/proxy-config/,haproxy_cfg.o haproxy_runtime.o haproxy_sync.o) \
                    $(BUILD)/obj/common/config.o $(BUILD)/obj/common/timefmt.o $(BUILD)/obj/common/fsutil.o $(DB_OBJS)
 $(BUILD)/bin/mwr-supervisor: $(SUPERVISOR_OBJS)
 	@mkdir -p $(dir $@)

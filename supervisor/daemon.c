@@ -22,6 +22,7 @@
 #include "common/time_util.h"
 #include "common/timefmt.h"
 #include "db/db.h"
+#include "proxy-config/haproxy_sync.h"
 #include "supervisor/control.h"
 #include "supervisor/deploy.h"
 #include "supervisor/slot.h"
@@ -43,6 +44,8 @@ struct sup {
         uint64_t stop_deadline_mono_us;
         int64_t started_real_us;
         struct deploy *deploy; /* the one running, if any */
+        unsigned scans;
+        char hap_error[256];   /* the last haproxy sync error logged: logged again only when it changes */
         char mwr_tool[PATH_MAX];
 };
 
@@ -174,6 +177,32 @@ static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
         notify_status(s);
 }
 
+/* haproxy must send traffic to the active slot only: after a haproxy
+ * restart without a state file, or a hand edit, put it right, and keep the
+ * state file current so a reload starts right.  (Blocking, but local and
+ * capped at 2 s per command, every few seconds.) */
+static void proxy_sync(struct sup *s)
+{
+        char err[256] = "";
+        bool changed = false;
+        int e = haproxy_sync(s->cfg, s->active, &changed, err, sizeof(err));
+
+        if (e == 0 && (changed || s->hap_error[0] || s->scans <= SUP_HAPROXY_SYNC_SCANS))
+                e = haproxy_save_state(s->cfg, err, sizeof(err));
+        if (e < 0) {
+                if (strcmp(err, s->hap_error) != 0)
+                        log_warn("supervisor: haproxy: %s (recording is not affected; retrying)", err);
+                snprintf(s->hap_error, sizeof(s->hap_error), "%s", err);
+                return;
+        }
+        if (s->hap_error[0])
+                log_notice("supervisor: haproxy reachable again");
+        s->hap_error[0] = '\0';
+        if (changed)
+                log_notice("supervisor: haproxy re-synced: %s ready, %s maint", s->slots[s->active].name,
+                           s->slots[1 - s->active].name);
+}
+
 /* Once a second: kill a worker whose watchdog expired (its exit restarts
  * it) and, while stopping, SIGKILL what outlived stop_timeout_seconds. */
 static int on_scan(sd_event_source *src, uint64_t usec, void *userdata)
@@ -197,6 +226,8 @@ static int on_scan(sd_event_source *src, uint64_t usec, void *userdata)
                         slot_kill(sl, SIGKILL);
                 }
         }
+        if (++s->scans % SUP_HAPROXY_SYNC_SCANS == 0 && !s->stopping && !s->deploy)
+                proxy_sync(s);
         sd_event_source_set_time(src, now + SUP_SCAN_US);
         return 0;
 }
@@ -245,7 +276,10 @@ static int free_deploy(sd_event_source *src, void *userdata)
 static void deploy_done(void *ud, bool ok)
 {
         struct sup *s = ud;
+        char err[256];
 
+        if (haproxy_save_state(s->cfg, err, sizeof(err)) < 0)
+                log_warn("supervisor: saving haproxy's server state: %s", err);
         /* freed from the loop, not from inside the deploy's own call stack */
         sd_event_add_defer(s->e, NULL, free_deploy, s);
         sd_notifyf(0, "STATUS=deploy %s; active %s", ok ? "done" : "FAILED, rolled back",

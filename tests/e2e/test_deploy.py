@@ -204,3 +204,35 @@ def test_deploy_without_haproxy_is_a_clear_error(procs, camsim, tmp_path):
     st = active_slot(cfg_path)
     assert st["slot"] == "a" and st["pid"] == a["pid"]
     wait_for(recording_frames(cfg, 3 * FPS), 30, "still recording")
+
+
+def test_supervisor_restart_then_deploy_and_haproxy_restart_keep_the_slot(procs, camsim, tmp_path):
+    """SIGKILL of the supervisor, start again: the worker's pid is unchanged
+    and a deploy works.  haproxy restarted afterwards comes back with the
+    new slot active (the state file the supervisor keeps)."""
+    cs, cfg_path, cfg, sup, a = setup_all(procs, camsim, tmp_path, cameras=1)
+    os.kill(sup.pid, signal.SIGKILL)
+    sup.wait(timeout=10)
+    sup2 = start_supervisor(procs, cfg_path, name="supervisor-2")
+    again = wait_for(lambda: active_slot(cfg_path), 10, "second supervisor answering")
+    assert again["pid"] == a["pid"] and again["adopted"], again
+    t0 = time.time()
+    rc, out = deploy(cfg_path, "--overlap", "3")
+    assert rc == 0, out
+    b = active_slot(cfg_path)
+    procs.track_pid(b["pid"])
+    assert b["slot"] == "b" and not alive(a["pid"])
+    # haproxy restarted: the state file brings b back as the active server
+    hp = next(p for p in procs.started if p.name == "haproxy")
+    procs.stop(hp)
+    hcfg = os.path.join(tmp_path, "haproxy.cfg")
+    procs.start("haproxy-2", ["haproxy", "-db", "-f", hcfg])
+    def back():
+        try:
+            return admin_states(cfg)
+        except OSError:  # the old socket file stays until the new haproxy binds
+            return None
+    states = wait_for(back, 10, "haproxy back")
+    assert states["b"] & (MAINT | DRAIN) == 0 and states["a"] & MAINT, states
+    wait_for(lambda: healthy(cfg["haproxy"]["frontend_port"]), 15, "healthy through the restarted haproxy")
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, time.time())
