@@ -47,6 +47,8 @@ struct sup {
         unsigned scans;
         char hap_error[256];   /* the last haproxy sync error logged: logged again only when it changes */
         char mwr_tool[PATH_MAX];
+        const char *self_exe;
+        char reexec[PATH_MAX]; /* set: the loop ends and main re-executes this */
 };
 
 static void save(struct sup *s)
@@ -317,6 +319,34 @@ static void start_deploy(struct sup *s, const char *binary, int overlap_s, int h
         }
 }
 
+/* Self-upgrade: end the loop with the state saved; daemon_run's caller
+ * closes everything and execs path, whose image adopts the workers. */
+static const char *request_reexec(struct sup *s, const char *path)
+{
+        if (s->deploy)
+                return "a deploy is running";
+        if (s->stopping)
+                return "the supervisor is stopping";
+        if (access(path, X_OK) < 0)
+                return "binary not executable";
+        snprintf(s->reexec, sizeof(s->reexec), "%s", path);
+        save(s);
+        sd_notifyf(0, "STATUS=re-executing %s", path);
+        log_notice("supervisor: re-executing %s; workers keep recording", path);
+        sd_event_exit(s->e, 0);
+        return NULL;
+}
+
+static int on_upgrade_signal(const sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct sup *s = userdata;
+        const char *why = request_reexec(s, s->self_exe);
+
+        if (why)
+                log_warn("supervisor: SIGUSR2: not re-executing: %s", why);
+        return 0;
+}
+
 static int on_reload_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
 {
         struct sup *s = userdata;
@@ -351,6 +381,7 @@ static cJSON *status_json(const struct sup *s)
 
         cJSON_AddStringToObject(root, "version", MWR_VERSION);
         cJSON_AddNumberToObject(root, "pid", getpid());
+        cJSON_AddStringToObject(root, "binary", s->self_exe ? s->self_exe : "");
         cJSON_AddStringToObject(root, "active", s->slots[s->active].name);
         cJSON_AddNumberToObject(root, "restarts", s->restarts);
         cJSON_AddBoolToObject(root, "crash_loop", s->crashes >= SUP_CRASH_LOOP_COUNT);
@@ -409,6 +440,15 @@ static void on_command(struct control_conn *k, const char *line, void *userdata)
                 cJSON_Delete(j);
                 control_reply(k, "%s\n", text ? text : "{}");
                 free(text);
+        } else if (strncmp(line, "upgrade ", 8) == 0) {
+                const char *path = strcmp(line + 8, "-") ? line + 8 : s->self_exe;
+                const char *why = request_reexec(s, path);
+
+                if (why)
+                        control_reply(k, "failed: %s\n", why);
+                else
+                        control_reply(k, "ok: re-executing %s (pid %d stays; workers keep recording)\n", path,
+                                      (int)getpid());
         } else if (strncmp(line, "deploy ", 7) == 0 || strcmp(line, "rollback") == 0) {
                 char bin[PATH_MAX] = "-";
                 int overlap = -1, health = -1;
@@ -471,9 +511,9 @@ static int run_dir(const struct mwr_config *cfg, char *out, size_t len)
         return fs_mkdir_p(out);
 }
 
-int daemon_run(const struct mwr_config *cfg)
+int daemon_run(const struct mwr_config *cfg, const char *self_exe)
 {
-        struct sup s = { .cfg = cfg, .started_real_us = now_real_us() };
+        struct sup s = { .cfg = cfg, .started_real_us = now_real_us(), .self_exe = self_exe };
         struct adopt_ctx ac = { &s };
         char dir[PATH_MAX];
         sigset_t mask;
@@ -487,6 +527,7 @@ int daemon_run(const struct mwr_config *cfg)
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGUSR2);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
         if ((e = sd_event_new(&s.e)) < 0)
@@ -509,6 +550,7 @@ int daemon_run(const struct mwr_config *cfg)
         sd_event_add_signal(s.e, NULL, SIGTERM, on_stop_signal, &s);
         sd_event_add_signal(s.e, NULL, SIGINT, on_stop_signal, &s);
         sd_event_add_signal(s.e, NULL, SIGHUP, on_reload_signal, &s); /* reload = deploy */
+        sd_event_add_signal(s.e, NULL, SIGUSR2, (sd_event_signal_handler_t)on_upgrade_signal, &s);
         find_mwr_tool(&s);
         sd_event_add_time_relative(s.e, &s.scan_timer, CLOCK_MONOTONIC, SUP_SCAN_US, 0, on_scan, &s);
         sd_event_set_watchdog(s.e, true);
@@ -528,7 +570,8 @@ int daemon_run(const struct mwr_config *cfg)
         e = sd_event_loop(s.e);
         rc = e < 0 ? 1 : 0;
         save(&s);
-        log_notice("supervisor: stopped");
+        if (!s.reexec[0])
+                log_notice("supervisor: stopped");
 out:
         for (int i = 0; i < 2; i++)
                 slot_close(&s.slots[i]);
@@ -537,5 +580,14 @@ out:
         control_free(s.ctl);
         db_close(s.db);
         sd_event_unref(s.e);
+        if (s.reexec[0]) {
+                /* same pid: systemd keeps us as the main process, the workers
+                 * stay our children; every fd is O_CLOEXEC */
+                execl(s.reexec, s.reexec, "run", "--config", cfg->path, (char *)NULL);
+                log_err("supervisor: exec %s: %s; exiting so the service manager restarts us (workers keep "
+                        "recording and are adopted)",
+                        s.reexec, strerror(errno));
+                return 1;
+        }
         return rc;
 }

@@ -18,7 +18,9 @@
 #define SUP_CRASH_LOOP_WINDOW_US (60 * 1000000ULL)
 #define SUP_HAPROXY_SYNC_SCANS 3 /* haproxy's admin states checked every 3 s */
 
-/* Runs until SIGTERM/SIGINT; returns the exit code. */
-int daemon_run(const struct mwr_config *cfg);
+/* Runs until SIGTERM/SIGINT; returns the exit code.  self_exe: this
+ * binary's path, re-executed by SIGUSR2 or `upgrade` (workers keep running:
+ * they stay our children across exec and are adopted from the DB). */
+int daemon_run(const struct mwr_config *cfg, const char *self_exe);
 
 #endif

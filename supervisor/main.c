@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -31,6 +34,7 @@ static void usage(FILE *f)
                    "       mwr-supervisor status [--json] [--config FILE]\n"
                    "       mwr-supervisor deploy [--binary PATH] [--overlap S] [--health-timeout S] [--config FILE]\n"
                    "       mwr-supervisor rollback [--config FILE]\n"
+                   "       mwr-supervisor upgrade [--binary PATH] [--config FILE]   (re-exec; workers keep running)\n"
                    "       mwr-supervisor proxy-config --config FILE\n"
                    "FILE defaults to " DEFAULT_CONFIG ".\n");
 }
@@ -93,8 +97,9 @@ static int args_parse(int argc, char **argv, struct args *a)
                 return -EINVAL;
         }
         if (strcmp(a->cmd, "run") && strcmp(a->cmd, "status") && strcmp(a->cmd, "deploy") &&
-            strcmp(a->cmd, "rollback") && strcmp(a->cmd, "proxy-config")) {
-                fprintf(stderr, "mwr-supervisor: unknown command '%s' (run, status, deploy, rollback, proxy-config)\n",
+            strcmp(a->cmd, "rollback") && strcmp(a->cmd, "proxy-config") && strcmp(a->cmd, "upgrade")) {
+                fprintf(stderr,
+                        "mwr-supervisor: unknown command '%s' (run, status, deploy, rollback, upgrade, proxy-config)\n",
                         a->cmd);
                 return -EINVAL;
         }
@@ -165,6 +170,48 @@ static int cmd_forward(const struct mwr_config *cfg, const char *line)
         return r;
 }
 
+/* binary --version, no shell: its exit status (or -1). */
+static int run_version(const char *binary)
+{
+        int st;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_WRONLY);
+
+                dup2(devnull, 1);
+                dup2(devnull, 2);
+                execl(binary, binary, "--version", (char *)NULL);
+                _exit(127);
+        }
+        if (waitpid(pid, &st, 0) < 0)
+                return -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The new supervisor binary must run before the daemon execs it. */
+static int cmd_upgrade(const struct mwr_config *cfg, const struct args *a)
+{
+        char line[CONTROL_LINE_MAX];
+        int r;
+
+        if (a->binary) {
+                if (strpbrk(a->binary, " \n'") || a->binary[0] != '/') {
+                        fprintf(stderr, "mwr-supervisor upgrade: --binary must be an absolute path without spaces\n");
+                        return EXIT_USAGE;
+                }
+                if ((r = run_version(a->binary)) != 0) {
+                        fprintf(stderr, "mwr-supervisor upgrade: %s --version failed (%d): not re-executing\n",
+                                a->binary, r);
+                        return 1;
+                }
+        }
+        snprintf(line, sizeof(line), "upgrade %s", a->binary ? a->binary : "-");
+        return cmd_forward(cfg, line);
+}
+
 int main(int argc, char **argv)
 {
         struct mwr_config *cfg;
@@ -179,11 +226,20 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
         }
         if (!strcmp(a.cmd, "run")) {
-                rc = daemon_run(cfg);
+                char self[PATH_MAX];
+                ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+                self[n > 0 ? n : 0] = '\0';
+                /* a package upgrade replaces the file: re-exec by path, not /proc/self/exe */
+                if (n > 0 && strlen(self) > 10 && !strcmp(self + strlen(self) - 10, " (deleted)"))
+                        self[strlen(self) - 10] = '\0';
+                rc = daemon_run(cfg, self);
         } else if (!strcmp(a.cmd, "status")) {
                 rc = cmd_status(cfg, &a);
         } else if (!strcmp(a.cmd, "proxy-config")) {
                 rc = haproxy_cfg_write(cfg, 0, stdout) < 0 || fflush(stdout) ? 1 : 0;
+        } else if (!strcmp(a.cmd, "upgrade")) {
+                rc = cmd_upgrade(cfg, &a);
         } else if (!strcmp(a.cmd, "rollback")) {
                 rc = cmd_forward(cfg, "rollback");
         } else {

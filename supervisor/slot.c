@@ -92,7 +92,9 @@ static int on_exit_fd(sd_event_source *src, int fd, uint32_t revents, void *user
         siginfo_t si = { 0 };
 
         s->exit_status = -1;
-        if (!s->adopted && waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid)
+        /* an adopted worker is still our child after a re-exec: reap it; if it
+         * is not (a supervisor restart), waitid fails and the status is unknown */
+        if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid)
                 s->exit_status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status & 0x7f;
         slot_release(s);
         s->state = SLOT_STOPPED;

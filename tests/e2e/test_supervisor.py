@@ -180,3 +180,36 @@ def test_systemd_units_verify(tmp_path):
         unit = f.read()
     for line in ("Type=notify", "KillMode=process", "WatchdogSec=", "ExecReload=", "TimeoutStopSec="):
         assert line in unit, line
+
+
+def test_supervisor_upgrades_itself_without_stopping_the_worker(procs, camsim, tmp_path):
+    """upgrade --binary NEW: the daemon re-execs (same pid, so systemd keeps
+    it), adopts its worker, and still restarts it when it dies."""
+    import shutil
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = sup_config(str(tmp_path), cs, cameras=1)
+    v1, v2 = os.path.join(tmp_path, "sup-v1"), os.path.join(tmp_path, "sup-v2")
+    shutil.copy(SUPERVISOR, v1)
+    shutil.copy(SUPERVISOR, v2)
+    sup = procs.start("supervisor", [v1, "run", "--config", cfg_path])
+    a = wait_for(lambda: (s := active_slot(cfg_path)) and s["state"] == "ready" and s, 30, "worker ready")
+    procs.track_pid(a["pid"])
+    assert status(cfg_path)["binary"] == v1
+    r = subprocess.run([SUPERVISOR, "upgrade", "--binary", v2, "--config", cfg_path], capture_output=True,
+                       timeout=20)
+    assert r.returncode == 0 and b"re-executing" in r.stdout, r.stdout + r.stderr
+    st = wait_for(lambda: (x := status(cfg_path)) and x["binary"] == v2 and x, 10, "re-executed supervisor")
+    assert st["pid"] == sup.pid  # exec keeps the pid
+    b = next(s for s in st["slots"] if s["active"])
+    assert b["pid"] == a["pid"] and b["adopted"], b
+    assert healthy(cfg["worker"]["ports"][0])
+    # the re-executed image watches (and reaps) its worker
+    os.kill(a["pid"], signal.SIGKILL)
+    new = wait_for(lambda: (s := active_slot(cfg_path)) and s["pid"] not in (0, a["pid"]) and s, 5, "restart")
+    procs.track_pid(new["pid"])
+    r = subprocess.run([SUPERVISOR, "upgrade", "--binary", os.path.join(tmp_path, "missing"), "--config",
+                        cfg_path], capture_output=True, timeout=20)
+    assert r.returncode == 1 and b"not re-executing" in r.stderr, r.stderr
+    os.kill(sup.pid, signal.SIGTERM)
+    assert sup.wait(timeout=20) == 0
+    wait_for(lambda: not alive(new["pid"]), 10, "worker stopped")
