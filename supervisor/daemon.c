@@ -230,7 +230,9 @@ static int on_scan(sd_event_source *src, uint64_t usec, void *userdata)
         }
         if (++s->scans % SUP_HAPROXY_SYNC_SCANS == 0 && !s->stopping && !s->deploy)
                 proxy_sync(s);
+        /* a time source fires once: re-arm it (set_time alone leaves it off) */
         sd_event_source_set_time(src, now + SUP_SCAN_US);
+        sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
         return 0;
 }
 

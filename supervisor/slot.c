@@ -61,16 +61,18 @@ static int on_notify(sd_event_source *src, int fd, uint32_t revents, void *userd
                         *next++ = '\0';
                 if (strcmp(line, "READY=1") == 0) {
                         ready = true;
+                        s->watchdog_mono_us = now_mono_us();
                 } else if (strncmp(line, "STATUS=", 7) == 0) {
                         snprintf(s->status, sizeof(s->status), "%s", line + 7);
                         status = true;
                 } else if (strcmp(line, "WATCHDOG=1") == 0) {
+                        /* only this counts: a worker with a stuck recorder keeps
+                         * sending STATUS but stops its watchdog pings */
                         s->watchdog_mono_us = now_mono_us();
                 } else if (strcmp(line, "STOPPING=1") == 0) {
                         stopping = true;
                 }
         }
-        s->watchdog_mono_us = now_mono_us(); /* any message shows the worker alive */
         if (status)
                 emit(s, SLOT_EV_STATUS);
         if (ready && s->state == SLOT_STARTING) {

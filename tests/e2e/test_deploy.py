@@ -235,4 +235,8 @@ def test_supervisor_restart_then_deploy_and_haproxy_restart_keep_the_slot(procs,
     states = wait_for(back, 10, "haproxy back")
     assert states["b"] & (MAINT | DRAIN) == 0 and states["a"] & MAINT, states
     wait_for(lambda: healthy(cfg["haproxy"]["frontend_port"]), 15, "healthy through the restarted haproxy")
+    # a hand-made mistake (the active server put in maint) is put right within seconds
+    assert hap(cfg["haproxy"]["socket"], "set server mwr/b state maint").strip() == ""
+    wait_for(lambda: admin_states(cfg)["b"] & MAINT == 0, 10, "supervisor re-synced haproxy")
+    assert "haproxy re-synced" in open(sup2.err_path).read()
     judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, time.time())

@@ -213,3 +213,22 @@ def test_supervisor_upgrades_itself_without_stopping_the_worker(procs, camsim, t
     os.kill(sup.pid, signal.SIGTERM)
     assert sup.wait(timeout=20) == 0
     wait_for(lambda: not alive(new["pid"]), 10, "worker stopped")
+
+
+def test_supervisor_kills_and_restarts_a_worker_whose_watchdog_expires(procs, camsim, tmp_path):
+    """A recorder thread that hangs (test hook) stops the worker's WATCHDOG=1
+    pings: the supervisor kills it after 10 s of silence and restarts it."""
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = sup_config(str(tmp_path), cs, cameras=1)
+    sup = procs.start("supervisor", [SUPERVISOR, "run", "--config", cfg_path],
+                      env=dict(os.environ, MWR_TEST_STALL_CAMERA="cam1"))
+    a = wait_for(lambda: (s := active_slot(cfg_path)) and s["state"] == "ready" and s, 30, "worker ready")
+    procs.track_pid(a["pid"])
+    t0 = time.monotonic()
+    new = wait_for(lambda: (s := active_slot(cfg_path)) and s["pid"] not in (0, a["pid"]) and s, 40,
+                   "hung worker replaced")
+    procs.track_pid(new["pid"])
+    took = time.monotonic() - t0
+    assert 8 < took < 30, took  # 4 s of frames, then 10 s without a ping
+    log = open(sup.err_path).read()
+    assert "sent nothing for" in log and "killed by signal 9" in log, log[-2000:]
