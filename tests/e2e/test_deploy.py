@@ -240,3 +240,21 @@ def test_supervisor_restart_then_deploy_and_haproxy_restart_keep_the_slot(procs,
     wait_for(lambda: admin_states(cfg)["b"] & MAINT == 0, 10, "supervisor re-synced haproxy")
     assert "haproxy re-synced" in open(sup2.err_path).read()
     judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, time.time())
+
+
+def test_rollback_returns_to_the_previous_binary(procs, camsim, tmp_path):
+    cs, cfg_path, cfg, sup, a = setup_all(procs, camsim, tmp_path, cameras=1)
+    v2 = script(str(tmp_path), "mwr-worker-v2", f'exec {WORKER} "$@"\n')  # "a new release"
+    t0 = time.time()
+    rc, out = deploy(cfg_path, "--binary", v2, "--overlap", "2")
+    assert rc == 0, out
+    b = active_slot(cfg_path)
+    procs.track_pid(b["pid"])
+    assert b["slot"] == "b" and b["binary"] == v2
+    r = subprocess.run([SUPERVISOR, "rollback", "--config", cfg_path], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    back = active_slot(cfg_path)
+    procs.track_pid(back["pid"])
+    assert back["slot"] == "a" and back["binary"] == WORKER, back
+    assert [d["result"] for d in status(cfg_path)["deploys"]] == ["ok", "ok"]
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, time.time())
