@@ -17,7 +17,7 @@ gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 libcmocka-dev python3-pytest
 clang libclang-rt-14-dev
-cppcheck wrk procps iproute2"
+cppcheck wrk procps iproute2 faketime"
 
 missing=""
 for p in $PKGS; do

@@ -220,3 +220,50 @@ def test_mwr_bad_usage_is_exit_2(tmp_path):
     assert r.returncode == 1
     r = subprocess.run([MWR, "--version"], capture_output=True, timeout=10)
     assert r.returncode == 0 and r.stdout.startswith(b"mwr ")
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+
+def test_local_clock_step_renames_overwrites_and_reorders_nothing(procs, camsim, tmp_path):
+    """The worker's wall clock (only its own: libfaketime) steps back an hour
+    and forward again while it records: every segment keeps its own file,
+    index order is frame order, and the export has every frame once."""
+    import pytest
+    if not os.path.exists(FAKETIME_LIB):
+        pytest.skip("libfaketime not installed")
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 1)
+    rc_file = os.path.join(tmp_path, "faketime.rc")
+    with open(rc_file, "w") as f:
+        f.write("+0\n")
+    env = dict(os.environ, LD_PRELOAD=FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE=rc_file, FAKETIME_CACHE_DURATION="1",
+               FAKETIME_DONT_FAKE_MONOTONIC="1")
+    w = procs.start("worker", [WORKER, "--config", cfg_path, "--instance-id", "a", "--port", str(free_port())],
+                    env=env)
+    wait_for(recording_frames(cfg, 3 * FPS), 30, "recording")
+    time.sleep(3)
+    with open(rc_file, "w") as f:
+        f.write("-3600\n")  # an hour back
+    time.sleep(7)
+    with open(rc_file, "w") as f:
+        f.write("+0\n")  # and forward again
+    time.sleep(6)
+    rc, _ = sigterm_and_time(w)
+    assert rc == 0, open(w.err_path).read()[-3000:]
+    segs = segments(cfg, "cam1")
+    # the step happened: rows written meanwhile carry a wall clock an hour
+    # behind the camera's, and the offset is recorded per segment
+    assert any(s["start_us"] - s["created_us"] > 3500e6 for s in segs), segs
+    assert any(s["clock_offset_us"] > 3500e6 for s in segs), segs
+    paths = [s["path"] for s in segs]
+    assert len(set(paths)) == len(paths) and all(os.path.exists(p) for p in paths)
+    files = [os.path.join(dp, f) for dp, _, fs in os.walk(cfg["storage_dir"]) for f in fs if f.endswith(".mp4")]
+    assert sorted(files) == sorted(paths)  # nothing overwritten, nothing unindexed
+    rep, _ = framecheck(paths, "--camera", "cam1", expect_rc=0)  # index order is frame order
+    assert rep["frames"] >= 14 * FPS
+    frm, to = window(cfg, "cam1")
+    out = export_and_judge(str(tmp_path), cfg_path, cfg, "cam1")
+    assert out["missing"] == 0 and out["duplicated"] == 0
+    gaps = json.loads(mwr("gaps", "--config", cfg_path, "--from", frm, "--to", to, "--json").stdout)
+    assert gaps["count"] == 0, gaps
