@@ -37,7 +37,7 @@ ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
 
 PKGS_WORKER := $(PKGS_AV) $(PKGS_DB) $(PKGS_JSON) libsystemd libmicrohttpd
-PKGS_SUP := libsystemd libcurl $(PKGS_DB) $(PKGS_JSON)
+PKGS_SUP := libsystemd libcurl libmicrohttpd $(PKGS_DB) $(PKGS_JSON)
 DB_OBJS = $(BUILD)/obj/db/db.o $(BUILD)/obj/db/frame_index.o
 
 # Product binaries appear with the issues that give them behaviour.
@@ -81,12 +81,13 @@ $(BUILD)/bin/mwr: $(MWR_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON)) -lm
 
-SUPERVISOR_OBJS := $(addprefix $(BUILD)/obj/supervisor/,main.o daemon.o deploy.o slot.o control.o health.o) \
+SUPERVISOR_OBJS := $(addprefix $(BUILD)/obj/supervisor/,main.o daemon.o deploy.o slot.o control.o control_cmd.o \
+                     health.o metrics.o) \
                    $(addprefix $(BUILD)/obj/proxy-config/,haproxy_cfg.o haproxy_runtime.o haproxy_sync.o) \
                    $(BUILD)/obj/common/config.o $(BUILD)/obj/common/timefmt.o $(BUILD)/obj/common/fsutil.o $(DB_OBJS)
 $(BUILD)/bin/mwr-supervisor: $(SUPERVISOR_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_SUP)) -lm
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_SUP)) -lpthread -lm
 
 # ---- test tools --------------------------------------------------------------
 CAMSIM_OBJS := $(BUILD)/obj/tests/camsim/camsim.o $(BUILD)/obj/tests/camsim/control.o \
@@ -120,6 +121,7 @@ $(BUILD)/unit/test_haproxy_cfg: $(BUILD)/obj/tests/unit/test_haproxy_cfg.o $(BUI
                                  $(BUILD)/obj/common/config.o
 $(BUILD)/unit/test_haproxy_runtime: $(BUILD)/obj/tests/unit/test_haproxy_runtime.o \
                                      $(BUILD)/obj/proxy-config/haproxy_runtime.o
+$(BUILD)/unit/test_control_cmd: $(BUILD)/obj/tests/unit/test_control_cmd.o $(BUILD)/obj/supervisor/control_cmd.o
 $(BUILD)/unit/test_health: $(BUILD)/obj/tests/unit/test_health.o $(BUILD)/obj/supervisor/health.o
 $(BUILD)/unit/test_health: UNIT_EXTRA_LIBS = $(call pkg_libs,libsystemd libcurl libmicrohttpd)
 $(BUILD)/obj/tests/unit/test_health.o: OBJ_CFLAGS = -I. -Itests/common -Itests \
@@ -155,13 +157,14 @@ bench: deps
 
 # libFuzzer targets, each run for FUZZ_SECONDS.
 FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_camsim_control $(BUILD)/fuzz/fuzz_framecode_sei $(BUILD)/fuzz/fuzz_config \
-                $(BUILD)/fuzz/fuzz_http_query
+                $(BUILD)/fuzz/fuzz_http_query $(BUILD)/fuzz/fuzz_control_cmd
 FUZZ_FLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/fuzz_camsim_control: tests/fuzz/fuzz_camsim_control.c tests/camsim/control.c
 $(BUILD)/fuzz/fuzz_framecode_sei: tests/fuzz/fuzz_framecode_sei.c tests/common/framecode.c
 $(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c common/config.c
 $(BUILD)/fuzz/fuzz_config: FUZZ_LIBS = $(call pkg_cflags,libcjson) $(call pkg_libs,libcjson)
 $(BUILD)/fuzz/fuzz_http_query: tests/fuzz/fuzz_http_query.c worker/http_query.c common/timefmt.c
+$(BUILD)/fuzz/fuzz_control_cmd: tests/fuzz/fuzz_control_cmd.c supervisor/control_cmd.c
 $(FUZZ_TARGETS):
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -I. -Itests/common -Itests $^ -o $@ $(FUZZ_LIBS)

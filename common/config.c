@@ -262,6 +262,8 @@ static int parse_deploy_disk(struct ctx *x, struct mwr_config *c, const cJSON *r
 {
         static const char *const dkeys[] = { "overlap_seconds", "health_timeout_seconds", "stop_timeout_seconds", NULL };
         static const char *const skeys[] = { "min_free_mb", "max_total_gb", "retention_days", NULL };
+        static const char *const vkeys[] = { "metrics_port", NULL };
+        const cJSON *sv = cJSON_GetObjectItemCaseSensitive(root, "supervisor");
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "deploy");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "disk");
         cJSON *empty = cJSON_CreateObject();
@@ -286,6 +288,10 @@ static int parse_deploy_disk(struct ctx *x, struct mwr_config *c, const cJSON *r
         c->disk.min_free_bytes = (uint64_t)v1 << 20;
         c->disk.max_total_bytes = (uint64_t)v2 << 30;
         c->disk.retention_days = (int)v3;
+        if ((r = check_keys(x, sv ? sv : empty, "supervisor", vkeys)) < 0 ||
+            (r = get_int(x, sv ? sv : empty, "supervisor", "metrics_port", 0, 0, 65535, &v1)) < 0)
+                goto out;
+        c->supervisor.metrics_port = (uint16_t)v1;
 out:
         cJSON_Delete(empty);
         return r;
@@ -294,7 +300,7 @@ out:
 static int parse_root(struct ctx *x, struct mwr_config *c, const cJSON *root)
 {
         static const char *const keys[] = { "storage_dir", "db_path", "segment_seconds", "cameras", "worker",
-                                            "haproxy", "deploy", "control_socket", "disk", NULL };
+                                            "haproxy", "deploy", "control_socket", "disk", "supervisor", NULL };
         long seg;
         int r;
 

@@ -51,6 +51,9 @@ struct mwr_config {
                 uint64_t max_total_bytes; /* 0: no limit */
                 int retention_days;       /* 0: keep forever */
         } disk;
+        struct {
+                uint16_t metrics_port; /* 0: no HTTP metrics (mwr-supervisor metrics still works) */
+        } supervisor;
 };
 
 /* Parse path.  0, or -errno with a one-line reason in err (naming the file,

@@ -24,7 +24,9 @@
 #include "db/db.h"
 #include "proxy-config/haproxy_sync.h"
 #include "supervisor/control.h"
+#include "supervisor/control_cmd.h"
 #include "supervisor/deploy.h"
+#include "supervisor/metrics.h"
 #include "supervisor/slot.h"
 
 #define SUP_SCAN_US (1000000ULL) /* watchdog and stop-timeout scan */
@@ -45,6 +47,9 @@ struct sup {
         int64_t started_real_us;
         struct deploy *deploy; /* the one running, if any */
         unsigned scans;
+        struct sup_metrics m;          /* counters; rendered once a second */
+        struct metrics_server *metrics;
+        uint64_t crash_pending_mono_us; /* the active worker died here; READY ends the recovery */
         char hap_error[256];   /* the last haproxy sync error logged: logged again only when it changes */
         char mwr_tool[PATH_MAX];
         const char *self_exe;
@@ -109,6 +114,8 @@ static void schedule_restart(struct sup *s, const struct slot *a)
         unsigned recent = 0;
 
         s->crash_mono_us[s->crashes++ % SUP_CRASH_LOOP_COUNT] = now;
+        if (!s->crash_pending_mono_us)
+                s->crash_pending_mono_us = now;
         for (int i = 0; i < SUP_CRASH_LOOP_COUNT; i++)
                 recent += s->crash_mono_us[i] && now - s->crash_mono_us[i] < SUP_CRASH_LOOP_WINDOW_US;
         if (lived >= SUP_RESTART_STABLE_US)
@@ -156,6 +163,14 @@ static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
                         sd_notify(0, "READY=1");
                         s->ready_sent = true;
                 }
+                if (sl->index == s->active && s->crash_pending_mono_us) {
+                        s->m.last_recovery_s = (double)(now_mono_us() - (int64_t)s->crash_pending_mono_us) / 1e6;
+                        s->m.recovery_s_sum += s->m.last_recovery_s;
+                        s->m.recoveries++;
+                        s->crash_pending_mono_us = 0;
+                        log_notice("supervisor: recovered: worker %s records again %.2f s after the crash", sl->name,
+                                   s->m.last_recovery_s);
+                }
                 break;
         case SLOT_EV_EXITED:
                 if (sl->exit_status >= 0 && WIFSIGNALED(sl->exit_status))
@@ -177,6 +192,20 @@ static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
         }
         save(s);
         notify_status(s);
+}
+
+static char *render_metrics(struct sup *s)
+{
+        s->m.restarts = s->restarts;
+        s->m.crash_loop = s->crashes >= SUP_CRASH_LOOP_COUNT && s->crash_pending_mono_us;
+        s->m.uptime_s = (double)(now_real_us() - s->started_real_us) / 1e6;
+        for (int i = 0; i < 2; i++) {
+                s->m.slots[i].name = s->slots[i].name;
+                s->m.slots[i].up = s->slots[i].pid > 0;
+                s->m.slots[i].active = i == s->active;
+                s->m.slots[i].ready = s->slots[i].state == SLOT_READY;
+        }
+        return sup_metrics_text(&s->m);
 }
 
 /* haproxy must send traffic to the active slot only: after a haproxy
@@ -230,6 +259,8 @@ static int on_scan(sd_event_source *src, uint64_t usec, void *userdata)
         }
         if (++s->scans % SUP_HAPROXY_SYNC_SCANS == 0 && !s->stopping && !s->deploy)
                 proxy_sync(s);
+        if (s->metrics)
+                metrics_server_set(s->metrics, render_metrics(s));
         /* a time source fires once: re-arm it (set_time alone leaves it off) */
         sd_event_source_set_time(src, now + SUP_SCAN_US);
         sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
@@ -280,8 +311,20 @@ static int free_deploy(sd_event_source *src, void *userdata)
 static void deploy_done(void *ud, bool ok)
 {
         struct sup *s = ud;
+        const struct deploy_result *r = deploy_get_result(s->deploy);
         char err[256];
 
+        s->m.have_deploy = true;
+        s->m.last_deploy_ok = ok;
+        s->m.last_deploy_s = r->duration_s;
+        if (ok)
+                s->m.deploys_ok++;
+        else
+                s->m.deploys_failed++;
+        if (r->continuity_checked) {
+                s->m.last_overlap_ratio = r->frames > 0 ? r->duplicate_frames / r->frames : 0;
+                s->m.last_handover_gaps = r->gaps;
+        }
         if (haproxy_save_state(s->cfg, err, sizeof(err)) < 0)
                 log_warn("supervisor: saving haproxy's server state: %s", err);
         /* freed from the loop, not from inside the deploy's own call stack */
@@ -431,10 +474,18 @@ static int deploy_row(const struct db_deploy *d, void *ctx)
 static void on_command(struct control_conn *k, const char *line, void *userdata)
 {
         struct sup *s = userdata;
+        struct ctl_cmd c;
+        const char *bad = ctl_cmd_parse(line, &c), *why;
+        char *text;
 
-        if (strcmp(line, "status") == 0) {
+        if (bad) {
+                control_reply(k, "error: %s\n", bad);
+                control_close(k);
+                return;
+        }
+        switch (c.kind) {
+        case CTL_STATUS: {
                 cJSON *j = status_json(s), *deploys = cJSON_AddArrayToObject(j, "deploys");
-                char *text;
 
                 if (s->db)
                         db_deploys_recent(s->db, 20, deploy_row, deploys);
@@ -442,37 +493,34 @@ static void on_command(struct control_conn *k, const char *line, void *userdata)
                 cJSON_Delete(j);
                 control_reply(k, "%s\n", text ? text : "{}");
                 free(text);
-        } else if (strncmp(line, "upgrade ", 8) == 0) {
-                const char *path = strcmp(line + 8, "-") ? line + 8 : s->self_exe;
-                const char *why = request_reexec(s, path);
-
-                if (why)
+                break;
+        }
+        case CTL_METRICS:
+                text = render_metrics(s);
+                control_reply(k, "%s", text ? text : "");
+                free(text);
+                break;
+        case CTL_UPGRADE:
+                if ((why = request_reexec(s, c.binary[0] ? c.binary : s->self_exe)))
                         control_reply(k, "failed: %s\n", why);
                 else
-                        control_reply(k, "ok: re-executing %s (pid %d stays; workers keep recording)\n", path,
-                                      (int)getpid());
-        } else if (strncmp(line, "deploy ", 7) == 0 || strcmp(line, "rollback") == 0) {
-                char bin[PATH_MAX] = "-";
-                int overlap = -1, health = -1;
+                        control_reply(k, "ok: re-executing %s (pid %d stays; workers keep recording)\n",
+                                      c.binary[0] ? c.binary : s->self_exe, (int)getpid());
+                break;
+        case CTL_ROLLBACK: {
+                const struct slot *other = &s->slots[1 - s->active];
 
-                if (strcmp(line, "rollback") == 0) {
-                        const struct slot *other = &s->slots[1 - s->active];
-
-                        if (!other->binary[0]) {
-                                control_reply(k, "failed: nothing to roll back to (slot %s never ran)\n", other->name);
-                                control_close(k);
-                                return;
-                        }
-                        snprintf(bin, sizeof(bin), "%s", other->binary);
-                } else if (sscanf(line + 7, "%4095s %d %d", bin, &overlap, &health) != 3) {
-                        control_reply(k, "error: usage: deploy BINARY|- OVERLAP_S HEALTH_TIMEOUT_S\n");
-                        control_close(k);
-                        return;
+                if (!other->binary[0]) {
+                        control_reply(k, "failed: nothing to roll back to (slot %s never ran)\n", other->name);
+                        break;
                 }
-                start_deploy(s, strcmp(bin, "-") ? bin : NULL, overlap, health, k);
+                snprintf(c.binary, sizeof(c.binary), "%s", other->binary);
+                start_deploy(s, c.binary, -1, -1, k);
                 return; /* the deploy closes k when it ends */
-        } else {
-                control_reply(k, "error: unknown command (status, deploy, rollback)\n");
+        }
+        case CTL_DEPLOY:
+                start_deploy(s, c.binary[0] ? c.binary : NULL, c.overlap_s, c.health_s, k);
+                return;
         }
         control_close(k);
 }
@@ -554,6 +602,10 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
         sd_event_add_signal(s.e, NULL, SIGHUP, on_reload_signal, &s); /* reload = deploy */
         sd_event_add_signal(s.e, NULL, SIGUSR2, (sd_event_signal_handler_t)on_upgrade_signal, &s);
         find_mwr_tool(&s);
+        if (cfg->supervisor.metrics_port &&
+            (e = metrics_server_start(cfg->worker.bind, cfg->supervisor.metrics_port, &s.metrics)) < 0)
+                log_warn("supervisor: metrics on %s:%u: %s (going on without)", cfg->worker.bind,
+                         (unsigned)cfg->supervisor.metrics_port, strerror(-e));
         sd_event_add_time_relative(s.e, &s.scan_timer, CLOCK_MONOTONIC, SUP_SCAN_US, 0, on_scan, &s);
         sd_event_set_watchdog(s.e, true);
         db_slots_each(s.db, adopt_row, &ac);
@@ -580,6 +632,7 @@ out:
         s.restart_timer = sd_event_source_disable_unref(s.restart_timer);
         s.scan_timer = sd_event_source_disable_unref(s.scan_timer);
         control_free(s.ctl);
+        metrics_server_stop(s.metrics);
         db_close(s.db);
         sd_event_unref(s.e);
         if (s.reexec[0]) {

@@ -62,6 +62,7 @@ struct deploy {
         int64_t id;
         bool switched;
         char last_health[256];
+        struct deploy_result res;
 };
 
 static void step(struct deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -220,6 +221,8 @@ static void finish(struct deploy *d, bool ok)
         int e;
 
         d->state = D_END;
+        d->res.ok = ok;
+        d->res.duration_s = (double)(now_mono_us() - d->t0_mono_us) / 1e6;
         d->timer = sd_event_source_disable_unref(d->timer);
         if (d->id && (e = db_deploy_finish(d->env.db, d->id, ok ? "ok" : "failed", ok ? "" : d->reason,
                                            now_real_us())) < 0)
@@ -410,6 +413,10 @@ static void dedup_result(struct deploy *d, int status)
                                 step(d, "WARNING: camera %s has %.0f gaps in the handover window",
                                      cJSON_GetStringValue(cJSON_GetObjectItem(c, "camera")), g);
                 }
+                d->res.continuity_checked = true;
+                d->res.frames = frames;
+                d->res.duplicate_frames = dups;
+                d->res.gaps = gaps;
                 step(d, "continuity over the handover window: %d cameras, %.0f frames, %.0f duplicates marked, "
                         "%.0f gaps",
                      n, frames, dups, gaps);
@@ -644,6 +651,11 @@ int deploy_start(struct deploy **out, const struct deploy_env *env, const char *
         step(d, "haproxy: backend %s has %zu servers", backend(d), n);
         advance(d);
         return 0;
+}
+
+const struct deploy_result *deploy_get_result(const struct deploy *d)
+{
+        return &d->res;
 }
 
 void deploy_free(struct deploy *d)

@@ -30,6 +30,13 @@
 
 struct deploy;
 
+struct deploy_result {
+        bool ok;
+        double duration_s;
+        bool continuity_checked;
+        double frames, duplicate_frames, gaps; /* over the handover window, from mwr dedup */
+};
+
 /* What a deploy needs from the daemon.  slots and *active are the
  * daemon's; the deploy changes *active when traffic moves. */
 struct deploy_env {
@@ -58,6 +65,7 @@ bool deploy_on_slot(struct deploy *d, struct slot *s, enum slot_event ev);
 /* The client went away: keep going, stop writing to it. */
 void deploy_forget_conn(struct deploy *d);
 
+const struct deploy_result *deploy_get_result(const struct deploy *d);
 void deploy_free(struct deploy *d);
 
 #endif

@@ -32,6 +32,7 @@ static void usage(FILE *f)
 {
         fprintf(f, "usage: mwr-supervisor run --config FILE\n"
                    "       mwr-supervisor status [--json] [--config FILE]\n"
+                   "       mwr-supervisor metrics [--config FILE]   (Prometheus text; also on supervisor.metrics_port)\n"
                    "       mwr-supervisor deploy [--binary PATH] [--overlap S] [--health-timeout S] [--config FILE]\n"
                    "       mwr-supervisor rollback [--config FILE]\n"
                    "       mwr-supervisor upgrade [--binary PATH] [--config FILE]   (re-exec; workers keep running)\n"
@@ -97,9 +98,11 @@ static int args_parse(int argc, char **argv, struct args *a)
                 return -EINVAL;
         }
         if (strcmp(a->cmd, "run") && strcmp(a->cmd, "status") && strcmp(a->cmd, "deploy") &&
-            strcmp(a->cmd, "rollback") && strcmp(a->cmd, "proxy-config") && strcmp(a->cmd, "upgrade")) {
+            strcmp(a->cmd, "rollback") && strcmp(a->cmd, "proxy-config") && strcmp(a->cmd, "upgrade") &&
+            strcmp(a->cmd, "metrics")) {
                 fprintf(stderr,
-                        "mwr-supervisor: unknown command '%s' (run, status, deploy, rollback, upgrade, proxy-config)\n",
+                        "mwr-supervisor: unknown command '%s' (run, status, metrics, deploy, rollback, upgrade, "
+                        "proxy-config)\n",
                         a->cmd);
                 return -EINVAL;
         }
@@ -238,6 +241,8 @@ int main(int argc, char **argv)
                 rc = cmd_status(cfg, &a);
         } else if (!strcmp(a.cmd, "proxy-config")) {
                 rc = haproxy_cfg_write(cfg, 0, stdout) < 0 || fflush(stdout) ? 1 : 0;
+        } else if (!strcmp(a.cmd, "metrics")) {
+                rc = cmd_forward(cfg, "metrics");
         } else if (!strcmp(a.cmd, "upgrade")) {
                 rc = cmd_upgrade(cfg, &a);
         } else if (!strcmp(a.cmd, "rollback")) {

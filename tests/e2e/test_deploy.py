@@ -129,6 +129,10 @@ def test_deploy_fails_no_request_and_loses_no_frame(procs, camsim, tmp_path):
     assert not alive(a["pid"])
     st = status(cfg_path)
     assert [d["result"] for d in st["deploys"]] == ["ok"], st["deploys"]
+    m = subprocess.run([SUPERVISOR, "metrics", "--config", cfg_path], capture_output=True, timeout=10).stdout.decode()
+    assert 'mwr_supervisor_deploys_total{result="ok"} 1' in m and "mwr_supervisor_last_handover_gaps 0" in m, m
+    ratio = float(next(l.split()[1] for l in m.splitlines() if l.startswith("mwr_supervisor_last_handover_overlap")))
+    assert 0.1 < ratio < 0.9, m
     # the handover window, judged frame by frame on every camera
     judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1)
     dup = json.loads(subprocess.run([MWR, "timeline", "--config", cfg_path, "--camera", "cam1", "--from",

@@ -25,6 +25,7 @@ def sup_config(tmp, cs, cameras=2):
                         haproxy={"socket": os.path.join(run, "haproxy.sock"), "frontend_port": free_port(),
                                  "stats_port": free_port()},
                         deploy={"overlap_seconds": 5, "health_timeout_seconds": 20, "stop_timeout_seconds": 10},
+                        supervisor={"metrics_port": free_port()},
                         control_socket=os.path.join(run, "supervisor.sock"))
 
 
@@ -106,6 +107,15 @@ def test_supervisor_restarts_a_killed_worker_within_a_second(procs, camsim, tmp_
     time.sleep(3)
     st = status(cfg_path)
     assert st["restarts"] == 1 and not st["crash_loop"], st
+    # the recovery is in the supervisor's metrics, over HTTP and the control socket
+    url = f"http://127.0.0.1:{cfg['supervisor']['metrics_port']}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    assert "mwr_supervisor_worker_restarts_total 1" in text, text
+    assert "mwr_supervisor_recovery_seconds_count 1" in text, text
+    rec = float(next(l.split()[1] for l in text.splitlines() if l.startswith("mwr_supervisor_last_recovery_seconds ")))
+    assert 0 < rec < 5, rec
+    cli = subprocess.run([SUPERVISOR, "metrics", "--config", cfg_path], capture_output=True, timeout=10)
+    assert cli.returncode == 0 and b'mwr_supervisor_slot_active{slot="a"} 1' in cli.stdout, cli.stdout
     # graceful stop of everything
     os.kill(sup.pid, signal.SIGTERM)
     assert sup.wait(timeout=20) == 0, open(sup.err_path).read()[-3000:]
