@@ -231,7 +231,7 @@ void control_free(struct control *c)
         free(c);
 }
 
-int control_call(const char *path, const char *line, int out_fd)
+int control_call(const char *path, const char *line, int out_fd, char *last_out, size_t last_len)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char buf[4096], last[512] = "", cur[512];
@@ -271,5 +271,7 @@ int control_call(const char *path, const char *line, int out_fd)
                 }
         }
         close(fd);
+        if (last_out && last_len)
+                snprintf(last_out, last_len, "%s", last);
         return strncmp(last, "failed", 6) == 0 || strncmp(last, "error", 5) == 0 ? 1 : 0;
 }

@@ -32,9 +32,10 @@ int control_reply(struct control_conn *conn, const char *fmt, ...) __attribute__
 void control_close(struct control_conn *conn);
 
 /* Client side: send line to the daemon at path and copy its answer to out
- * (stdout) as it arrives.  Returns the daemon's verdict: 0 if the last line
- * was "ok", 1 if it was "failed..." or "error...", or a negative errno
- * when the daemon cannot be reached. */
-int control_call(const char *path, const char *line, int out_fd);
+ * (stdout) as it arrives.  Returns 1 if the last line was "failed..." or
+ * "error...", 0 otherwise, or a negative errno when the daemon cannot be
+ * reached.  last (may be NULL) gets the last line, to tell a finished
+ * command ("... ok: ...") from a daemon that went away in the middle. */
+int control_call(const char *path, const char *line, int out_fd, char *last, size_t last_len);
 
 #endif

@@ -552,6 +552,35 @@ static int adopt_row(const struct db_slot *row, void *ctx)
         return 0;
 }
 
+static int finish_running(const struct db_deploy *d, void *ctx)
+{
+        int64_t *ids = ctx;
+
+        if (strcmp(d->result, "running") == 0 && ids[0] < 16)
+                ids[1 + ids[0]++] = d->id;
+        return 0;
+}
+
+/* A deploy interrupted by our own restart (SIGKILL, crash, host reboot of
+ * the supervisor only): whatever it had started in the non-active slot is
+ * stopped (the active slot records and has the traffic), and its row says
+ * why.  The haproxy re-sync then sets the non-active server to maint. */
+static void end_interrupted(struct sup *s)
+{
+        struct slot *other = &s->slots[1 - s->active];
+        int64_t ids[17] = { 0 };
+
+        if (other->pid > 0 && s->slots[s->active].pid > 0) {
+                log_notice("supervisor: slot %s (pid %d) was left running by an interrupted deploy: stopping it",
+                           other->name, (int)other->pid);
+                slot_kill(other, SIGTERM);
+        }
+        db_deploys_recent(s->db, 16, finish_running, ids);
+        for (int64_t i = 0; i < ids[0]; i++)
+                db_deploy_finish(s->db, ids[1 + i], "failed", "the supervisor restarted during the deploy",
+                                 now_real_us());
+}
+
 static int run_dir(const struct mwr_config *cfg, char *out, size_t len)
 {
         char tmp[PATH_MAX];
@@ -609,6 +638,7 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
         sd_event_add_time_relative(s.e, &s.scan_timer, CLOCK_MONOTONIC, SUP_SCAN_US, 0, on_scan, &s);
         sd_event_set_watchdog(s.e, true);
         db_slots_each(s.db, adopt_row, &ac);
+        end_interrupted(&s);
         if (s.slots[s.active].pid > 0) {
                 if (!s.ready_sent) {
                         sd_notify(0, "READY=1");

@@ -122,7 +122,7 @@ static int cmd_status(const struct mwr_config *cfg, const struct args *a)
                 return 1;
         }
         unlink(path);
-        r = control_call(cfg->control_socket, "status", fd);
+        r = control_call(cfg->control_socket, "status", fd, NULL, 0);
         if (r < 0) {
                 fprintf(stderr, "mwr-supervisor status: %s: %s (is the supervisor running?)\n", cfg->control_socket,
                         strerror(-r));
@@ -161,13 +161,21 @@ static int cmd_status(const struct mwr_config *cfg, const struct args *a)
         return 0;
 }
 
-static int cmd_forward(const struct mwr_config *cfg, const char *line)
+/* must_finish: the command ends with an "ok: ..." line when it worked;
+ * anything else (the daemon killed in the middle) is a failure. */
+static int cmd_forward(const struct mwr_config *cfg, const char *line, bool must_finish)
 {
-        int r = control_call(cfg->control_socket, line, STDOUT_FILENO);
+        char last[512] = "";
+        int r = control_call(cfg->control_socket, line, STDOUT_FILENO, last, sizeof(last));
 
         if (r < 0) {
                 fprintf(stderr, "mwr-supervisor: %s: %s (is the supervisor running?)\n", cfg->control_socket,
                         strerror(-r));
+                return 1;
+        }
+        if (r == 0 && must_finish && strncmp(last, "ok:", 3) != 0 && !strstr(last, "] ok: ")) {
+                fprintf(stderr, "mwr-supervisor: the supervisor went away before '%.40s' finished; "
+                                "see mwr-supervisor status\n", line);
                 return 1;
         }
         return r;
@@ -212,7 +220,7 @@ static int cmd_upgrade(const struct mwr_config *cfg, const struct args *a)
                 }
         }
         snprintf(line, sizeof(line), "upgrade %s", a->binary ? a->binary : "-");
-        return cmd_forward(cfg, line);
+        return cmd_forward(cfg, line, true);
 }
 
 int main(int argc, char **argv)
@@ -242,11 +250,11 @@ int main(int argc, char **argv)
         } else if (!strcmp(a.cmd, "proxy-config")) {
                 rc = haproxy_cfg_write(cfg, 0, stdout) < 0 || fflush(stdout) ? 1 : 0;
         } else if (!strcmp(a.cmd, "metrics")) {
-                rc = cmd_forward(cfg, "metrics");
+                rc = cmd_forward(cfg, "metrics", false);
         } else if (!strcmp(a.cmd, "upgrade")) {
                 rc = cmd_upgrade(cfg, &a);
         } else if (!strcmp(a.cmd, "rollback")) {
-                rc = cmd_forward(cfg, "rollback");
+                rc = cmd_forward(cfg, "rollback", true);
         } else {
                 if (a.binary && strpbrk(a.binary, " \n")) {
                         fprintf(stderr, "mwr-supervisor deploy: --binary must not contain spaces\n");
@@ -255,7 +263,7 @@ int main(int argc, char **argv)
                 }
                 snprintf(line, sizeof(line), "deploy %s %d %d", a.binary ? a.binary : "-", a.overlap_s,
                          a.health_timeout_s);
-                rc = cmd_forward(cfg, line);
+                rc = cmd_forward(cfg, line, true);
         }
         config_free(cfg);
         return rc;

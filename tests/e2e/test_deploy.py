@@ -262,3 +262,33 @@ def test_rollback_returns_to_the_previous_binary(procs, camsim, tmp_path):
     assert back["slot"] == "a" and back["binary"] == WORKER, back
     assert [d["result"] for d in status(cfg_path)["deploys"]] == ["ok", "ok"]
     judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, time.time())
+
+
+def test_supervisor_killed_mid_deploy_loses_no_frame(procs, camsim, tmp_path):
+    """SIGKILL of the supervisor in the middle of a deploy's overlap: the
+    deploy client fails (it did not finish), the restarted supervisor stops
+    the slot the interrupted deploy left behind, marks the deploy failed,
+    and the recording has every frame."""
+    cs, cfg_path, cfg, sup, a = setup_all(procs, camsim, tmp_path, cameras=1)
+    t0 = time.time()
+    client = subprocess.Popen([SUPERVISOR, "deploy", "--config", cfg_path, "--overlap", "20"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    b = wait_for(lambda: (s := next((x for x in (status(cfg_path) or {}).get("slots", []) if x["slot"] == "b"),
+                                    None)) and s["pid"] > 0 and s, 30, "slot b started")
+    procs.track_pid(b["pid"])
+    time.sleep(5)  # READY, healthy, switched: inside the overlap
+    os.kill(sup.pid, signal.SIGKILL)
+    out, err = client.communicate(timeout=30)
+    assert client.returncode == 1 and b"went away" in err, (out, err)
+    sup2 = start_supervisor(procs, cfg_path, name="supervisor-2")
+    active = wait_for(lambda: active_slot(cfg_path), 10, "second supervisor")
+    other = "a" if active["slot"] == "b" else "b"
+    wait_for(lambda: next(s for s in status(cfg_path)["slots"] if s["slot"] == other)["pid"] == 0, 20,
+             "leftover slot stopped")
+    d = status(cfg_path)["deploys"][0]
+    assert d["result"] == "failed" and "restarted during the deploy" in d["reason"], d
+    states = wait_for(lambda: (x := admin_states(cfg)) and x[other] & MAINT and x, 10, "haproxy re-synced")
+    assert states[active["slot"]] & (MAINT | DRAIN) == 0, states
+    time.sleep(2)
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, time.time())
+    assert sup2.poll() is None
