@@ -46,7 +46,7 @@ PROGRAMS := $(BUILD)/bin/mwr-worker $(BUILD)/bin/mwr $(BUILD)/bin/mwr-supervisor
 TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all test unit e2e demo bench fuzz install clean deps lint
+.PHONY: all test unit e2e demo bench fuzz install clean deps lint chaos
 all: $(PROGRAMS) $(TEST_TOOLS)
 
 # ---- objects -----------------------------------------------------------------
@@ -150,6 +150,13 @@ e2e: all
 demo: deps
 	$(MAKE) all
 	scripts/demo.sh
+
+# CHAOS_MINUTES (default 10) and CHAOS_SEED (default 1); the scorecard is in the printed directory.
+CHAOS_MINUTES ?= 10
+CHAOS_SEED ?= 1
+chaos: deps
+	$(MAKE) all
+	/usr/bin/python3 tests/chaos/chaos.py --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED)
 
 bench: deps
 	$(MAKE) all

@@ -1,0 +1,37 @@
+"""A short chaos run (tests/chaos/chaos.py) in CI: deploys, SIGKILL of the
+active worker, of the standby in an overlap and of the supervisor, judged
+frame by frame against the budgets; and proof that the scorecard can fail
+(--sabotage deletes recorded footage no fault explains)."""
+import json
+import os
+import subprocess
+
+from conftest import ROOT
+
+CHAOS = os.path.join(ROOT, "tests", "chaos", "chaos.py")
+
+
+def chaos(tmp_path, *args, timeout=600):
+    out = os.path.join(tmp_path, "chaos")
+    r = subprocess.run(["/usr/bin/python3", CHAOS, "--out", out, "--cameras", "4", *args], capture_output=True,
+                       timeout=timeout)
+    text = r.stdout.decode() + r.stderr.decode()
+    card = None
+    if os.path.exists(os.path.join(out, "scorecard.json")):
+        with open(os.path.join(out, "scorecard.json")) as f:
+            card = json.load(f)
+    return r.returncode, text, card
+
+
+def test_short_chaos_run_meets_every_budget(tmp_path):
+    rc, text, card = chaos(tmp_path, "--minutes", "2", "--seed", "1")
+    assert rc == 0 and card and card["ok"], text[-4000:]
+    assert sorted(card["kinds"]) == ["deploy", "kill_standby_in_overlap", "kill_supervisor", "kill_worker"], card
+    assert card["duplicated_frames"] == 0 and not card["unattributed_missing"]
+    assert "PASS" in text
+
+
+def test_the_scorecard_can_fail(tmp_path):
+    rc, text, card = chaos(tmp_path, "--minutes", "1", "--seed", "2", "--kinds", "deploy", "--sabotage")
+    assert rc == 1 and card and not card["ok"], text[-4000:]
+    assert "FAIL" in text
