@@ -35,3 +35,15 @@ def test_the_scorecard_can_fail(tmp_path):
     rc, text, card = chaos(tmp_path, "--minutes", "1", "--seed", "2", "--kinds", "deploy", "--sabotage")
     assert rc == 1 and card and not card["ok"], text[-4000:]
     assert "FAIL" in text
+
+
+def test_a_seed_fixes_the_schedule_and_ten_minutes_has_every_kind_twice():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("chaos", CHAOS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    a, _ = mod.schedule(10, 1, mod.KINDS)
+    b, _ = mod.schedule(10, 1, mod.KINDS)
+    c, _ = mod.schedule(10, 2, mod.KINDS)
+    assert a == b and a != c
+    assert all(a.count(k) >= 2 for k in mod.KINDS), a
