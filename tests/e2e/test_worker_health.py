@@ -220,3 +220,27 @@ def test_slow_clients_are_cut_off_and_do_not_block_others(procs, camsim, tmp_pat
     took = time.monotonic() - t0
     assert closed == len(slow) and took < 15, (closed, took)  # cut after the 10 s idle timeout
     assert get(port, "/health")[0] == 200
+
+
+def test_camera_credentials_are_never_logged_or_served(procs, tmp_path):
+    """A camera URL with a password: not in the log (connect errors
+    included), not in /api/cameras, not in the DB."""
+    import sqlite3
+    port = free_port()
+    cfg = {"storage_dir": str(tmp_path / "rec"), "db_path": str(tmp_path / "mwr.db"), "segment_seconds": 4,
+           "cameras": [{"id": "cam1", "url": f"rtsp://admin:s3cr3tPW@127.0.0.1:{free_port()}/stream"}],
+           "disk": {"min_free_mb": 0}}
+    path = tmp_path / "mwr.json"
+    path.write_text(json.dumps(cfg))
+    w = procs.start("worker", [WORKER, "--config", str(path), "--instance-id", "a", "--port", str(port)])
+    time.sleep(4)  # a few failed connects
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/cameras", timeout=5).read().decode()
+    procs.stop(w)
+    log = open(w.err_path).read()
+    assert "connect" in log.lower() or "camera cam1" in log, log[-2000:]
+    assert "s3cr3tPW" not in log, log[-2000:]
+    assert "s3cr3tPW" not in body and "cam1" in body, body
+    con = sqlite3.connect(cfg["db_path"])
+    dump = "\n".join(con.iterdump())
+    con.close()
+    assert "s3cr3tPW" not in dump
