@@ -60,6 +60,7 @@ $(BUILD)/obj/tests/unit/%.o: OBJ_CFLAGS = -I. -Itests/common -Itests $(call pkg_
 $(BUILD)/obj/db/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_DB))
 $(BUILD)/obj/worker/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_WORKER))
 $(BUILD)/obj/common/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
+$(BUILD)/obj/common/avio_fd.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_AV))
 $(BUILD)/obj/continuity/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_DB))
 $(BUILD)/obj/mwr/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON))
 $(BUILD)/obj/supervisor/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_SUP))
@@ -71,12 +72,14 @@ COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $
 CONTINUITY_OBJS := $(addprefix $(BUILD)/obj/continuity/,matcher.o timeline.o loader.o)
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment_writer.o timeline.o \
                  index_writer.o recovery.o fmp4_repair.o disk_guard.o \
-                 status.o http.o http_query.o hls.o) $(COMMON_OBJS) $(CONTINUITY_OBJS) $(DB_OBJS)
+                 status.o http.o http_query.o hls.o) $(COMMON_OBJS) $(BUILD)/obj/common/avio_fd.o \
+               $(CONTINUITY_OBJS) $(DB_OBJS)
 $(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_WORKER)) -lpthread -lm
 
-MWR_OBJS := $(addprefix $(BUILD)/obj/mwr/,main.o verify.o export.o) $(COMMON_OBJS) $(CONTINUITY_OBJS) $(DB_OBJS)
+MWR_OBJS := $(addprefix $(BUILD)/obj/mwr/,main.o verify.o export.o) $(COMMON_OBJS) $(BUILD)/obj/common/avio_fd.o \
+            $(CONTINUITY_OBJS) $(DB_OBJS)
 $(BUILD)/bin/mwr: $(MWR_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON)) -lm

@@ -20,6 +20,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 
+#include "common/avio_fd.h"
 #include "common/payload_hash.h"
 #include "common/time_util.h"
 
@@ -96,35 +97,6 @@ static int64_t clock_of(const struct export_piece *p, int64_t ts, AVRational tb)
 static bool is_picture(const struct input *in, const AVPacket *pkt)
 {
         return payload_has_picture(pkt->data, (size_t)pkt->size, in->nls, in->hevc);
-}
-
-static int fd_write(void *opaque, uint8_t *buf, int size) /* const from FFmpeg 6.1 */
-{
-        int fd = *(const int *)opaque;
-        int done = 0;
-
-        while (done < size) {
-                ssize_t n = write(fd, buf + done, (size_t)(size - done));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return AVERROR(errno);
-                done += (int)n;
-        }
-        return size;
-}
-
-static int64_t fd_seek(void *opaque, int64_t offset, int whence)
-{
-        int fd = *(const int *)opaque;
-        struct stat sb;
-        off_t r;
-
-        if (whence == AVSEEK_SIZE)
-                return fstat(fd, &sb) < 0 ? AVERROR(errno) : sb.st_size;
-        r = lseek(fd, offset, whence & ~AVSEEK_FORCE);
-        return r < 0 ? AVERROR(errno) : r;
 }
 
 static void input_close(struct input *in)
@@ -257,7 +229,6 @@ static int output_open(struct export_ctx *x, const struct input *in)
         const AVStream *iv = in->ic->streams[in->v];
         AVDictionary *opts = NULL;
         AVStream *os;
-        uint8_t *buf;
         int e;
 
         e = avformat_alloc_output_context2(&x->oc, NULL, "mp4", x->tmp_path);
@@ -282,12 +253,8 @@ static int output_open(struct export_ctx *x, const struct input *in)
                                                               : ia->time_base;
                 x->ao = os->index;
         }
-        buf = av_malloc(EXPORT_IO_BUFFER);
-        x->oc->pb = buf ? avio_alloc_context(buf, EXPORT_IO_BUFFER, 1, &x->fd, NULL, fd_write, fd_seek) : NULL;
-        if (!x->oc->pb) {
-                av_free(buf);
+        if (avio_fd_open(&x->fd, EXPORT_IO_BUFFER, &x->oc->pb) < 0)
                 return fail(x, -ENOMEM, "%s: out of memory", x->tmp_path);
-        }
         /* faststart: the moov goes in front so players start before the end */
         av_dict_set(&opts, "movflags", "+faststart", 0);
         e = avformat_write_header(x->oc, &opts);
@@ -460,10 +427,7 @@ static int output_finish(struct export_ctx *x, const char *out_path)
 static void output_free(struct export_ctx *x)
 {
         if (x->oc) {
-                if (x->oc->pb) {
-                        av_freep(&x->oc->pb->buffer);
-                        avio_context_free(&x->oc->pb);
-                }
+                avio_fd_close(&x->oc->pb);
                 avformat_free_context(x->oc);
                 x->oc = NULL;
         }

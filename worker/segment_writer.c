@@ -4,6 +4,8 @@
  * instead of making the muxer fail. */
 #include "worker/segment_writer.h"
 
+#include "common/avio_fd.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -27,48 +29,8 @@ struct segment_writer {
         int error;    /* first error, negative errno */
 };
 
-/* 64 KB of output buffer per camera: avio_open() would allocate 1 MB for a
- * file, which was a third of the worker's memory per camera; one fragment
- * is written by a few large writes either way. */
+/* 64 KB of output buffer per camera (common/avio_fd.h says why not 1 MB). */
 #define SEGMENT_IO_BUFFER (64 * 1024)
-
-static int fd_write(void *opaque, uint8_t *buf, int size) /* const from FFmpeg 6.1 */
-{
-        int fd = *(const int *)opaque;
-        int done = 0;
-
-        while (done < size) {
-                ssize_t n = write(fd, buf + done, (size_t)(size - done));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return AVERROR(errno);
-                done += (int)n;
-        }
-        return size;
-}
-
-static int64_t fd_seek(void *opaque, int64_t offset, int whence)
-{
-        int fd = *(const int *)opaque;
-        struct stat st;
-        off_t r;
-
-        if (whence == AVSEEK_SIZE)
-                return fstat(fd, &st) < 0 ? AVERROR(errno) : st.st_size;
-        r = lseek(fd, offset, whence & ~AVSEEK_FORCE);
-        return r < 0 ? AVERROR(errno) : r;
-}
-
-static void io_close(AVIOContext **pb)
-{
-        if (!*pb)
-                return;
-        avio_flush(*pb);
-        av_freep(&(*pb)->buffer);
-        avio_context_free(pb);
-}
 
 static int av_to_errno(int e)
 {
@@ -131,16 +93,8 @@ int segment_writer_open(struct segment_writer **out, const char *path, const AVF
                 w->last_dts[i] = INT64_MIN;
                 w->in_tb[i] = is->time_base;
         }
-        {
-                uint8_t *buf = av_malloc(SEGMENT_IO_BUFFER);
-
-                w->oc->pb = buf ? avio_alloc_context(buf, SEGMENT_IO_BUFFER, 1, &w->fd, NULL, fd_write, fd_seek) : NULL;
-                if (!w->oc->pb) {
-                        av_free(buf);
-                        r = AVERROR(ENOMEM);
-                        goto err;
-                }
-        }
+        if ((r = avio_fd_open(&w->fd, SEGMENT_IO_BUFFER, &w->oc->pb)) < 0)
+                goto err;
         /* frag_custom: we cut fragments; delay_moov: SPS/PPS may come in-band */
         av_dict_set(&opts, "movflags", "+frag_custom+empty_moov+default_base_moof+delay_moov", 0);
         r = avformat_write_header(w->oc, &opts);
@@ -237,7 +191,7 @@ int segment_writer_close(struct segment_writer *w, int64_t *bytes)
                 avio_flush(w->oc->pb);
                 if (w->oc->pb->error < 0)
                         fail(w, av_to_errno(w->oc->pb->error));
-                io_close(&w->oc->pb);
+                avio_fd_close(&w->oc->pb);
         }
         if (fsync(w->fd) < 0)
                 fail(w, -errno);
@@ -253,7 +207,7 @@ void segment_writer_abort(struct segment_writer *w)
         if (!w)
                 return;
         if (w->oc) {
-                io_close(&w->oc->pb);
+                avio_fd_close(&w->oc->pb);
                 avformat_free_context(w->oc);
         }
         if (w->fd >= 0)
