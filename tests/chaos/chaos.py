@@ -296,17 +296,21 @@ class Run:
         time.sleep(2)
 
     def f_sabotage(self, info, rng):
-        """Deletes a recorded segment of cam1 (row and file): footage no
-        fault explains, so the scorecard has to fail."""
+        """Deletes recorded footage of cam1 (rows and files of every copy
+        of one stretch): loss no fault explains, so the scorecard has to fail."""
         con = sqlite3.connect(self.cfg["db_path"], timeout=10)
-        row = con.execute("SELECT id, path, start_us, end_us FROM video_segments WHERE camera_id = 'cam1' "
+        row = con.execute("SELECT start_us, end_us FROM video_segments WHERE camera_id = 'cam1' "
                           "AND status = 'complete' ORDER BY start_us DESC LIMIT 1 OFFSET 2").fetchone()
+        deleted = []
         if row:
-            con.execute("DELETE FROM video_segments WHERE id = ?", (row[0],))
+            for sid, path in con.execute("SELECT id, path FROM video_segments WHERE camera_id = 'cam1' AND "
+                                         "start_us < ? AND end_us > ?", (row[1], row[0])).fetchall():
+                con.execute("DELETE FROM video_segments WHERE id = ?", (sid,))
+                os.unlink(path)
+                deleted.append(os.path.basename(path))
             con.commit()
-            os.unlink(row[1])
-            info["deleted"] = os.path.basename(row[1])
         con.close()
+        info["deleted"] = deleted
 
     def f_disk_fill(self, info, rng):
         if not self.tmpfs:
