@@ -96,26 +96,12 @@ print(f"paced_failure_kinds={','.join(f'{k}:{v}' for k, v in sorted(errs.items()
 print(f"paced_behind_schedule_max_ms={(max(late) * 1e3 if late else 0):.3f}")
 EOF
 
-# camsim
-"$CAMSIM" --cameras "$N" --port 0 --control-port 0 --gop 50 > "$TMP/camsim.out" 2> "$TMP/camsim.err" &
-CS=$!; PIDS+=("$CS")
-for _ in $(seq $((START_TIMEOUT * 10))); do grep -q ready "$TMP/camsim.out" && break; gone "$CS" && break; sleep 0.1; done
-PORT=$(sed -n 's/.*ready rtsp_port=\([0-9]*\).*/\1/p' "$TMP/camsim.out")
-[ -n "$PORT" ] || { cat "$TMP/camsim.err" >&2; die "camsim did not start within ${START_TIMEOUT} s"; }
+start_camsim "$N"
 
 # worker: every camera, 10 s segments
-mkdir -p "$TMP/worker"
 DB=$TMP/worker/mwr.db
-{
-    printf '{"storage_dir": "%s", "db_path": "%s", "segment_seconds": %d, "cameras": [' \
-        "$TMP/worker/rec" "$DB" "$SEGMENT"
-    for i in $(seq "$N"); do
-        [ "$i" -gt 1 ] && printf ', '
-        printf '{"id": "cam%d", "url": "rtsp://127.0.0.1:%s/cam%d"}' "$i" "$PORT" "$i"
-    done
-    printf ']}\n'
-} > "$TMP/worker/mwr.json"
-WPORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+write_worker_config "$N"
+WPORT=$(free_port)
 URL=http://127.0.0.1:$WPORT/health
 T_START=$(date +%s.%N)
 "$WORKER" --config "$TMP/worker/mwr.json" --instance-id bench --port "$WPORT" \

@@ -47,3 +47,30 @@ stop_timed() {
         W_RC=timeout; WORKER_STOP=">30"
     fi
 }
+
+free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# camsim with N cameras (GOP 2 s) on free ports, waiting up to START_TIMEOUT s:
+# sets CS (its pid, also in PIDS) and PORT (RTSP).
+start_camsim() {
+    "$CAMSIM" --cameras "$1" --port 0 --control-port 0 --gop 50 > "$TMP/camsim.out" 2> "$TMP/camsim.err" &
+    CS=$!; PIDS+=("$CS")
+    for _ in $(seq $((START_TIMEOUT * 10))); do grep -q ready "$TMP/camsim.out" && break; gone "$CS" && break; sleep 0.1; done
+    PORT=$(sed -n 's/.*ready rtsp_port=\([0-9]*\).*/\1/p' "$TMP/camsim.out")
+    [ -n "$PORT" ] || { cat "$TMP/camsim.err" >&2; die "camsim did not start within ${START_TIMEOUT} s"; }
+}
+
+# The worker's config: camsim's N cameras, SEGMENT-second segments, storage
+# and DB under $TMP/worker.  usage: write_worker_config N
+write_worker_config() {
+    mkdir -p "$TMP/worker"
+    {
+        printf '{"storage_dir": "%s", "db_path": "%s", "segment_seconds": %d, "cameras": [' \
+            "$TMP/worker/rec" "$TMP/worker/mwr.db" "$SEGMENT"
+        for i in $(seq "$1"); do
+            [ "$i" -gt 1 ] && printf ', '
+            printf '{"id": "cam%d", "url": "rtsp://127.0.0.1:%s/cam%d"}' "$i" "$PORT" "$i"
+        done
+        printf ']}\n'
+    } > "$TMP/worker/mwr.json"
+}

@@ -19,25 +19,12 @@ for b in ffmpeg sqlite3 python3; do command -v "$b" > /dev/null || { echo "missi
 BENCH_NAME=worker_vs_ffmpeg
 . "$(dirname "$0")/lib.sh"
 
-# camsim
-"$CAMSIM" --cameras "$N" --port 0 --control-port 0 --gop 50 > "$TMP/camsim.out" 2> "$TMP/camsim.err" &
-CS=$!; PIDS+=("$CS")
-for _ in $(seq $((START_TIMEOUT * 10))); do grep -q ready "$TMP/camsim.out" && break; gone "$CS" && break; sleep 0.1; done
-PORT=$(sed -n 's/.*ready rtsp_port=\([0-9]*\).*/\1/p' "$TMP/camsim.out")
-[ -n "$PORT" ] || { cat "$TMP/camsim.err" >&2; die "camsim did not start within ${START_TIMEOUT} s"; }
+start_camsim "$N"
 
 # worker config: every camera, 10 s segments
-mkdir -p "$TMP/worker" "$TMP/ffmpeg"
-{
-    printf '{"storage_dir": "%s", "db_path": "%s", "segment_seconds": %d, "cameras": [' \
-        "$TMP/worker/rec" "$TMP/worker/mwr.db" "$SEGMENT"
-    for i in $(seq "$N"); do
-        [ "$i" -gt 1 ] && printf ', '
-        printf '{"id": "cam%d", "url": "rtsp://127.0.0.1:%s/cam%d"}' "$i" "$PORT" "$i"
-    done
-    printf ']}\n'
-} > "$TMP/worker/mwr.json"
-WPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$TMP/ffmpeg"
+write_worker_config "$N"
+WPORT=$(free_port)
 
 # worker and ffmpegs at the same time
 T_START=$(date +%s.%N)
