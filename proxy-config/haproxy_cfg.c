@@ -5,6 +5,7 @@
  * space, cut it at '#' or expand "$" in quotes, and a silently different
  * config is worse than a refused one. */
 #include "proxy-config/haproxy_cfg.h"
+#include "proxy-config/haproxy_name.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -21,18 +22,6 @@ static bool word_ok(const char *s)
                 return false;
         for (; *s; s++)
                 if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || strchr("#\"'\\$;", *s))
-                        return false;
-        return true;
-}
-
-/* haproxy's proxy and server names: [A-Za-z0-9_.:-]. */
-static bool name_ok(const char *s)
-{
-        if (!s || !*s)
-                return false;
-        for (; *s; s++)
-                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-                      strchr("_.:-", *s)))
                         return false;
         return true;
 }
@@ -82,7 +71,8 @@ static int cfg_check(const struct mwr_config *cfg, int active, const char *state
         if (active != 0 && active != 1)
                 return -EINVAL;
         if (!word_ok(cfg->haproxy.socket) || !word_ok(state_path) || !word_ok(cfg->worker.bind) ||
-            !name_ok(cfg->haproxy.backend) || !name_ok(cfg->haproxy.servers[0]) || !name_ok(cfg->haproxy.servers[1]))
+            !haproxy_name_ok(cfg->haproxy.backend) || !haproxy_name_ok(cfg->haproxy.servers[0]) ||
+            !haproxy_name_ok(cfg->haproxy.servers[1]))
                 return -EINVAL;
         if (!strcmp(cfg->haproxy.servers[0], cfg->haproxy.servers[1]) || !ports_distinct(cfg))
                 return -EINVAL;

@@ -5,6 +5,7 @@
  * from the `show stat` status text: a drained server whose check fails shows
  * "DOWN" there, and the supervisor must still see it as drained. */
 #include "proxy-config/haproxy_runtime.h"
+#include "proxy-config/haproxy_name.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -259,22 +260,10 @@ int hap_command(const char *socket_path, const char *cmd, char **answer)
         return 0;
 }
 
-/* A name we may paste into a command: no space, '/', ';' or newline that
- * would change what haproxy parses. */
+/* A name we may paste into a command (haproxy_name.h), and not too long. */
 static bool name_valid(const char *s)
 {
-        size_t len;
-
-        if (!s || !*s)
-                return false;
-        len = strnlen(s, HAP_NAME_MAX);
-        if (len >= HAP_NAME_MAX)
-                return false;
-        for (; *s; s++)
-                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-                      strchr("_.:-", *s)))
-                        return false;
-        return true;
+        return haproxy_name_ok(s) && strnlen(s, HAP_NAME_MAX) < HAP_NAME_MAX;
 }
 
 /* Copies the first line of answer into err. */
