@@ -142,15 +142,22 @@ static bool all_stopped(const struct sup *s)
         return s->slots[0].pid <= 0 && s->slots[1].pid <= 0;
 }
 
+/* READY=1 to our own manager, once: when the active worker records. */
+static void notify_ready_once(struct sup *s)
+{
+        if (s->ready_sent)
+                return;
+        sd_notify(0, "READY=1");
+        s->ready_sent = true;
+}
+
 static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
 {
         struct sup *s = userdata;
 
         if (s->deploy && !s->stopping && deploy_on_slot(s->deploy, sl, ev)) {
-                if (ev == SLOT_EV_READY && sl->index == s->active && !s->ready_sent) {
-                        sd_notify(0, "READY=1");
-                        s->ready_sent = true;
-                }
+                if (ev == SLOT_EV_READY && sl->index == s->active)
+                        notify_ready_once(s);
                 save(s);
                 notify_status(s);
                 return;
@@ -159,10 +166,8 @@ static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
         case SLOT_EV_READY:
                 log_info("supervisor: worker %s (pid %d) ready after %.2f s", sl->name, (int)sl->pid,
                          (double)(sl->ready_mono_us - sl->started_mono_us) / 1e6);
-                if (sl->index == s->active && !s->ready_sent) {
-                        sd_notify(0, "READY=1");
-                        s->ready_sent = true;
-                }
+                if (sl->index == s->active)
+                        notify_ready_once(s);
                 if (sl->index == s->active && s->crash_pending_mono_us) {
                         s->m.last_recovery_s = (double)(now_mono_us() - (int64_t)s->crash_pending_mono_us) / 1e6;
                         s->m.recovery_s_sum += s->m.last_recovery_s;
@@ -639,14 +644,10 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
         sd_event_set_watchdog(s.e, true);
         db_slots_each(s.db, adopt_row, &ac);
         end_interrupted(&s);
-        if (s.slots[s.active].pid > 0) {
-                if (!s.ready_sent) {
-                        sd_notify(0, "READY=1");
-                        s.ready_sent = true;
-                }
-        } else if (spawn_active(&s) < 0) {
+        if (s.slots[s.active].pid > 0)
+                notify_ready_once(&s); /* adopted: it was recording */
+        else if (spawn_active(&s) < 0)
                 schedule_restart(&s, &s.slots[s.active]);
-        }
         save(&s);
         notify_status(&s);
         log_notice("mwr-supervisor %s: active slot %s, control socket %s", MWR_VERSION, s.slots[s.active].name,

@@ -597,12 +597,6 @@ bool deploy_on_slot(struct deploy *d, struct slot *s, enum slot_event ev)
         return true;
 }
 
-void deploy_forget_conn(struct deploy *d)
-{
-        if (d)
-                d->conn = NULL;
-}
-
 int deploy_start(struct deploy **out, const struct deploy_env *env, const char *binary, int overlap_s,
                  int health_timeout_s, struct control_conn *conn, void (*done)(void *ud, bool ok), void *ud)
 {

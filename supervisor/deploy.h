@@ -62,9 +62,6 @@ int deploy_start(struct deploy **out, const struct deploy_env *env, const char *
  * out: a new worker dying mid-deploy means rollback, not restart). */
 bool deploy_on_slot(struct deploy *d, struct slot *s, enum slot_event ev);
 
-/* The client went away: keep going, stop writing to it. */
-void deploy_forget_conn(struct deploy *d);
-
 const struct deploy_result *deploy_get_result(const struct deploy *d);
 void deploy_free(struct deploy *d);
 
