@@ -17,7 +17,7 @@ SANFLAGS :=
 endif
 
 PKGS_AV   := libavformat libavcodec libavutil
-PKGS_GST  := gio-2.0 gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 gstreamer-rtsp-server-1.0
+PKGS_GST  := gio-2.0 gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 gstreamer-rtp-1.0 gstreamer-rtsp-1.0 gstreamer-rtsp-server-1.0
 PKGS_JSON := libcjson
 PKGS_UNIT := cmocka
 PKGS_DB   := sqlite3
@@ -94,7 +94,8 @@ $(BUILD)/bin/mwr-supervisor: $(SUPERVISOR_OBJS)
 
 # ---- test tools --------------------------------------------------------------
 CAMSIM_OBJS := $(BUILD)/obj/tests/camsim/camsim.o $(BUILD)/obj/tests/camsim/control.o \
-               $(BUILD)/obj/tests/common/framecode.o
+               $(BUILD)/obj/tests/camsim/opts.o $(BUILD)/obj/tests/camsim/aacpay.o \
+               $(BUILD)/obj/tests/common/framecode.o $(BUILD)/obj/tests/common/audiocode.o
 $(BUILD)/tests/camsim: $(CAMSIM_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_GST)) -lm
@@ -108,6 +109,7 @@ $(BUILD)/tests/framecheck: $(FRAMECHECK_OBJS)
 # ---- unit tests (cmocka), one per module --------------------------------------
 $(BUILD)/unit/test_framecode: $(BUILD)/obj/tests/unit/test_framecode.o $(BUILD)/obj/tests/common/framecode.o
 $(BUILD)/unit/test_judge: $(BUILD)/obj/tests/unit/test_judge.o $(BUILD)/obj/tests/framecheck/judge.o
+$(BUILD)/unit/test_camsim_opts: $(BUILD)/obj/tests/unit/test_camsim_opts.o $(BUILD)/obj/tests/camsim/opts.o
 $(BUILD)/unit/test_camsim_control: $(BUILD)/obj/tests/unit/test_camsim_control.o \
                                    $(BUILD)/obj/tests/camsim/control.o
 $(BUILD)/unit/test_db: $(BUILD)/obj/tests/unit/test_db.o $(DB_OBJS)

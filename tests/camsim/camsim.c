@@ -1,20 +1,26 @@
 /* camsim: a set of simulated IP cameras on GStreamer's RTSP server, for tests.
  *
- * Each encoder is a clock thread that paints frame n (framecode grid + a moving
- * bar + a noise patch) at start + n/fps, an x264 pipeline, and a fan-out that
- * copies each encoded access unit, with a per-camera SEI (camera id, n)
- * prepended, into the appsrc of every camera it feeds.  Frame numbers count
- * time since camsim started, so they continue across client connects and
- * disconnects like a real camera's; each mount is a shared media, so every
- * client of one camera receives the same encoded frames.  Cameras share
+ * Each video encoder is a clock thread that paints frame n (framecode grid +
+ * a moving bar + a noise patch) at start + n/fps, an x264/x265 pipeline, and
+ * a fan-out that copies each encoded access unit, with a per-camera SEI
+ * (camera id, n) prepended, into the appsrc of every camera it feeds.  The
+ * audio encoder (one, when --audio) does the same with time-coded sound
+ * (audiocode.h): sample k is due at start + k/rate.  Frame and sample numbers
+ * count time since camsim started, so they continue across client connects
+ * and disconnects like a real camera's; each mount is a shared media, so
+ * every client of one camera receives the same encoded bytes.  Cameras share
  * --encoders encoders round-robin (default 1: cheap, and the SEI still makes
- * every camera's payload unique).  Faults come over the control port
- * (control.h).  Invariant: camera->src is only touched under camera->lock. */
+ * every camera's payload unique).  Personalities (opts.h) change how the
+ * stream looks and how the server talks; faults come over the control port
+ * (control.h).  Invariant: camera->src/asrc are only touched under
+ * camera->lock. */
+#include "aacpay.h"
+#include "audiocode.h"
 #include "control.h"
 #include "framecode.h"
+#include "opts.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <gst/app/gstappsink.h>
@@ -27,29 +33,31 @@
 #include <string.h>
 #include <time.h>
 
-#define CAMSIM_MAX_CAMERAS 64
 #define CAMSIM_MAX_ENCODERS CAMSIM_MAX_CAMERAS
 #define AU_MAX_BYTES (4u << 20) /* an access unit larger than this is dropped */
 #define RTCP_MIN_INTERVAL_NS (1 * GST_SECOND) /* sender reports every second */
-
-struct opts {
-        int cameras, encoders, width, height, fps, bitrate_kbps, gop;
-        int port, control_port;
-        const char *bind;
-};
+#define AUDIO_CAPS_WAIT_US (10 * G_USEC_PER_SEC) /* the audio encoder's first output, at start */
+#define AAC_FRAME_SAMPLES 1024
+#define AAC_BITRATE 32000
+#define NO_BLOCK 0
+#define BLOCK_FOREVER G_MAXUINT64
 
 struct encoder;
 
 struct camera {
         char id[CAMSIM_CAMERA_ID_MAX];
+        int index;
         struct encoder *enc;
         GMutex lock;                /* guards everything below */
-        GstElement *src;            /* appsrc of the live shared media, or NULL */
-        GstClockTime outage_until;  /* no frames before this monotonic time */
+        GstElement *src, *asrc;     /* appsrcs of the live shared media, or NULL */
+        GstClockTime outage_until;  /* no frames or sound before this monotonic time */
         gboolean resume_at_key;     /* after an outage: restart at a keyframe, as a rebooted camera does */
         unsigned corrupt_left;      /* frames still to send as garbage */
-        guint64 frames_sent;
+        guint64 frames_sent, audio_sent;
         guint64 media_count;        /* medias created for this mount so far */
+        GstClockTime media_start_ns;/* monotonic time the current media was prepared (npt 0) */
+        GstClockTime sr_block_until;/* no RTCP sender report before this monotonic time */
+        guint64 rtcp_dropped, rtp_dropped;
 };
 
 struct encoder {
@@ -58,12 +66,25 @@ struct encoder {
         GThread *thread;
         struct camera *cams[CAMSIM_MAX_CAMERAS];
         int ncams;
-        guint8 *background; /* I420 template */
-        GMutex sprop_lock;
-        gchar *sprop;       /* "SPS,PPS" in base64 for the SDP, once seen */
-        gint key_requested; /* atomic: a forced keyframe is on its way */
+        int width, height;  /* the picture now: the clock thread's alone */
+        guint8 *background; /* I420 template of width x height */
         gsize frame_bytes;
+        GMutex sprop_lock;
+        gchar *sprop;       /* H.264 "SPS,PPS" in base64 for the SDP, the latest seen */
+        gint key_requested; /* atomic: a forced keyframe is on its way */
         guint32 rng;
+};
+
+/* One audio encoder feeds every camera: the sound is the same everywhere
+ * (the video's SEI tells cameras apart). */
+struct audio_enc {
+        struct camsim *cs;
+        GstElement *pipeline, *src, *sink;
+        GThread *thread;
+        int frame_samples;  /* samples per pushed chunk: an AAC frame, or 20 ms of G.711 */
+        GMutex lock;
+        GCond caps_cond;
+        GstCaps *caps;      /* the encoded caps (AAC's codec_data), once known */
 };
 
 struct camsim {
@@ -74,6 +95,7 @@ struct camsim {
         GstRTSPServer *server;
         struct camera cams[CAMSIM_MAX_CAMERAS];
         struct encoder encs[CAMSIM_MAX_ENCODERS];
+        struct audio_enc aenc;
 };
 
 static GstClockTime now_mono_ns(void)
@@ -94,48 +116,86 @@ static guint32 xorshift32(guint32 *s)
         return *s = x;
 }
 
-/* ---- picture ----------------------------------------------------------------- */
-
-static void background_init(struct encoder *e, const struct opts *o)
+static void sleep_until_ns(GstClockTime due)
 {
-        guint8 *y = e->background, *uv = y + (gsize)o->width * o->height;
+        struct timespec ts = { .tv_sec = (time_t)(due / GST_SECOND), .tv_nsec = (long)(due % GST_SECOND) };
 
-        for (int r = 0; r < o->height; r++)
-                for (int c = 0; c < o->width; c++)
-                        y[(gsize)r * o->width + c] = (guint8)(60 + (c * 100) / o->width + (r * 40) / o->height);
-        memset(uv, 128, e->frame_bytes - (gsize)o->width * o->height);
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+                ;
 }
 
-/* Frame n: background, a bar moving 4 px a frame, a noise patch sized so x264
- * has real work near the target bitrate, and the framecode grid. */
-static void picture_paint(struct encoder *e, const struct opts *o, guint8 *frame, guint32 n)
+/* ---- picture ----------------------------------------------------------------- */
+
+static void background_init(struct encoder *e)
+{
+        guint8 *y = e->background, *uv = y + (gsize)e->width * e->height;
+
+        for (int r = 0; r < e->height; r++)
+                for (int c = 0; c < e->width; c++)
+                        y[(gsize)r * e->width + c] = (guint8)(60 + (c * 100) / e->width + (r * 40) / e->height);
+        memset(uv, 128, e->frame_bytes - (gsize)e->width * e->height);
+}
+
+static void picture_resize(struct encoder *e, int width, int height)
+{
+        e->width = width;
+        e->height = height;
+        e->frame_bytes = (gsize)width * height * 3 / 2;
+        g_free(e->background);
+        e->background = g_malloc(e->frame_bytes);
+        background_init(e);
+}
+
+/* Frame n: background, a bar moving 4 px a frame, a noise patch sized so the
+ * encoder has real work near the target bitrate, and the framecode grid. */
+static void picture_paint(struct encoder *e, guint8 *frame, guint32 n)
 {
         struct framecode_geom g;
-        int bar_x = (int)((n * 4u) % (guint32)o->width), bar_w = o->width / 32;
-        int nw = o->width / 4, nh = o->height / 4;
+        int w = e->width, h = e->height;
+        int bar_x = (int)((n * 4u) % (guint32)w), bar_w = w / 32;
+        int nw = w / 4, nh = h / 4;
 
         memcpy(frame, e->background, e->frame_bytes);
-        for (int r = o->height / 2; r < o->height; r++)
-                memset(frame + (gsize)r * o->width + bar_x, 235, (gsize)MIN(bar_w, o->width - bar_x));
-        for (int r = o->height - nh; r < o->height; r++) {
-                guint8 *p = frame + (gsize)r * o->width + (o->width - nw);
+        for (int r = h / 2; r < h; r++)
+                memset(frame + (gsize)r * w + bar_x, 235, (gsize)MIN(bar_w, w - bar_x));
+        for (int r = h - nh; r < h; r++) {
+                guint8 *p = frame + (gsize)r * w + (w - nw);
                 for (int c = 0; c < nw; c += 4) {
                         guint32 v = xorshift32(&e->rng);
                         memcpy(p + c, &v, (gsize)MIN(4, nw - c));
                 }
         }
-        if (framecode_geometry(o->width, o->height, &g) == 0)
-                framecode_paint(frame, o->width, &g, n);
+        if (framecode_geometry(w, h, &g) == 0)
+                framecode_paint(frame, w, &g, n);
 }
 
 /* ---- fan-out to cameras ------------------------------------------------------- */
 
-/* Garbage that keeps the start codes, so the stream still splits into NALs. */
-static void payload_corrupt(guint8 *p, gsize len, guint32 seed)
+static gboolean is_hevc(const struct camsim *cs)
 {
-        for (gsize i = 0; i + 4 < len; i++) {
+        return cs->o.codec == CAMSIM_H265;
+}
+
+/* NAL type at a start code's payload. */
+static int nal_type(const struct camsim *cs, const guint8 *nal)
+{
+        return is_hevc(cs) ? (nal[0] >> 1) & 0x3f : nal[0] & 0x1f;
+}
+
+static gboolean nal_is_vcl(const struct camsim *cs, int type)
+{
+        return is_hevc(cs) ? type < 32 : type == 1 || type == 5;
+}
+
+/* Garbage that keeps the start codes and NAL headers, so the stream still
+ * splits into NALs. */
+static void payload_corrupt(const struct camsim *cs, guint8 *p, gsize len, guint32 seed)
+{
+        gsize header = is_hevc(cs) ? 5 : 4;
+
+        for (gsize i = 0; i + header < len; i++) {
                 if (p[i] == 0 && p[i + 1] == 0 && p[i + 2] == 1) {
-                        i += 4; /* start code and NAL header stay */
+                        i += header;
                         continue;
                 }
                 p[i] = (guint8)(xorshift32(&seed) | 1); /* never 0: no fake start codes */
@@ -143,22 +203,21 @@ static void payload_corrupt(guint8 *p, gsize len, guint32 seed)
 }
 
 /* Offset of the first VCL NAL's start code in an Annex-B access unit. */
-static gsize first_vcl_offset(const guint8 *p, gsize len)
+static gsize first_vcl_offset(const struct camsim *cs, const guint8 *p, gsize len)
 {
         for (gsize i = 0; i + 3 < len; i++)
                 if (p[i] == 0 && p[i + 1] == 0 && p[i + 2] == 1) {
-                        int type = p[i + 3] & 0x1f;
                         gsize sc = (i > 0 && p[i - 1] == 0) ? i - 1 : i;
-                        if (type == 1 || type == 5)
+                        if (nal_is_vcl(cs, nal_type(cs, p + i + 3)))
                                 return sc;
                         i += 2;
                 }
         return 0;
 }
 
-/* Asks x264 for an IDR soon (once per request window), so a camera coming
- * back from an outage does not wait a whole GOP.  The other cameras on the
- * encoder just get one more keyframe. */
+/* Asks the encoder for an IDR soon (once per request window), so a camera
+ * coming back from an outage does not wait a whole GOP.  The other cameras
+ * on the encoder just get one more keyframe. */
 static void encoder_request_keyframe(struct encoder *e)
 {
         if (g_atomic_int_compare_and_exchange(&e->key_requested, 0, 1))
@@ -166,8 +225,23 @@ static void encoder_request_keyframe(struct encoder *e)
                                                                                            TRUE, 0));
 }
 
+/* The camera's appsrc to push to at camera time `due`, referenced, or NULL
+ * (no client, an outage, not playing yet).  Sets *base to its base time. */
+static GstElement *playing_src(GstElement *src, GstClockTime due, GstClockTime *base)
+{
+        if (!src)
+                return NULL;
+        *base = gst_element_get_base_time(src);
+        if (GST_STATE(src) != GST_STATE_PLAYING || *base == GST_CLOCK_TIME_NONE || due < *base) {
+                gst_object_unref(src);
+                return NULL;
+        }
+        return src;
+}
+
+/* Frame n (decode order: dts_off before its presentation) to one camera. */
 static void camera_send(struct camsim *cs, struct camera *cam, const guint8 *au, gsize len, gboolean key,
-                        guint32 n)
+                        guint32 n, GstClockTime dts_off)
 {
         GstClockTime due = cs->start_ns + (GstClockTime)n * cs->frame_ns, base;
         guint8 sei[FRAMECODE_SEI_MAX];
@@ -193,26 +267,26 @@ static void camera_send(struct camsim *cs, struct camera *cam, const guint8 *au,
                 }
         }
         g_mutex_unlock(&cam->lock);
-        if (!src)
+        if (!(src = playing_src(src, due, &base)))
                 return;
-
-        base = gst_element_get_base_time(src);
-        if (GST_STATE(src) != GST_STATE_PLAYING || base == GST_CLOCK_TIME_NONE || due < base)
+        if (due - base < dts_off) /* decode time before the media began */
                 goto out;
 
-        sei_len = framecode_sei_build(sei, sizeof(sei), cam->id, n);
+        sei_len = is_hevc(cs) ? framecode_sei_build_hevc(sei, sizeof(sei), cam->id, n)
+                              : framecode_sei_build(sei, sizeof(sei), cam->id, n);
         if (sei_len < 0)
                 goto out;
-        vcl = first_vcl_offset(au, len);
+        vcl = first_vcl_offset(cs, au, len);
         buf = gst_buffer_new_allocate(NULL, len + (gsize)sei_len, NULL);
         gst_buffer_map(buf, &map, GST_MAP_WRITE);
         memcpy(map.data, au, vcl);
         memcpy(map.data + vcl, sei, (gsize)sei_len);
         memcpy(map.data + vcl + sei_len, au + vcl, len - vcl);
         if (corrupt)
-                payload_corrupt(map.data + vcl + sei_len, len - vcl, n * 2654435761u + 1);
+                payload_corrupt(cs, map.data + vcl + sei_len, len - vcl, n * 2654435761u + 1);
         gst_buffer_unmap(buf, &map);
-        GST_BUFFER_PTS(buf) = GST_BUFFER_DTS(buf) = due - base;
+        GST_BUFFER_PTS(buf) = due - base;
+        GST_BUFFER_DTS(buf) = due - base - dts_off;
         GST_BUFFER_DURATION(buf) = cs->frame_ns;
         if (!key)
                 GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DELTA_UNIT);
@@ -225,8 +299,34 @@ out:
         gst_object_unref(src);
 }
 
-/* Remember the first SPS and PPS, so each mount's SDP can carry them
- * (sprop-parameter-sets) as real cameras' do. */
+/* The encoded sound that starts at running time pts_rt to one camera. */
+static void camera_send_audio(struct camsim *cs, struct camera *cam, GstBuffer *enc, GstClockTime pts_rt)
+{
+        GstClockTime due = cs->start_ns + pts_rt, base;
+        GstElement *src = NULL;
+        GstBuffer *buf;
+
+        g_mutex_lock(&cam->lock);
+        if (due >= cam->outage_until && cam->asrc)
+                src = gst_object_ref(cam->asrc);
+        g_mutex_unlock(&cam->lock);
+        if (!(src = playing_src(src, due, &base)))
+                return;
+        buf = gst_buffer_copy(enc); /* shares the memory */
+        GST_BUFFER_PTS(buf) = due - base;
+        GST_BUFFER_DTS(buf) = GST_CLOCK_TIME_NONE;
+        GST_BUFFER_OFFSET(buf) = GST_BUFFER_OFFSET_NONE;
+        GST_BUFFER_OFFSET_END(buf) = GST_BUFFER_OFFSET_NONE;
+        if (gst_app_src_push_buffer(GST_APP_SRC(src), buf) == GST_FLOW_OK) {
+                g_mutex_lock(&cam->lock);
+                cam->audio_sent++;
+                g_mutex_unlock(&cam->lock);
+        }
+        gst_object_unref(src);
+}
+
+/* Keep the latest SPS and PPS (they change with the resolution), so each
+ * new media's SDP carries them (sprop-parameter-sets) as real cameras' do. */
 static void encoder_note_sprop(struct encoder *e, const guint8 *p, gsize len)
 {
         const guint8 *nal[2] = { NULL, NULL };
@@ -234,8 +334,6 @@ static void encoder_note_sprop(struct encoder *e, const guint8 *p, gsize len)
         const guint8 *cur = NULL;
         int cur_type = 0;
 
-        if (e->sprop)
-                return;
         for (gsize i = 0; i + 3 <= len; i++) {
                 gboolean sc = i + 3 < len && p[i] == 0 && p[i + 1] == 0 && p[i + 2] == 1;
                 if (!sc && i + 3 != len)
@@ -255,9 +353,15 @@ static void encoder_note_sprop(struct encoder *e, const guint8 *p, gsize len)
         }
         if (nal[0] && nal[1]) {
                 gchar *sps = g_base64_encode(nal[0], nal_len[0]), *pps = g_base64_encode(nal[1], nal_len[1]);
+                gchar *sprop = g_strdup_printf("%s,%s", sps, pps);
+
                 g_mutex_lock(&e->sprop_lock);
-                e->sprop = g_strdup_printf("%s,%s", sps, pps);
+                if (!e->sprop || strcmp(e->sprop, sprop)) {
+                        g_free(e->sprop);
+                        e->sprop = g_steal_pointer(&sprop);
+                }
                 g_mutex_unlock(&e->sprop_lock);
+                g_free(sprop);
                 g_free(sps);
                 g_free(pps);
         }
@@ -267,54 +371,74 @@ static GstFlowReturn on_encoded(GstAppSink *sink, gpointer data)
 {
         struct encoder *e = data;
         GstSample *sample = gst_app_sink_pull_sample(sink);
+        const GstSegment *seg;
+        GstClockTime pts, dts;
         GstBuffer *buf;
-        GstClockTime pts;
         GstMapInfo map;
+        gboolean key;
         guint32 n;
 
         if (!sample)
                 return GST_FLOW_EOS;
         buf = gst_sample_get_buffer(sample);
+        seg = gst_sample_get_segment(sample);
         /* x264enc shifts its output segment (by 1000 h); running time is ours */
-        pts = buf ? gst_segment_to_running_time(gst_sample_get_segment(sample), GST_FORMAT_TIME,
-                                                GST_BUFFER_PTS(buf))
-                  : GST_CLOCK_TIME_NONE;
+        pts = buf ? gst_segment_to_running_time(seg, GST_FORMAT_TIME, GST_BUFFER_PTS(buf)) : GST_CLOCK_TIME_NONE;
+        dts = buf && GST_BUFFER_DTS_IS_VALID(buf) ? gst_segment_to_running_time(seg, GST_FORMAT_TIME, GST_BUFFER_DTS(buf))
+                                                  : pts;
         if (pts != GST_CLOCK_TIME_NONE && gst_buffer_map(buf, &map, GST_MAP_READ)) {
+                key = !GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DELTA_UNIT);
                 n = (guint32)((pts + e->cs->frame_ns / 2) / e->cs->frame_ns);
-                if (!GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DELTA_UNIT))
+                if (key)
                         g_atomic_int_set(&e->key_requested, 0);
-                encoder_note_sprop(e, map.data, map.size);
+                if (key && !is_hevc(e->cs))
+                        encoder_note_sprop(e, map.data, map.size);
                 if (map.size <= AU_MAX_BYTES)
                         for (int i = 0; i < e->ncams; i++)
-                                camera_send(e->cs, e->cams[i], map.data, map.size,
-                                            !GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DELTA_UNIT), n);
+                                camera_send(e->cs, e->cams[i], map.data, map.size, key, n,
+                                            dts != GST_CLOCK_TIME_NONE && dts < pts ? pts - dts : 0);
                 gst_buffer_unmap(buf, &map);
         }
         gst_sample_unref(sample);
         return GST_FLOW_OK;
 }
 
-/* ---- encoder ----------------------------------------------------------------- */
+/* ---- video encoder ----------------------------------------------------------- */
+
+static GstCaps *raw_caps(const struct encoder *e)
+{
+        return gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "I420", "width", G_TYPE_INT, e->width,
+                                   "height", G_TYPE_INT, e->height, "framerate", GST_TYPE_FRACTION, e->cs->o.fps, 1,
+                                   NULL);
+}
 
 /* Paints and pushes frame n at its due time; catches up without skipping a
- * number when it falls behind, so numbers never jump under load. */
+ * number when it falls behind, so numbers never jump under load.  At
+ * --resolution-change-at the picture changes size: the encoder starts over
+ * with new parameter sets at an IDR, as a camera does when reconfigured. */
 static gpointer encoder_clock_thread(gpointer data)
 {
         struct encoder *e = data;
         struct camsim *cs = e->cs;
+        guint32 change_at = cs->o.res_change_at_s >= 0 ? (guint32)(cs->o.res_change_at_s * cs->o.fps + 0.5)
+                                                       : G_MAXUINT32;
 
         for (guint32 n = 0; !g_atomic_int_get(&cs->stopping); n++) {
-                GstClockTime due = cs->start_ns + (GstClockTime)n * cs->frame_ns;
-                struct timespec ts = { .tv_sec = (time_t)(due / GST_SECOND),
-                                       .tv_nsec = (long)(due % GST_SECOND) };
                 GstBuffer *buf;
                 GstMapInfo map;
 
-                while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-                        ;
+                sleep_until_ns(cs->start_ns + (GstClockTime)n * cs->frame_ns);
+                if (n == change_at) {
+                        GstCaps *caps;
+
+                        picture_resize(e, cs->o.res_width, cs->o.res_height);
+                        caps = raw_caps(e);
+                        gst_app_src_set_caps(GST_APP_SRC(e->src), caps);
+                        gst_caps_unref(caps);
+                }
                 buf = gst_buffer_new_allocate(NULL, e->frame_bytes, NULL);
                 gst_buffer_map(buf, &map, GST_MAP_WRITE);
-                picture_paint(e, &cs->o, map.data, n);
+                picture_paint(e, map.data, n);
                 gst_buffer_unmap(buf, &map);
                 GST_BUFFER_PTS(buf) = (GstClockTime)n * cs->frame_ns;
                 GST_BUFFER_DURATION(buf) = cs->frame_ns;
@@ -324,25 +448,40 @@ static gpointer encoder_clock_thread(gpointer data)
         return NULL;
 }
 
+/* x264/x265 as cameras use them: closed GOPs of --gop frames, no scene cuts,
+ * --bframes B-frames (without them: zero latency). */
+static gchar *encoder_description(const struct opts *o)
+{
+        if (o->codec == CAMSIM_H265)
+                return g_strdup_printf(
+                        "x265enc speed-preset=ultrafast %s bitrate=%d key-int-max=%d "
+                        "option-string=\"scenecut=0:open-gop=0:repeat-headers=1:bframes=%d:b-adapt=0:pools=1:frame-threads=1\" "
+                        "! video/x-h265,stream-format=byte-stream,alignment=au",
+                        o->bframes ? "" : "tune=zerolatency", o->bitrate_kbps, o->gop, o->bframes);
+        if (o->bframes)
+                return g_strdup_printf("x264enc speed-preset=ultrafast threads=1 bitrate=%d key-int-max=%d "
+                                       "bframes=%d b-adapt=false sync-lookahead=0 option-string=scenecut=0 "
+                                       "! video/x-h264,stream-format=byte-stream,alignment=au",
+                                       o->bitrate_kbps, o->gop, o->bframes);
+        return g_strdup_printf("x264enc speed-preset=ultrafast tune=zerolatency threads=1 bitrate=%d key-int-max=%d "
+                               "option-string=scenecut=0 ! video/x-h264,stream-format=byte-stream,alignment=au",
+                               o->bitrate_kbps, o->gop);
+}
+
 static int encoder_start(struct camsim *cs, struct encoder *e, int index)
 {
         const struct opts *o = &cs->o;
         GError *err = NULL;
-        gchar *desc;
+        gchar *enc = encoder_description(o), *desc;
+        GstCaps *caps;
 
         e->cs = cs;
         e->rng = 0x9e3779b9u + (guint32)index;
-        e->frame_bytes = (gsize)o->width * o->height * 3 / 2;
-        e->background = g_malloc(e->frame_bytes);
-        background_init(e, o);
-        desc = g_strdup_printf(
-                "appsrc name=src format=time is-live=false block=true max-bytes=%" G_GSIZE_FORMAT
-                " caps=video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 "
-                "! x264enc speed-preset=ultrafast tune=zerolatency threads=1 bitrate=%d key-int-max=%d "
-                "option-string=scenecut=0 "
-                "! video/x-h264,stream-format=byte-stream,alignment=au "
-                "! appsink name=sink sync=false max-buffers=8",
-                e->frame_bytes * 4, o->width, o->height, o->fps, o->bitrate_kbps, o->gop);
+        picture_resize(e, o->width, o->height);
+        desc = g_strdup_printf("appsrc name=src format=time is-live=false block=true max-bytes=%" G_GSIZE_FORMAT
+                               " ! %s ! appsink name=sink sync=false max-buffers=8",
+                               e->frame_bytes * 4, enc);
+        g_free(enc);
         e->pipeline = gst_parse_launch(desc, &err);
         g_free(desc);
         if (!e->pipeline) {
@@ -352,28 +491,158 @@ static int encoder_start(struct camsim *cs, struct encoder *e, int index)
         }
         e->src = gst_bin_get_by_name(GST_BIN(e->pipeline), "src");
         e->sink = gst_bin_get_by_name(GST_BIN(e->pipeline), "sink");
+        caps = raw_caps(e);
+        gst_app_src_set_caps(GST_APP_SRC(e->src), caps);
+        gst_caps_unref(caps);
         gst_app_sink_set_callbacks(GST_APP_SINK(e->sink),
                                    &(GstAppSinkCallbacks){ .new_sample = on_encoded }, e, NULL);
         if (gst_element_set_state(e->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-                fprintf(stderr, "camsim: encoder %d does not start (is x264enc installed?)\n", index);
+                fprintf(stderr, "camsim: encoder %d does not start (is %s installed?)\n", index,
+                        o->codec == CAMSIM_H265 ? "x265enc" : "x264enc");
                 return -EIO;
         }
         e->thread = g_thread_new("camsim-clock", encoder_clock_thread, e);
         return 0;
 }
 
+static void pipeline_stop(GstElement **pipeline, GstElement **src, GstElement **sink, GThread **thread)
+{
+        if (!*pipeline)
+                return;
+        gst_app_src_end_of_stream(GST_APP_SRC(*src));
+        if (*thread)
+                g_thread_join(*thread);
+        gst_element_set_state(*pipeline, GST_STATE_NULL);
+        gst_object_unref(*src);
+        gst_object_unref(*sink);
+        gst_object_unref(*pipeline);
+        *pipeline = NULL;
+}
+
 static void encoder_stop(struct encoder *e)
 {
-        if (!e->pipeline)
-                return;
-        gst_app_src_end_of_stream(GST_APP_SRC(e->src));
-        if (e->thread)
-                g_thread_join(e->thread);
-        gst_element_set_state(e->pipeline, GST_STATE_NULL);
-        gst_object_unref(e->src);
-        gst_object_unref(e->sink);
-        gst_object_unref(e->pipeline);
+        pipeline_stop(&e->pipeline, &e->src, &e->sink, &e->thread);
         g_free(e->background);
+        g_free(e->sprop);
+}
+
+/* ---- audio encoder --------------------------------------------------------------- */
+
+static GstFlowReturn on_audio_encoded(GstAppSink *sink, gpointer data)
+{
+        struct audio_enc *a = data;
+        struct camsim *cs = a->cs;
+        GstSample *sample = gst_app_sink_pull_sample(sink);
+        GstBuffer *buf;
+        GstClockTime pts;
+
+        if (!sample)
+                return GST_FLOW_EOS;
+        g_mutex_lock(&a->lock);
+        if (!a->caps && gst_sample_get_caps(sample)) {
+                a->caps = gst_caps_copy(gst_sample_get_caps(sample));
+                g_cond_broadcast(&a->caps_cond);
+        }
+        g_mutex_unlock(&a->lock);
+        buf = gst_sample_get_buffer(sample);
+        pts = buf ? gst_segment_to_running_time(gst_sample_get_segment(sample), GST_FORMAT_TIME, GST_BUFFER_PTS(buf))
+                  : GST_CLOCK_TIME_NONE;
+        if (pts != GST_CLOCK_TIME_NONE)
+                for (int i = 0; i < cs->o.cameras; i++)
+                        camera_send_audio(cs, &cs->cams[i], buf, pts);
+        gst_sample_unref(sample);
+        return GST_FLOW_OK;
+}
+
+/* Chunk k holds samples [k*F, (k+1)*F): it is captured, so pushed, at the
+ * due time of its last sample, stamped with that of its first. */
+static gpointer audio_clock_thread(gpointer data)
+{
+        struct audio_enc *a = data;
+        struct camsim *cs = a->cs;
+        int rate = cs->o.audio_rate, f = a->frame_samples;
+
+        for (guint64 k = 0; !g_atomic_int_get(&cs->stopping); k++) {
+                guint64 first = k * (guint64)f;
+                GstBuffer *buf = gst_buffer_new_allocate(NULL, (gsize)f * 2, NULL);
+                GstMapInfo map;
+
+                sleep_until_ns(cs->start_ns + gst_util_uint64_scale_int(first + (guint64)f, GST_SECOND, rate));
+                gst_buffer_map(buf, &map, GST_MAP_WRITE);
+                audiocode_fill((int16_t *)map.data, (size_t)f, first, rate);
+                gst_buffer_unmap(buf, &map);
+                GST_BUFFER_PTS(buf) = gst_util_uint64_scale_int(first, GST_SECOND, rate);
+                GST_BUFFER_DURATION(buf) = gst_util_uint64_scale_int((guint64)f, GST_SECOND, rate);
+                GST_BUFFER_OFFSET(buf) = first;
+                GST_BUFFER_OFFSET_END(buf) = first + (guint64)f;
+                if (gst_app_src_push_buffer(GST_APP_SRC(a->src), buf) != GST_FLOW_OK)
+                        break;
+        }
+        return NULL;
+}
+
+static const char *audio_encoder_element(enum camsim_audio audio)
+{
+        switch (audio) {
+        case CAMSIM_AUDIO_AAC: return "avenc_aac";
+        case CAMSIM_AUDIO_PCMA: return "alawenc";
+        case CAMSIM_AUDIO_PCMU: return "mulawenc";
+        default: return NULL;
+        }
+}
+
+static int audio_start(struct camsim *cs)
+{
+        struct audio_enc *a = &cs->aenc;
+        const struct opts *o = &cs->o;
+        GError *err = NULL;
+        gchar *desc;
+        gint64 deadline;
+
+        a->cs = cs;
+        g_mutex_init(&a->lock);
+        g_cond_init(&a->caps_cond);
+        a->frame_samples = o->audio == CAMSIM_AUDIO_AAC ? AAC_FRAME_SAMPLES : 8000 * CAMSIM_G711_FRAME_MS / 1000;
+        desc = g_strdup_printf("appsrc name=src format=time is-live=false block=true max-bytes=%d "
+                               "caps=audio/x-raw,format=S16LE,layout=interleaved,rate=%d,channels=1 "
+                               "! audioconvert ! %s %s ! appsink name=sink sync=false max-buffers=16",
+                               a->frame_samples * 2 * 8, o->audio_rate, audio_encoder_element(o->audio),
+                               o->audio == CAMSIM_AUDIO_AAC ? "bitrate=" G_STRINGIFY(AAC_BITRATE) : "");
+        a->pipeline = gst_parse_launch(desc, &err);
+        g_free(desc);
+        if (!a->pipeline) {
+                fprintf(stderr, "camsim: audio pipeline: %s (is gstreamer1.0-libav installed?)\n",
+                        err ? err->message : "?");
+                g_clear_error(&err);
+                return -EINVAL;
+        }
+        a->src = gst_bin_get_by_name(GST_BIN(a->pipeline), "src");
+        a->sink = gst_bin_get_by_name(GST_BIN(a->pipeline), "sink");
+        gst_app_sink_set_callbacks(GST_APP_SINK(a->sink),
+                                   &(GstAppSinkCallbacks){ .new_sample = on_audio_encoded }, a, NULL);
+        if (gst_element_set_state(a->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+                fprintf(stderr, "camsim: the %s audio encoder does not start\n", camsim_audio_name(o->audio));
+                return -EIO;
+        }
+        a->thread = g_thread_new("camsim-audio", audio_clock_thread, a);
+        /* every media's appsrc needs the encoded caps (AAC: its codec_data) */
+        deadline = g_get_monotonic_time() + AUDIO_CAPS_WAIT_US;
+        g_mutex_lock(&a->lock);
+        while (!a->caps && g_cond_wait_until(&a->caps_cond, &a->lock, deadline))
+                ;
+        g_mutex_unlock(&a->lock);
+        if (!a->caps) {
+                fprintf(stderr, "camsim: the %s audio encoder gave no output\n", camsim_audio_name(o->audio));
+                return -EIO;
+        }
+        return 0;
+}
+
+static void audio_stop(struct audio_enc *a)
+{
+        pipeline_stop(&a->pipeline, &a->src, &a->sink, &a->thread);
+        if (a->caps)
+                gst_caps_unref(a->caps);
 }
 
 /* ---- RTSP mounts --------------------------------------------------------------- */
@@ -383,13 +652,84 @@ static void on_media_unprepared(GstRTSPMedia *media, gpointer data)
         struct camera *cam = data;
         GstElement *bin = gst_rtsp_media_get_element(media);
         GstElement *src = gst_bin_get_by_name(GST_BIN(bin), "src");
+        GstElement *asrc = gst_bin_get_by_name(GST_BIN(bin), "asrc");
 
         g_mutex_lock(&cam->lock);
         if (cam->src == src)
                 g_clear_pointer(&cam->src, gst_object_unref);
+        if (asrc && cam->asrc == asrc)
+                g_clear_pointer(&cam->asrc, gst_object_unref);
         g_mutex_unlock(&cam->lock);
         gst_object_unref(src);
+        if (asrc)
+                gst_object_unref(asrc);
         gst_object_unref(bin);
+}
+
+/* RTCP leaving the server: sender reports are held back while the camera
+ * says so (--no-rtcp, --first-sr-delay). */
+static GstPadProbeReturn rtcp_probe(GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+        struct camera *cam = data;
+        GstPadProbeReturn r = GST_PAD_PROBE_OK;
+
+        g_mutex_lock(&cam->lock);
+        if (cam->sr_block_until != NO_BLOCK && now_mono_ns() < cam->sr_block_until) {
+                cam->rtcp_dropped++;
+                r = GST_PAD_PROBE_DROP;
+        }
+        g_mutex_unlock(&cam->lock);
+        return r;
+}
+
+static void rtcp_watch_pad(GstElement *rtpbin, GstPad *pad, gpointer data)
+{
+        if (g_str_has_prefix(GST_PAD_NAME(pad), "send_rtcp_src"))
+                gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, rtcp_probe, data,
+                                  NULL);
+}
+
+static gboolean rtcp_watch_existing_pad(GstElement *rtpbin, GstPad *pad, gpointer data)
+{
+        rtcp_watch_pad(rtpbin, pad, data);
+        return TRUE;
+}
+
+struct loss_state {
+        struct camera *cam;
+        guint32 rng, threshold; /* drop when the next random number is below */
+};
+
+static GstPadProbeReturn loss_probe(GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+        struct loss_state *l = data;
+
+        if (xorshift32(&l->rng) >= l->threshold)
+                return GST_PAD_PROBE_OK;
+        g_mutex_lock(&l->cam->lock);
+        l->cam->rtp_dropped++;
+        g_mutex_unlock(&l->cam->lock);
+        return GST_PAD_PROBE_DROP;
+}
+
+static void loss_attach(struct camsim *cs, struct camera *cam, GstElement *bin, const char *pay_name, int stream)
+{
+        GstElement *pay = gst_bin_get_by_name(GST_BIN(bin), pay_name);
+        struct loss_state *l;
+        GstPad *pad;
+
+        if (!pay)
+                return;
+        l = g_new0(struct loss_state, 1);
+        l->cam = cam;
+        l->rng = (cs->o.seed * 2654435761u) ^ ((guint32)cam->index << 8) ^ (guint32)stream ^ 0x5bd1e995u;
+        if (!l->rng)
+                l->rng = 1;
+        l->threshold = (guint32)(cs->o.loss_pct / 100.0 * 4294967295.0);
+        pad = gst_element_get_static_pad(pay, "src");
+        gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, loss_probe, l, g_free);
+        gst_object_unref(pad);
+        gst_object_unref(pay);
 }
 
 /* Real cameras send an RTCP sender report every few seconds; ask for one a
@@ -399,11 +739,15 @@ static void on_media_unprepared(GstRTSPMedia *media, gpointer data)
  * first report comes. */
 static void on_media_prepared(GstRTSPMedia *media, gpointer data)
 {
+        struct camera *cam = data;
         GstElement *element = gst_rtsp_media_get_element(media);
         GstObject *pipeline = gst_object_get_parent(GST_OBJECT(element));
         GstIterator *it;
         GValue v = G_VALUE_INIT;
 
+        g_mutex_lock(&cam->lock);
+        cam->media_start_ns = now_mono_ns();
+        g_mutex_unlock(&cam->lock);
         for (guint i = 0; i < gst_rtsp_media_n_streams(media); i++) {
                 GObject *session = gst_rtsp_stream_get_rtpsession(gst_rtsp_media_get_stream(media, i));
 
@@ -416,8 +760,11 @@ static void on_media_prepared(GstRTSPMedia *media, gpointer data)
                 it = gst_bin_iterate_recurse(GST_BIN(pipeline));
                 while (gst_iterator_next(it, &v) == GST_ITERATOR_OK) {
                         GstElement *e = g_value_get_object(&v);
-                        if (g_str_has_prefix(GST_OBJECT_NAME(e), "rtpbin"))
+                        if (g_str_has_prefix(GST_OBJECT_NAME(e), "rtpbin")) {
                                 g_object_set(e, "rtcp-sync-send-time", FALSE, NULL);
+                                gst_element_foreach_src_pad(e, rtcp_watch_existing_pad, cam);
+                                g_signal_connect(e, "pad-added", G_CALLBACK(rtcp_watch_pad), cam);
+                        }
                         g_value_reset(&v);
                 }
                 g_value_unset(&v);
@@ -428,16 +775,43 @@ static void on_media_prepared(GstRTSPMedia *media, gpointer data)
         gst_object_unref(element);
 }
 
+static void set_rtp_ts_start(const struct camsim *cs, GstElement *bin, const char *pay_name)
+{
+        GstElement *pay = gst_bin_get_by_name(GST_BIN(bin), pay_name);
+
+        if (!pay)
+                return;
+        if (cs->o.rtp_ts_start >= 0)
+                g_object_set(pay, "timestamp-offset", (guint)cs->o.rtp_ts_start, NULL);
+        gst_object_unref(pay);
+}
+
+struct mount {
+        struct camsim *cs;
+        struct camera *cam;
+};
+
 static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media, gpointer data)
 {
-        struct camera *cam = data;
+        struct mount *m = data;
+        struct camsim *cs = m->cs;
+        struct camera *cam = m->cam;
         GstElement *bin = gst_rtsp_media_get_element(media);
         GstElement *src = gst_bin_get_by_name(GST_BIN(bin), "src");
+        GstElement *asrc = gst_bin_get_by_name(GST_BIN(bin), "asrc");
 
+        if (asrc) {
+                g_mutex_lock(&cs->aenc.lock);
+                g_object_set(asrc, "caps", cs->aenc.caps, NULL);
+                g_mutex_unlock(&cs->aenc.lock);
+        }
         g_mutex_lock(&cam->lock);
         if (cam->src)
                 gst_object_unref(cam->src);
         cam->src = src; /* takes the reference */
+        if (cam->asrc)
+                gst_object_unref(cam->asrc);
+        cam->asrc = asrc;
         cam->media_count++;
         g_mutex_unlock(&cam->lock);
         g_mutex_lock(&cam->enc->sprop_lock);
@@ -447,30 +821,127 @@ static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media
                 gst_object_unref(pay);
         }
         g_mutex_unlock(&cam->enc->sprop_lock);
+        set_rtp_ts_start(cs, bin, "pay0");
+        set_rtp_ts_start(cs, bin, "pay1");
+        if (cs->o.loss_pct > 0) {
+                loss_attach(cs, cam, bin, "pay0", 0);
+                loss_attach(cs, cam, bin, "pay1", 1);
+        }
         g_signal_connect(media, "unprepared", G_CALLBACK(on_media_unprepared), cam);
         g_signal_connect(media, "prepared", G_CALLBACK(on_media_prepared), cam);
         gst_object_unref(bin);
 }
 
+/* The media of one camera: video, and the sound when --audio. */
+static gchar *media_launch(const struct opts *o)
+{
+        GString *s = g_string_new("( appsrc name=src is-live=true format=time caps=");
+        const char *pay;
+
+        g_string_append(s, o->codec == CAMSIM_H265 ? "video/x-h265,stream-format=byte-stream,alignment=au "
+                                                     "! rtph265pay name=pay0 pt=96 config-interval=0"
+                                                   : "video/x-h264,stream-format=byte-stream,alignment=au "
+                                                     "! rtph264pay name=pay0 pt=96 config-interval=0");
+        if (o->audio != CAMSIM_AUDIO_NONE)
+                g_string_append(s, " appsrc name=asrc is-live=true format=time ! ");
+        if (o->audio == CAMSIM_AUDIO_AAC) {
+                g_string_append_printf(s, "camsimaacpay name=pay1 pt=97 frames-per-packet=%d", o->audio_fpp);
+        } else if (o->audio != CAMSIM_AUDIO_NONE) {
+                gint64 ptime = (gint64)o->audio_fpp * CAMSIM_G711_FRAME_MS * GST_MSECOND;
+
+                pay = o->audio == CAMSIM_AUDIO_PCMA ? "rtppcmapay name=pay1 pt=8" : "rtppcmupay name=pay1 pt=0";
+                g_string_append_printf(s, "%s min-ptime=%" G_GINT64_FORMAT " max-ptime=%" G_GINT64_FORMAT, pay, ptime,
+                                       ptime);
+        }
+        g_string_append(s, " )");
+        return g_string_free(s, FALSE);
+}
+
 static void mount_cameras(struct camsim *cs)
 {
         GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points(cs->server);
+        gchar *launch = media_launch(&cs->o);
 
         for (int i = 0; i < cs->o.cameras; i++) {
                 struct camera *cam = &cs->cams[i];
                 GstRTSPMediaFactory *f = gst_rtsp_media_factory_new();
                 gchar *path = g_strdup_printf("/%s", cam->id);
+                struct mount *m = g_new0(struct mount, 1); /* lives as long as the server */
 
-                gst_rtsp_media_factory_set_launch(
-                        f, "( appsrc name=src is-live=true format=time "
-                           "caps=video/x-h264,stream-format=byte-stream,alignment=au "
-                           "! rtph264pay name=pay0 pt=96 config-interval=-1 )");
+                m->cs = cs;
+                m->cam = cam;
+                gst_rtsp_media_factory_set_launch(f, launch);
                 gst_rtsp_media_factory_set_shared(f, TRUE);
-                g_signal_connect(f, "media-configure", G_CALLBACK(on_media_configure), cam);
+                if (cs->o.udp_only)
+                        gst_rtsp_media_factory_set_protocols(f, GST_RTSP_LOWER_TRANS_UDP);
+                g_signal_connect(f, "media-configure", G_CALLBACK(on_media_configure), m);
                 gst_rtsp_mount_points_add_factory(mounts, path, f); /* takes f */
                 g_free(path);
         }
+        g_free(launch);
         g_object_unref(mounts);
+}
+
+/* ---- the server's side of a session: PLAY ---------------------------------------- */
+
+/* The camera a request's URL names: "/cam3", "/cam3/", "/cam3/stream=1". */
+static struct camera *camera_of(struct camsim *cs, const GstRTSPContext *ctx)
+{
+        const char *p = ctx && ctx->uri && ctx->uri->abspath ? ctx->uri->abspath : "";
+        size_t len;
+
+        while (*p == '/')
+                p++;
+        len = strcspn(p, "/");
+        for (int i = 0; i < cs->o.cameras; i++)
+                if (strlen(cs->cams[i].id) == len && !strncmp(cs->cams[i].id, p, len))
+                        return &cs->cams[i];
+        return NULL;
+}
+
+/* --first-sr-delay: as servers that report only every few seconds, a client
+ * that just started gets its first sender report late. */
+static void on_play_request(GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
+{
+        struct camsim *cs = data;
+        struct camera *cam = camera_of(cs, ctx);
+
+        if (!cam || cs->o.no_rtcp || cs->o.first_sr_delay_s <= 0)
+                return;
+        g_mutex_lock(&cam->lock);
+        cam->sr_block_until = now_mono_ns() + (GstClockTime)(cs->o.first_sr_delay_s * GST_SECOND);
+        g_mutex_unlock(&cam->lock);
+}
+
+/* --play-range-offset: media servers answer a client that joins a running
+ * stream with the position in it (Range: npt=27.27-), not with npt=now-. */
+static void on_send_message(GstRTSPClient *client, GstRTSPContext *ctx, GstRTSPMessage *msg, gpointer data)
+{
+        struct camsim *cs = data;
+        GstRTSPMethod method;
+        struct camera *cam;
+        const gchar *uri;
+        GstRTSPVersion ver;
+        GstClockTime since;
+        gchar *range;
+
+        if (!cs->o.play_range_offset || !ctx || !ctx->request ||
+            gst_rtsp_message_get_type(msg) != GST_RTSP_MESSAGE_RESPONSE ||
+            gst_rtsp_message_parse_request(ctx->request, &method, &uri, &ver) != GST_RTSP_OK ||
+            method != GST_RTSP_PLAY || !(cam = camera_of(cs, ctx)))
+                return;
+        g_mutex_lock(&cam->lock);
+        since = cam->media_start_ns ? now_mono_ns() - cam->media_start_ns : 0;
+        g_mutex_unlock(&cam->lock);
+        range = g_strdup_printf("npt=%.3f-", (double)since / GST_SECOND);
+        gst_rtsp_message_remove_header(msg, GST_RTSP_HDR_RANGE, -1);
+        gst_rtsp_message_take_header(msg, GST_RTSP_HDR_RANGE, range);
+}
+
+static void on_client_connected(GstRTSPServer *server, GstRTSPClient *client, gpointer data)
+{
+        g_signal_connect(client, "play-request", G_CALLBACK(on_play_request), data);
+        g_signal_connect(client, "send-message", G_CALLBACK(on_send_message), data);
 }
 
 /* ---- control port ---------------------------------------------------------------- */
@@ -533,19 +1004,22 @@ static gchar *camsim_status_json(struct camsim *cs)
         GString *s = g_string_new(NULL);
         GstClockTime now = now_mono_ns();
 
-        g_string_append_printf(s, "{\"frame\":%" G_GUINT64_FORMAT ",\"fps\":%d,\"cameras\":[",
-                               (now - cs->start_ns) / cs->frame_ns, cs->o.fps);
+        g_string_append_printf(s, "{\"frame\":%" G_GUINT64_FORMAT ",\"fps\":%d,\"audio_rate\":%d,\"cameras\":[",
+                               (now - cs->start_ns) / cs->frame_ns, cs->o.fps,
+                               cs->o.audio == CAMSIM_AUDIO_NONE ? 0 : cs->o.audio_rate);
         for (int i = 0; i < cs->o.cameras; i++) {
                 struct camera *c = &cs->cams[i];
 
                 g_mutex_lock(&c->lock);
                 g_string_append_printf(s,
                                        "%s{\"id\":\"%s\",\"live\":%s,\"sent\":%" G_GUINT64_FORMAT
-                                       ",\"medias\":%" G_GUINT64_FORMAT ",\"outage_s\":%.3f,\"corrupt_left\":%u}",
-                                       i ? "," : "", c->id, c->src ? "true" : "false", c->frames_sent,
+                                       ",\"audio_sent\":%" G_GUINT64_FORMAT ",\"medias\":%" G_GUINT64_FORMAT
+                                       ",\"outage_s\":%.3f,\"corrupt_left\":%u,\"rtp_dropped\":%" G_GUINT64_FORMAT
+                                       ",\"rtcp_dropped\":%" G_GUINT64_FORMAT "}",
+                                       i ? "," : "", c->id, c->src ? "true" : "false", c->frames_sent, c->audio_sent,
                                        c->media_count,
                                        c->outage_until > now ? (double)(c->outage_until - now) / GST_SECOND : 0.0,
-                                       c->corrupt_left);
+                                       c->corrupt_left, c->rtp_dropped, c->rtcp_dropped);
                 g_mutex_unlock(&c->lock);
         }
         g_string_append(s, "]}");
@@ -672,101 +1146,22 @@ static gboolean on_drop_signal(gpointer data)
         return G_SOURCE_CONTINUE;
 }
 
-static void usage(FILE *f)
-{
-        fprintf(f,
-                "usage: camsim [options]\n"
-                "  --cameras N        cameras rtsp://BIND:PORT/cam1..camN (default 1, max %d)\n"
-                "  --width W --height H --fps F     picture (default 640x360 at 25)\n"
-                "  --bitrate KBPS     x264 target bitrate (default 1000)\n"
-                "  --gop FRAMES       keyframe interval (default 2 s of frames)\n"
-                "  --encoders K       encoders shared round-robin by the cameras (default 1)\n"
-                "  --port P           RTSP port (default 8554; 0 picks a free one)\n"
-                "  --control-port P   control port (default 0: a free one)\n"
-                "  --bind ADDR        address for both ports (default 127.0.0.1)\n"
-                "On start prints one line: 'camsim ready rtsp_port=P control_port=C cameras=N'.\n"
-                "Control commands (one per line): outage CAM|all SECONDS, drop [CAM|all],\n"
-                "corrupt CAM|all FRAMES, status.  SIGUSR1 drops every session.\n",
-                CAMSIM_MAX_CAMERAS);
-}
-
-static int parse_int(const char *name, const char *s, int min, int max, int *out)
-{
-        char *end;
-        long v;
-
-        errno = 0;
-        v = strtol(s, &end, 10);
-        if (errno || *end || end == s || v < min || v > max) {
-                fprintf(stderr, "camsim: --%s must be an integer in [%d, %d], got '%s'\n", name, min, max, s);
-                return -EINVAL;
-        }
-        *out = (int)v;
-        return 0;
-}
-
-static int opts_parse(int argc, char **argv, struct opts *o)
-{
-        static const struct option longopts[] = {
-                { "cameras", required_argument, NULL, 'c' },  { "width", required_argument, NULL, 'w' },
-                { "height", required_argument, NULL, 'h' },   { "fps", required_argument, NULL, 'f' },
-                { "bitrate", required_argument, NULL, 'b' },  { "gop", required_argument, NULL, 'g' },
-                { "encoders", required_argument, NULL, 'e' }, { "port", required_argument, NULL, 'p' },
-                { "control-port", required_argument, NULL, 'C' }, { "bind", required_argument, NULL, 'B' },
-                { "help", no_argument, NULL, 'H' },           { "version", no_argument, NULL, 'V' },
-                { 0 }
-        };
-        int c, r = 0;
-
-        *o = (struct opts){ .cameras = 1, .encoders = 1, .width = 640, .height = 360, .fps = 25,
-                            .bitrate_kbps = 1000, .gop = 0, .port = 8554, .control_port = 0,
-                            .bind = "127.0.0.1" };
-        while (r == 0 && (c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-                const char *name = longopts[0].name;
-                for (const struct option *lo = longopts; lo->name; lo++)
-                        if (lo->val == c)
-                                name = lo->name;
-                switch (c) {
-                case 'c': r = parse_int(name, optarg, 1, CAMSIM_MAX_CAMERAS, &o->cameras); break;
-                case 'w': r = parse_int(name, optarg, 128, 3840, &o->width); break;
-                case 'h': r = parse_int(name, optarg, 64, 2160, &o->height); break;
-                case 'f': r = parse_int(name, optarg, 1, 120, &o->fps); break;
-                case 'b': r = parse_int(name, optarg, 50, 50000, &o->bitrate_kbps); break;
-                case 'g': r = parse_int(name, optarg, 1, 1000, &o->gop); break;
-                case 'e': r = parse_int(name, optarg, 1, CAMSIM_MAX_ENCODERS, &o->encoders); break;
-                case 'p': r = parse_int(name, optarg, 0, 65535, &o->port); break;
-                case 'C': r = parse_int(name, optarg, 0, 65535, &o->control_port); break;
-                case 'B': o->bind = optarg; break;
-                case 'H': usage(stdout); exit(0);
-                case 'V': printf("camsim %s (%s)\n", MWR_VERSION, MWR_COMMIT); exit(0);
-                default: usage(stderr); return -EINVAL;
-                }
-        }
-        if (r == 0 && optind < argc) {
-                fprintf(stderr, "camsim: unexpected argument '%s'\n", argv[optind]);
-                r = -EINVAL;
-        }
-        if (r == 0 && ((o->width | o->height) & 1)) {
-                fprintf(stderr, "camsim: --width and --height must be even\n");
-                r = -EINVAL;
-        }
-        if (o->gop == 0)
-                o->gop = 2 * o->fps;
-        if (o->encoders > o->cameras)
-                o->encoders = o->cameras;
-        return r;
-}
-
 int main(int argc, char **argv)
 {
         static struct camsim cs; /* large; lives for the whole process */
         guint16 control_port = 0;
         gchar *service;
-        int r = 1;
+        int r;
 
         gst_init(&argc, &argv);
-        if (opts_parse(argc, argv, &cs.o) < 0)
-                return 2;
+        r = camsim_opts_parse(argc, argv, &cs.o, stderr);
+        if (r != 0)
+                return r > 0 ? 0 : 2;
+        r = 1;
+        if (!camsim_aacpay_register()) {
+                fprintf(stderr, "camsim: cannot register the AAC payloader\n");
+                return 1;
+        }
         g_object_set(gst_system_clock_obtain(), "clock-type", GST_CLOCK_TYPE_MONOTONIC, NULL);
         cs.frame_ns = GST_SECOND / (GstClockTime)cs.o.fps;
         cs.start_ns = now_mono_ns() + 100 * GST_MSECOND;
@@ -777,13 +1172,17 @@ int main(int argc, char **argv)
                 struct encoder *e = &cs.encs[i % cs.o.encoders];
 
                 snprintf(c->id, sizeof(c->id), "cam%d", i + 1);
+                c->index = i;
                 g_mutex_init(&c->lock);
                 c->enc = e;
+                c->sr_block_until = cs.o.no_rtcp ? BLOCK_FOREVER : NO_BLOCK;
                 e->cams[e->ncams++] = c;
         }
         for (int i = 0; i < cs.o.encoders; i++)
                 if (encoder_start(&cs, &cs.encs[i], i) < 0)
                         goto out;
+        if (cs.o.audio != CAMSIM_AUDIO_NONE && audio_start(&cs) < 0)
+                goto out;
 
         cs.server = gst_rtsp_server_new();
         service = g_strdup_printf("%d", cs.o.port);
@@ -791,6 +1190,7 @@ int main(int argc, char **argv)
         gst_rtsp_server_set_service(cs.server, service);
         g_free(service);
         mount_cameras(&cs);
+        g_signal_connect(cs.server, "client-connected", G_CALLBACK(on_client_connected), &cs);
         if (gst_rtsp_server_attach(cs.server, NULL) == 0) {
                 fprintf(stderr, "camsim: cannot listen on %s:%d\n", cs.o.bind, cs.o.port);
                 goto out;
@@ -801,9 +1201,11 @@ int main(int argc, char **argv)
         g_unix_signal_add(SIGINT, on_quit_signal, &cs);
         g_unix_signal_add(SIGUSR1, on_drop_signal, &cs);
 
-        printf("camsim ready rtsp_port=%d control_port=%u cameras=%d fps=%d gop=%d encoders=%d\n",
+        printf("camsim ready rtsp_port=%d control_port=%u cameras=%d fps=%d gop=%d encoders=%d codec=%s "
+               "bframes=%d audio=%s audio_rate=%d\n",
                gst_rtsp_server_get_bound_port(cs.server), control_port, cs.o.cameras, cs.o.fps, cs.o.gop,
-               cs.o.encoders);
+               cs.o.encoders, camsim_codec_name(cs.o.codec), cs.o.bframes, camsim_audio_name(cs.o.audio),
+               cs.o.audio == CAMSIM_AUDIO_NONE ? 0 : cs.o.audio_rate);
         fflush(stdout);
         g_main_loop_run(cs.loop);
         r = 0;
@@ -811,5 +1213,7 @@ out:
         g_atomic_int_set(&cs.stopping, 1);
         for (int i = 0; i < cs.o.encoders; i++)
                 encoder_stop(&cs.encs[i]);
+        if (cs.o.audio != CAMSIM_AUDIO_NONE)
+                audio_stop(&cs.aenc);
         return r;
 }

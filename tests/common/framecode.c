@@ -96,7 +96,10 @@ int framecode_read(const uint8_t *luma, int stride, const struct framecode_geom 
         return 0;
 }
 
-int framecode_sei_build(uint8_t *out, size_t cap, const char *camera_id, uint32_t n)
+/* The SEI NAL of either codec: the SEI message is the same, only the NAL
+ * header differs (H.264: one byte, type 6; H.265: two, PREFIX_SEI 39). */
+static int sei_build(uint8_t *out, size_t cap, const uint8_t *hdr, size_t hdr_len, const char *camera_id,
+                     uint32_t n)
 {
         uint8_t rbsp[FRAMECODE_SEI_MAX];
         size_t len = 0, o = 0;
@@ -115,10 +118,11 @@ int framecode_sei_build(uint8_t *out, size_t cap, const char *camera_id, uint32_
         len += (size_t)tl;
         rbsp[len++] = 0x80; /* rbsp_trailing_bits */
 
-        if (cap < 5 + 2 * len)
+        if (cap < 4 + hdr_len + 2 * len)
                 return -ENOBUFS;
-        memcpy(out, "\0\0\0\1\x06", 5);
-        o = 5;
+        memcpy(out, "\0\0\0\1", 4);
+        memcpy(out + 4, hdr, hdr_len);
+        o = 4 + hdr_len;
         for (size_t i = 0; i < len; i++) {
                 if (zeros >= 2 && rbsp[i] <= 3) {
                         out[o++] = 3; /* emulation prevention */
@@ -128,6 +132,20 @@ int framecode_sei_build(uint8_t *out, size_t cap, const char *camera_id, uint32_
                 zeros = rbsp[i] == 0 ? zeros + 1 : 0;
         }
         return (int)o;
+}
+
+int framecode_sei_build(uint8_t *out, size_t cap, const char *camera_id, uint32_t n)
+{
+        static const uint8_t hdr[] = { 0x06 };
+
+        return sei_build(out, cap, hdr, sizeof(hdr), camera_id, n);
+}
+
+int framecode_sei_build_hevc(uint8_t *out, size_t cap, const char *camera_id, uint32_t n)
+{
+        static const uint8_t hdr[] = { 39 << 1, 0x01 }; /* PREFIX_SEI_NUT, layer 0, tid 1 */
+
+        return sei_build(out, cap, hdr, sizeof(hdr), camera_id, n);
 }
 
 int framecode_sei_parse(const uint8_t *payload, size_t len, char camera_id[FRAMECODE_CAMERA_ID_MAX],

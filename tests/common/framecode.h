@@ -8,7 +8,7 @@
  * cell is reported as unreadable instead of as a wrong number.  Cells are at
  * least 8 px wide, so they survive H.264 at any quantiser.
  *
- * In the bitstream: an H.264 "user data unregistered" SEI with the camera id
+ * In the bitstream: an H.264 (or H.265) "user data unregistered" SEI with the camera id
  * and the frame number, which makes every camera's payload unique even when
  * cameras share one encoder, and lets the judge check which camera it reads. */
 #ifndef MWR_TESTS_FRAMECODE_H
@@ -52,6 +52,8 @@ int framecode_read(const uint8_t *luma, int stride, const struct framecode_geom 
 /* Build an Annex-B SEI NAL (start code included, emulation prevention applied)
  * carrying camera_id and n.  Returns its length, or -EINVAL/-ENOBUFS. */
 int framecode_sei_build(uint8_t *out, size_t cap, const char *camera_id, uint32_t n);
+/* The same message as an H.265 prefix SEI NAL. */
+int framecode_sei_build_hevc(uint8_t *out, size_t cap, const char *camera_id, uint32_t n);
 
 /* Parse a user-data-unregistered SEI payload (UUID + text, as libavcodec's
  * AV_FRAME_DATA_SEI_UNREGISTERED gives it).  -ENOENT when it is not ours,

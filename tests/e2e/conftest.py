@@ -121,8 +121,12 @@ def camsim(procs):
         argv = [CAMSIM, "--cameras", str(cameras), "--port", str(free_port()),
                 "--control-port", str(free_port())]
         for k, v in opts.items():
-            argv += ["--" + k.replace("_", "-"), str(v)]
-        p = procs.start("camsim", argv)
+            if v is True:  # a personality flag without a value (no_rtcp=True)
+                argv.append("--" + k.replace("_", "-"))
+            elif v is not False and v is not None:
+                argv += ["--" + k.replace("_", "-"), str(v)]
+        started = sum(1 for q in procs.started if q.name.startswith("camsim"))
+        p = procs.start("camsim" if started == 0 else f"camsim{started + 1}", argv)
 
         def ready():
             if p.poll() is not None:

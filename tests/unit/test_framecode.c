@@ -118,18 +118,16 @@ static void test_grey_picture_is_unreadable(void **state)
         assert_int_equal(framecode_read(luma, W, &g, &n), -EBADMSG);
 }
 
-/* Undo emulation prevention and check the SEI parses back. */
-static void test_sei_round_trip(void **state)
+/* Undo emulation prevention (after a header of hdr bytes) and check the SEI
+ * parses back. */
+static void check_sei(const uint8_t *nal, int len, int hdr)
 {
-        uint8_t nal[FRAMECODE_SEI_MAX], rbsp[FRAMECODE_SEI_MAX];
+        uint8_t rbsp[FRAMECODE_SEI_MAX];
         char cam[FRAMECODE_CAMERA_ID_MAX];
         size_t r = 0;
         uint32_t n;
-        int len = framecode_sei_build(nal, sizeof(nal), "cam12", 77777);
 
-        assert_true(len > 5);
-        assert_memory_equal(nal, "\0\0\0\1\x06", 5);
-        for (int i = 5, zeros = 0; i < len; i++) {
+        for (int i = 4 + hdr, zeros = 0; i < len; i++) {
                 if (zeros >= 2 && nal[i] == 3) {
                         zeros = 0;
                         continue;
@@ -143,6 +141,30 @@ static void test_sei_round_trip(void **state)
         assert_int_equal(framecode_sei_parse(rbsp + 2, rbsp[1], cam, &n), 0);
         assert_string_equal(cam, "cam12");
         assert_int_equal(n, 77777);
+}
+
+static void test_sei_round_trip(void **state)
+{
+        uint8_t nal[FRAMECODE_SEI_MAX];
+        int len = framecode_sei_build(nal, sizeof(nal), "cam12", 77777);
+
+        assert_true(len > 5);
+        assert_memory_equal(nal, "\0\0\0\1\x06", 5);
+        check_sei(nal, len, 1);
+}
+
+/* H.265: the same message behind a two-byte PREFIX_SEI header (type 39). */
+static void test_sei_round_trip_hevc(void **state)
+{
+        uint8_t nal[FRAMECODE_SEI_MAX];
+        int len = framecode_sei_build_hevc(nal, sizeof(nal), "cam12", 77777);
+
+        assert_true(len > 6);
+        assert_memory_equal(nal, "\0\0\0\1", 4);
+        assert_int_equal((nal[4] >> 1) & 0x3f, 39);
+        assert_int_equal(nal[5], 1); /* layer 0, temporal id 0 + 1 */
+        check_sei(nal, len, 2);
+        assert_int_equal(framecode_sei_build_hevc(nal, 8, "cam1", 1), -ENOBUFS);
 }
 
 static void test_sei_rejects(void **state)
@@ -176,6 +198,7 @@ int main(void)
                 cmocka_unit_test(test_concealment_blend_is_refused),
                 cmocka_unit_test(test_grey_picture_is_unreadable),
                 cmocka_unit_test(test_sei_round_trip),
+                cmocka_unit_test(test_sei_round_trip_hevc),
                 cmocka_unit_test(test_sei_rejects),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,53 @@
+/* opts: camsim's command line.  Besides the picture (size, rate, bitrate,
+ * GOP), each "personality" flag makes the simulated camera behave like a
+ * kind of real camera or media server, so the recorder is tested against
+ * it: codec, B-frames, audio codec and packing, RTCP habits, the PLAY
+ * Range answer, transports, a mid-stream resolution change, RTP timestamp
+ * start and packet loss.  Parsed once into struct opts; pure (no GStreamer),
+ * so it is unit tested. */
+#ifndef MWR_CAMSIM_OPTS_H
+#define MWR_CAMSIM_OPTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CAMSIM_MAX_CAMERAS 64
+#define CAMSIM_MAX_BFRAMES 4
+#define CAMSIM_MAX_AUDIO_FPP 8      /* AAC frames per RTP packet (G.711: 20 ms units) */
+#define CAMSIM_G711_FRAME_MS 20     /* one G.711 "frame": the usual ptime */
+#define CAMSIM_MAX_SR_DELAY_S 60.0
+
+enum camsim_codec { CAMSIM_H264, CAMSIM_H265 };
+enum camsim_audio { CAMSIM_AUDIO_NONE, CAMSIM_AUDIO_AAC, CAMSIM_AUDIO_PCMA, CAMSIM_AUDIO_PCMU };
+
+struct opts {
+        int cameras, encoders, width, height, fps, bitrate_kbps, gop;
+        int port, control_port;
+        const char *bind;
+        enum camsim_codec codec;
+        int bframes;
+        enum camsim_audio audio;
+        int audio_rate;             /* 0 until parsed: 16000 for AAC, 8000 for G.711 */
+        int audio_fpp;              /* frames per RTP packet */
+        bool no_rtcp;
+        double first_sr_delay_s;    /* no sender report this long after each PLAY */
+        bool play_range_offset;     /* PLAY answered with Range: npt=<seconds since the media began>- */
+        bool udp_only;              /* RTP over UDP only: TCP interleaved is refused (461) */
+        double res_change_at_s;     /* < 0: never */
+        int res_width, res_height;  /* the picture after the change */
+        int64_t rtp_ts_start;       /* < 0: random (GStreamer's default) */
+        double loss_pct;            /* RTP packets dropped at random, per stream */
+        uint32_t seed;              /* for the loss */
+};
+
+/* Parse argv into o.  0; 1 after --help/--version (printed; exit 0);
+ * -EINVAL with the reason on err (naming the option). */
+int camsim_opts_parse(int argc, char **argv, struct opts *o, FILE *err);
+
+void camsim_usage(FILE *f);
+
+const char *camsim_codec_name(enum camsim_codec c);
+const char *camsim_audio_name(enum camsim_audio a);
+
+#endif
