@@ -43,7 +43,7 @@ DB_OBJS = $(BUILD)/obj/db/db.o $(BUILD)/obj/db/frame_index.o
 # Product binaries appear with the issues that give them behaviour.
 PROGRAMS := $(BUILD)/bin/mwr-worker $(BUILD)/bin/mwr $(BUILD)/bin/mwr-supervisor
 
-TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck
+TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck $(BUILD)/tests/audiogen
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all test unit e2e demo bench fuzz install clean deps lint chaos
@@ -101,14 +101,22 @@ $(BUILD)/tests/camsim: $(CAMSIM_OBJS)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_GST)) -lm
 
 FRAMECHECK_OBJS := $(BUILD)/obj/tests/framecheck/framecheck.o $(BUILD)/obj/tests/framecheck/judge.o \
-                   $(BUILD)/obj/tests/common/framecode.o
+                   $(BUILD)/obj/tests/framecheck/audio_judge.o \
+                   $(BUILD)/obj/tests/common/framecode.o $(BUILD)/obj/tests/common/audiocode.o
 $(BUILD)/tests/framecheck: $(FRAMECHECK_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_JSON)) -lm
 
+# audiogen: the simulator's time-coded sound as raw s16le, for judge tests
+$(BUILD)/tests/audiogen: $(BUILD)/obj/tests/framecheck/audiogen.o $(BUILD)/obj/tests/common/audiocode.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ -lm
+
 # ---- unit tests (cmocka), one per module --------------------------------------
 $(BUILD)/unit/test_framecode: $(BUILD)/obj/tests/unit/test_framecode.o $(BUILD)/obj/tests/common/framecode.o
 $(BUILD)/unit/test_judge: $(BUILD)/obj/tests/unit/test_judge.o $(BUILD)/obj/tests/framecheck/judge.o
+$(BUILD)/unit/test_audio_judge: $(BUILD)/obj/tests/unit/test_audio_judge.o $(BUILD)/obj/tests/framecheck/audio_judge.o \
+                                $(BUILD)/obj/tests/common/audiocode.o
 $(BUILD)/unit/test_camsim_opts: $(BUILD)/obj/tests/unit/test_camsim_opts.o $(BUILD)/obj/tests/camsim/opts.o
 $(BUILD)/unit/test_camsim_control: $(BUILD)/obj/tests/unit/test_camsim_control.o \
                                    $(BUILD)/obj/tests/camsim/control.o
@@ -195,7 +203,7 @@ install: $(PROGRAMS)
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --std=c11 --suppress=missingIncludeSystem -I . -I tests/common -I tests \
+	  --std=c11 --suppress=missingIncludeSystem --suppress=unknownMacro:tests/camsim/aacpay.c -I . -I tests/common -I tests \
 	  $(wildcard common db continuity mwr worker supervisor proxy-config) tests
 
 clean:

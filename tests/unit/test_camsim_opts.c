@@ -37,7 +37,7 @@ static void test_defaults(void **state)
         struct opts o;
         char err[512];
 
-        assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+        assert_int_equal(parse(&o, err, sizeof(err), (char *)NULL), 0);
         assert_int_equal(o.cameras, 1);
         assert_int_equal(o.codec, CAMSIM_H264);
         assert_int_equal(o.bframes, 0);
@@ -58,7 +58,7 @@ static void test_personalities(void **state)
 
         assert_int_equal(parse(&o, err, sizeof(err), "--codec", "h265", "--bframes", "2", "--audio", "aac",
                                "--audio-frames-per-packet", "3", "--first-sr-delay", "4.6", "--play-range-offset",
-                               "--transport", "udp-only", "--rtp-ts-start", "4294000000", "--loss", "2.5", NULL),
+                               "--transport", "udp-only", "--rtp-ts-start", "4294000000", "--loss", "2.5", (char *)NULL),
                          0);
         assert_int_equal(o.codec, CAMSIM_H265);
         assert_int_equal(o.bframes, 2);
@@ -69,7 +69,7 @@ static void test_personalities(void **state)
         assert_true(o.play_range_offset && o.udp_only);
         assert_true(o.rtp_ts_start == 4294000000LL);
         assert_true(o.loss_pct > 2.49 && o.loss_pct < 2.51);
-        assert_int_equal(parse(&o, err, sizeof(err), "--audio", "pcmu", "--no-rtcp", NULL), 0);
+        assert_int_equal(parse(&o, err, sizeof(err), "--audio", "pcmu", "--no-rtcp", (char *)NULL), 0);
         assert_int_equal(o.audio, CAMSIM_AUDIO_PCMU);
         assert_int_equal(o.audio_rate, 8000);
         assert_true(o.no_rtcp);
@@ -82,15 +82,15 @@ static void test_resolution_change_forms(void **state)
         char err[512];
 
         assert_int_equal(parse(&o, err, sizeof(err), "--resolution-change-at", "20", "1280x720", "--cameras", "2",
-                               NULL),
+                               (char *)NULL),
                          0);
         assert_true(o.res_change_at_s > 19.9 && o.res_change_at_s < 20.1);
         assert_int_equal(o.res_width, 1280);
         assert_int_equal(o.res_height, 720);
         assert_int_equal(o.cameras, 2);
-        assert_int_equal(parse(&o, err, sizeof(err), "--resolution-change-at", "5 320x240", NULL), 0);
+        assert_int_equal(parse(&o, err, sizeof(err), "--resolution-change-at", "5 320x240", (char *)NULL), 0);
         assert_int_equal(o.res_width, 320);
-        assert_int_equal(parse(&o, err, sizeof(err), "--resolution-change-at", "5:640x480", NULL), 0);
+        assert_int_equal(parse(&o, err, sizeof(err), "--resolution-change-at", "5:640x480", (char *)NULL), 0);
         assert_int_equal(o.res_height, 480);
 }
 
@@ -116,13 +116,13 @@ static void test_refusals_name_the_option(void **state)
         char err[512];
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                assert_int_equal(parse(&o, err, sizeof(err), bad[i].a, bad[i].b, NULL), -EINVAL);
+                assert_int_equal(parse(&o, err, sizeof(err), bad[i].a, bad[i].b, (char *)NULL), -EINVAL);
                 if (!strstr(err, bad[i].needle))
                         fail_msg("%s %s: error '%s' does not name %s", bad[i].a, bad[i].b, err, bad[i].needle);
         }
-        assert_int_equal(parse(&o, err, sizeof(err), "--audio", "pcma", "--audio-rate", "16000", NULL), -EINVAL);
+        assert_int_equal(parse(&o, err, sizeof(err), "--audio", "pcma", "--audio-rate", "16000", (char *)NULL), -EINVAL);
         assert_non_null(strstr(err, "8000"));
-        assert_int_equal(parse(&o, err, sizeof(err), "stray", NULL), -EINVAL);
+        assert_int_equal(parse(&o, err, sizeof(err), "stray", (char *)NULL), -EINVAL);
 }
 
 int main(void)
