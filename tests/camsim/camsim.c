@@ -666,27 +666,42 @@ static void on_media_unprepared(GstRTSPMedia *media, gpointer data)
         gst_object_unref(bin);
 }
 
+struct rtcp_watch {
+        struct camera *cam;
+        gboolean first_sent; /* the stream's first report went out (or was held back) */
+};
+
 /* RTCP leaving the server: sender reports are held back while the camera
- * says so (--no-rtcp, --first-sr-delay). */
+ * says so (--no-rtcp, --first-sr-delay).  A new stream's very first report
+ * is never sent: rtpbin maps RTP time to NTP in it tens of milliseconds off
+ * its later reports (measured 12-70 ms), which would show as a step in every
+ * client's timestamps at the second report; a real camera's clock does not
+ * jump like that. */
 static GstPadProbeReturn rtcp_probe(GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
-        struct camera *cam = data;
+        struct rtcp_watch *w = data;
+        struct camera *cam = w->cam;
         GstPadProbeReturn r = GST_PAD_PROBE_OK;
 
         g_mutex_lock(&cam->lock);
-        if (cam->sr_block_until != NO_BLOCK && now_mono_ns() < cam->sr_block_until) {
+        if (!w->first_sent || (cam->sr_block_until != NO_BLOCK && now_mono_ns() < cam->sr_block_until)) {
                 cam->rtcp_dropped++;
                 r = GST_PAD_PROBE_DROP;
         }
+        w->first_sent = TRUE;
         g_mutex_unlock(&cam->lock);
         return r;
 }
 
 static void rtcp_watch_pad(GstElement *rtpbin, GstPad *pad, gpointer data)
 {
-        if (g_str_has_prefix(GST_PAD_NAME(pad), "send_rtcp_src"))
-                gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, rtcp_probe, data,
-                                  NULL);
+        struct rtcp_watch *w;
+
+        if (!g_str_has_prefix(GST_PAD_NAME(pad), "send_rtcp_src"))
+                return;
+        w = g_new0(struct rtcp_watch, 1);
+        w->cam = data;
+        gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, rtcp_probe, w, g_free);
 }
 
 static gboolean rtcp_watch_existing_pad(GstElement *rtpbin, GstPad *pad, gpointer data)
@@ -813,6 +828,9 @@ static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media
                 gst_object_unref(cam->asrc);
         cam->asrc = asrc;
         cam->media_count++;
+        /* a new stream begins at a keyframe, so its SDP carries the parameter
+         * sets (rtph265pay learns them from the stream) */
+        cam->resume_at_key = TRUE;
         g_mutex_unlock(&cam->lock);
         g_mutex_lock(&cam->enc->sprop_lock);
         if (cam->enc->sprop) {
@@ -1005,7 +1023,7 @@ static gchar *camsim_status_json(struct camsim *cs)
         GstClockTime now = now_mono_ns();
 
         g_string_append_printf(s, "{\"frame\":%" G_GUINT64_FORMAT ",\"fps\":%d,\"audio_rate\":%d,\"cameras\":[",
-                               (now - cs->start_ns) / cs->frame_ns, cs->o.fps,
+                               now > cs->start_ns ? (now - cs->start_ns) / cs->frame_ns : 0, cs->o.fps,
                                cs->o.audio == CAMSIM_AUDIO_NONE ? 0 : cs->o.audio_rate);
         for (int i = 0; i < cs->o.cameras; i++) {
                 struct camera *c = &cs->cams[i];

@@ -133,9 +133,12 @@ def camsim(procs):
                 pytest.fail(f"camsim exited {p.returncode}: {open(p.err_path).read()[-2000:]}")
             line = open(p.out_path).read()
             return line if "ready" in line else None
+        t0 = time.time()
         line = wait_for(ready, 10, "camsim ready line")
         kv = dict(f.split("=") for f in line.split() if "=" in f)
-        return Camsim(p, int(kv["rtsp_port"]), int(kv["control_port"]), cameras)
+        cs = Camsim(p, int(kv["rtsp_port"]), int(kv["control_port"]), cameras)
+        cs.started_real_us = int(t0 * 1e6)  # its frame 0 is due just after its start
+        return cs
     return start
 
 
