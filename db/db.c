@@ -59,12 +59,34 @@ static const char *const migrations[] = {
         "  from_slot TEXT NOT NULL, to_slot TEXT NOT NULL, binary TEXT NOT NULL, version TEXT NOT NULL DEFAULT '',"
         "  result TEXT NOT NULL DEFAULT 'running' CHECK(result IN ('running','ok','failed')),"
         "  reason TEXT NOT NULL DEFAULT '');",
+        /* 3: what each segment holds (a camera can change its stream: each
+         * segment has one parameter set), and gap reasons for damaged input
+         * (packet_loss) and a planned camera handover (handover).  SQLite
+         * cannot widen a CHECK in place: the gaps table is rebuilt with the
+         * same columns in this step's transaction (the documented 12-step
+         * way); an older worker's statements re-prepare against it. */
+        "ALTER TABLE video_segments ADD COLUMN video_codec TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE video_segments ADD COLUMN width INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE video_segments ADD COLUMN height INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE video_segments ADD COLUMN audio_codec TEXT NOT NULL DEFAULT '';"
+        "CREATE TABLE gaps_v3("
+        "  id INTEGER PRIMARY KEY, camera_id TEXT NOT NULL, instance_id TEXT NOT NULL,"
+        "  start_us INTEGER NOT NULL, end_us INTEGER NOT NULL,"
+        "  reason TEXT NOT NULL CHECK(reason IN ('camera_down','recorder_start','recorder_stop','disk_full',"
+        "    'clock_step','timestamp_jump','corrupt_input','crash','packet_loss','handover')),"
+        "  detail TEXT NOT NULL DEFAULT '', created_us INTEGER NOT NULL);"
+        "INSERT INTO gaps_v3(id, camera_id, instance_id, start_us, end_us, reason, detail, created_us) "
+        "  SELECT id, camera_id, instance_id, start_us, end_us, reason, detail, created_us FROM gaps;"
+        "DROP TABLE gaps;"
+        "ALTER TABLE gaps_v3 RENAME TO gaps;"
+        "CREATE INDEX gaps_camera_start ON gaps(camera_id, start_us);",
 };
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "one migration step per schema version");
 
 #define SEGMENT_COLUMNS                                                                                 \
         "id, camera_id, instance_id, path, segment_num, start_us, end_us, frames, bytes, keyframes, " \
-        "fragments, status, overlap_status, time_source, clock_offset_us, pid, created_us, updated_us"
+        "fragments, status, overlap_status, time_source, clock_offset_us, pid, created_us, updated_us, " \
+        "video_codec, width, height, audio_codec"
 #define GAP_COLUMNS "id, camera_id, instance_id, start_us, end_us, reason, detail, created_us"
 /* [from, to) overlap; a zero-length row counts when it starts inside. */
 #define OVERLAP "start_us < ?3 AND (end_us > ?2 OR start_us >= ?2)"
@@ -110,9 +132,10 @@ static const char *const statements[ST_COUNT] = {
                              "updated_us = excluded.updated_us",
         [ST_SEGMENT_INSERT] = "INSERT INTO video_segments(camera_id, instance_id, path, segment_num, start_us, "
                               "end_us, frames, bytes, keyframes, fragments, status, overlap_status, time_source, "
-                              "clock_offset_us, pid, created_us, updated_us) "
+                              "clock_offset_us, pid, created_us, updated_us, video_codec, width, height, "
+                              "audio_codec) "
                               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'recording', ?11, ?12, ?13, ?14, "
-                              "?15, ?16)",
+                              "?15, ?16, ?17, ?18, ?19, ?20)",
         [ST_SEGMENT_UPDATE] = "UPDATE video_segments SET end_us = ?2, frames = ?3, bytes = ?4, keyframes = ?5, "
                               "fragments = ?6, status = COALESCE(?7, status), clock_offset_us = ?8, "
                               "updated_us = ?9 WHERE id = ?1 AND ?2 - start_us BETWEEN 0 AND ?10",
@@ -493,7 +516,10 @@ int db_segment_begin(struct db *db, const struct db_segment *seg, int64_t *id)
             (rc = bind_text(s, 11, seg->overlap_status ? seg->overlap_status : "unique")) ||
             (rc = bind_text(s, 12, seg->time_source)) || (rc = sqlite3_bind_int64(s, 13, seg->clock_offset_us)) ||
             (rc = sqlite3_bind_int64(s, 14, seg->pid)) || (rc = sqlite3_bind_int64(s, 15, seg->created_us)) ||
-            (rc = sqlite3_bind_int64(s, 16, seg->updated_us)))
+            (rc = sqlite3_bind_int64(s, 16, seg->updated_us)) ||
+            (rc = bind_text(s, 17, seg->video_codec ? seg->video_codec : "")) ||
+            (rc = sqlite3_bind_int64(s, 18, seg->width)) || (rc = sqlite3_bind_int64(s, 19, seg->height)) ||
+            (rc = bind_text(s, 20, seg->audio_codec ? seg->audio_codec : "")))
                 return bind_fail(db, s, rc);
         if ((r = st_run(db, s)) < 0)
                 return r;
@@ -614,6 +640,10 @@ static void segment_from_row(sqlite3_stmt *s, struct db_segment *seg)
                 .pid = sqlite3_column_int64(s, 15),
                 .created_us = sqlite3_column_int64(s, 16),
                 .updated_us = sqlite3_column_int64(s, 17),
+                .video_codec = column_text(s, 18),
+                .width = (int)sqlite3_column_int64(s, 19),
+                .height = (int)sqlite3_column_int64(s, 20),
+                .audio_codec = column_text(s, 21),
         };
 }
 

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_BUSY_TIMEOUT_MS 5000      /* wait for another writer before -EBUSY */
-#define DB_SCHEMA_VERSION 2          /* the user_version this binary migrates to */
+#define DB_SCHEMA_VERSION 3          /* the user_version this binary migrates to */
 #define DB_ERRMSG_MAX 256
 #define DB_TEXT_MAX 4096             /* any text argument: ids, paths, urls, details */
 #define DB_BLOB_MAX (8u << 20)       /* a frame index blob */
@@ -38,6 +38,9 @@ struct db_segment {
         int64_t clock_offset_us;
         int64_t pid;
         int64_t created_us, updated_us; /* wall clock, set by the caller */
+        const char *video_codec;    /* "h264" | "hevc" ("" before schema 3) */
+        int width, height;          /* of its frames (0 when unknown) */
+        const char *audio_codec;    /* "aac", "flac" (G.711 made lossless), ... "" without sound */
 };
 
 /* One row of gaps; strings as in struct db_segment. */
@@ -47,7 +50,8 @@ struct db_gap {
         const char *instance_id;
         int64_t start_us, end_us;
         const char *reason; /* camera_down | recorder_start | recorder_stop | disk_full |
-                             * clock_step | timestamp_jump | corrupt_input | crash */
+                             * clock_step | timestamp_jump | corrupt_input | crash |
+                             * packet_loss | handover */
         const char *detail;
         int64_t created_us;
 };

@@ -627,6 +627,72 @@ static void test_gaps(void **state)
         db_close(db);
 }
 
+/* A file written by a schema-2 worker (its tables as that worker made them,
+ * with a gap row): schema 3 adds the segment's codec and size, and gap
+ * reasons packet_loss and handover, keeping every row. */
+static void test_migration_3_keeps_rows_and_widens_gap_reasons(void **state)
+{
+        struct fixture *fx = *state;
+        struct db_segment seg;
+        struct list l = { 0 };
+        struct db *db;
+        sqlite3 *s = raw_open(fx->path);
+        int64_t id;
+
+        raw_exec(s, "CREATE TABLE cameras(id TEXT PRIMARY KEY, url TEXT NOT NULL, enabled INTEGER NOT NULL,"
+                    " updated_us INTEGER NOT NULL);"
+                    "CREATE TABLE video_segments(id INTEGER PRIMARY KEY, camera_id TEXT NOT NULL,"
+                    " instance_id TEXT NOT NULL, path TEXT NOT NULL UNIQUE, segment_num INTEGER NOT NULL,"
+                    " start_us INTEGER NOT NULL, end_us INTEGER NOT NULL, frames INTEGER NOT NULL DEFAULT 0,"
+                    " bytes INTEGER NOT NULL DEFAULT 0, keyframes INTEGER NOT NULL DEFAULT 0,"
+                    " fragments INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL, overlap_status TEXT NOT NULL"
+                    " DEFAULT 'unique', time_source TEXT NOT NULL, clock_offset_us INTEGER NOT NULL DEFAULT 0,"
+                    " pid INTEGER NOT NULL DEFAULT 0, created_us INTEGER NOT NULL, updated_us INTEGER NOT NULL);"
+                    "CREATE TABLE segment_frames(segment_id INTEGER PRIMARY KEY, blob BLOB NOT NULL);"
+                    "CREATE TABLE gaps(id INTEGER PRIMARY KEY, camera_id TEXT NOT NULL, instance_id TEXT NOT NULL,"
+                    " start_us INTEGER NOT NULL, end_us INTEGER NOT NULL, reason TEXT NOT NULL CHECK(reason IN"
+                    " ('camera_down','recorder_start','recorder_stop','disk_full','clock_step','timestamp_jump',"
+                    "'corrupt_input','crash')), detail TEXT NOT NULL DEFAULT '', created_us INTEGER NOT NULL);"
+                    "CREATE INDEX gaps_camera_start ON gaps(camera_id, start_us);"
+                    "CREATE TABLE supervisor_slots(name TEXT PRIMARY KEY, port INTEGER NOT NULL, pid INTEGER NOT NULL"
+                    " DEFAULT 0, instance_id TEXT NOT NULL, binary TEXT NOT NULL DEFAULT '', version TEXT NOT NULL"
+                    " DEFAULT '', state TEXT NOT NULL DEFAULT 'stopped', active INTEGER NOT NULL DEFAULT 0,"
+                    " started_us INTEGER NOT NULL DEFAULT 0, updated_us INTEGER NOT NULL);"
+                    "CREATE TABLE deploys(id INTEGER PRIMARY KEY, started_us INTEGER NOT NULL, finished_us INTEGER"
+                    " NOT NULL DEFAULT 0, from_slot TEXT NOT NULL, to_slot TEXT NOT NULL, binary TEXT NOT NULL,"
+                    " version TEXT NOT NULL DEFAULT '', result TEXT NOT NULL DEFAULT 'running', reason TEXT NOT NULL"
+                    " DEFAULT '');"
+                    "INSERT INTO gaps(camera_id, instance_id, start_us, end_us, reason, detail, created_us)"
+                    " VALUES('cam1', 'a-1', 5, 9, 'camera_down', 'old', 1);"
+                    "INSERT INTO video_segments(camera_id, instance_id, path, segment_num, start_us, end_us, status,"
+                    " time_source, created_us, updated_us) VALUES('cam1', 'a-1', '/r/old.mp4', 1, 5, 9, 'complete',"
+                    " 'rtcp', 1, 1);"
+                    "PRAGMA user_version = 2");
+        sqlite3_close(s);
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(path_int(fx->path, "PRAGMA user_version"), 3);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM gaps WHERE detail = 'old'"), 1);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM video_segments WHERE video_codec = '' AND "
+                                            "width = 0"),
+                         1);
+        assert_int_equal(db_gap_insert(db, "cam1", "a-1", 10, 11, "packet_loss", "3 RTP packets lost", 2), 0);
+        assert_int_equal(db_gap_insert(db, "cam1", "a-1", 12, 13, "handover", "", 2), 0);
+        assert_int_equal(db_gap_insert(db, "cam1", "a-1", 12, 13, "gremlins", "", 2), -EINVAL);
+        assert_int_equal(db_gaps_range(db, "cam1", 0, 100, 100, 0, list_gap, &l), 0);
+        assert_int_equal(l.n, 3);
+        assert_string_equal(l.paths[1], "cam1:packet_loss");
+        seg = seg_make("cam1", "/r/new.mp4", T0_US, T0_US);
+        seg.video_codec = "hevc";
+        seg.width = 1280;
+        seg.height = 720;
+        seg.audio_codec = "flac";
+        assert_int_equal(db_segment_begin(db, &seg, &id), 0);
+        assert_int_equal(path_int(fx->path, "SELECT count(*) FROM video_segments WHERE video_codec = 'hevc' AND "
+                                            "width = 1280 AND height = 720 AND audio_codec = 'flac'"),
+                         1);
+        db_close(db);
+}
+
 static void test_camera_upsert(void **state)
 {
         struct fixture *fx = *state;
@@ -772,6 +838,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_migrates_empty_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_migration_3_keeps_rows_and_widens_gap_reasons, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reopen_is_idempotent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_newer_schema_opens, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shrunk_schema_refused, setup, teardown),
