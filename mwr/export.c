@@ -31,14 +31,17 @@
 #define EXPORT_IO_BUFFER (256 * 1024)
 
 struct export_ctx {
-        AVFormatContext *oc;
-        int fd;               /* the .part file, created O_EXCL; the output goes through it */
-        char *tmp_path;
+        AVFormatContext *oc;  /* the part being written */
+        int fd;               /* its .part file, created O_EXCL; the output goes through it */
+        char tmp_path[EXPORT_PATH_MAX + 8];
+        const char *out_path;
         int vo, ao;           /* output stream indexes; ao is -1 without audio */
         int nls;              /* NAL length size of the output's video sample entry */
-        int64_t origin_us;    /* output clock of output time 0 */
+        int64_t origin_us;    /* output clock of the part's time 0 */
         int64_t last_dts[2];  /* per output stream, its own time base */
         int64_t last_audio_dur;
+        int64_t audio_end_us; /* output clock where the audio written so far ends (INT64_MIN: none) */
+        int64_t audio_step_us;/* the last piece's audio packet length, for a piece that cannot tell */
         size_t total;         /* frames to write, for progress */
         int64_t next_progress_us;
         export_progress_cb cb;
@@ -61,6 +64,7 @@ struct piece_span {
         int64_t lead_us;          /* lowest DTS clock of the video packets copied */
         int64_t start_us, end_us; /* presentation span of its frames; audio inside it is copied */
         int64_t frame_us;         /* the file's frame duration, for packets that carry none */
+        int64_t audio_frame_us;   /* its audio packets' length (0: unknown); MP4's are read without one */
 };
 
 static int av_to_errno(int e)
@@ -176,25 +180,43 @@ static int piece_scan(struct export_ctx *x, const struct export_piece *p, struct
         size_t seen = 0; /* pictures read */
         int r;
 
-        *sp = (struct piece_span){ INT64_MAX, INT64_MAX, INT64_MIN, DEFAULT_FRAME_US };
+        int64_t last_a = INT64_MIN, last_d = INT64_MIN, min_d = INT64_MAX;
+
+        *sp = (struct piece_span){ INT64_MAX, INT64_MAX, INT64_MIN, DEFAULT_FRAME_US, 0 };
         if (!pkt)
                 return fail(x, -ENOMEM, "%s: out of memory", p->path);
         if ((r = input_open(x, p, &in)) < 0)
                 goto out;
-        in.a = -1;
         input_select(&in);
         while (seen <= p->last && (r = read_packet(x, &in, pkt)) > 0) {
                 AVRational tb = in.ic->streams[in.v]->time_base;
                 bool pic;
 
+                /* the mov demuxer gives no packet durations: the least spacing is one */
+                if (pkt->stream_index == in.a && pkt->pts != AV_NOPTS_VALUE) {
+                        int64_t a = av_rescale_q(pkt->pts, in.ic->streams[in.a]->time_base, AV_TIME_BASE_Q);
+
+                        if (last_a != INT64_MIN && a > last_a && (sp->audio_frame_us == 0 || a - last_a < sp->audio_frame_us))
+                                sp->audio_frame_us = a - last_a;
+                        last_a = a;
+                }
                 /* as the frame index does: a packet without pts is not a frame */
                 if (pkt->stream_index != in.v || pkt->pts == AV_NOPTS_VALUE) {
                         av_packet_unref(pkt);
                         continue;
                 }
                 pic = is_picture(&in, pkt);
+                if (pic && pkt->dts != AV_NOPTS_VALUE) {
+                        int64_t d = av_rescale_q(pkt->dts, tb, AV_TIME_BASE_Q);
+
+                        if (last_d != INT64_MIN && d > last_d && d - last_d < min_d)
+                                min_d = d - last_d;
+                        last_d = d;
+                }
                 if (pkt->duration > 0 && pic)
                         sp->frame_us = av_rescale_q(pkt->duration, tb, AV_TIME_BASE_Q);
+                else if (pic && min_d != INT64_MAX)
+                        sp->frame_us = min_d;
                 if (seen >= p->first) {
                         int64_t d_us = clock_of(p, pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts, tb);
 
@@ -224,6 +246,38 @@ out:
 
 /* Creates the output's streams from the first piece's file and writes the
  * header: video, then its audio if the mp4 muxer takes that codec. */
+static int part_tmp_path(struct export_ctx *x, size_t k)
+{
+        char path[EXPORT_PATH_MAX];
+
+        if (export_part_path(x->out_path, k, path, sizeof(path)) < 0 ||
+            snprintf(x->tmp_path, sizeof(x->tmp_path), "%s.part", path) >= (int)sizeof(x->tmp_path))
+                return fail(x, -ENAMETOOLONG, "%s: name too long for part %zu", x->out_path, k + 1);
+        snprintf(x->st.parts[k].path, sizeof(x->st.parts[k].path), "%s", path);
+        return 0;
+}
+
+/* The next part's file: a stale .part is a dead export's, ours is created
+ * fresh, never shared. */
+static int part_create(struct export_ctx *x)
+{
+        size_t k = x->st.n_parts;
+        int e;
+
+        if (k == EXPORT_MAX_PARTS)
+                return fail(x, -E2BIG, "%s: the stream changes more than %d times in the range: export a shorter one",
+                            x->out_path, EXPORT_MAX_PARTS - 1);
+        if ((e = part_tmp_path(x, k)) < 0)
+                return e;
+        if (unlink(x->tmp_path) < 0 && errno != ENOENT)
+                return fail(x, -errno, "%s: cannot remove: %s", x->tmp_path, strerror(errno));
+        x->fd = open(x->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (x->fd < 0)
+                return fail(x, -errno, "%s: cannot create: %s", x->tmp_path, strerror(errno));
+        x->st.n_parts++;
+        return 0;
+}
+
 static int output_open(struct export_ctx *x, const struct input *in)
 {
         const AVStream *iv = in->ic->streams[in->v];
@@ -231,6 +285,12 @@ static int output_open(struct export_ctx *x, const struct input *in)
         AVStream *os;
         int e;
 
+        if ((e = part_create(x)) < 0)
+                return e;
+        x->last_dts[0] = x->last_dts[1] = INT64_MIN;
+        x->st.parts[x->st.n_parts - 1].width = iv->codecpar->width;
+        x->st.parts[x->st.n_parts - 1].height = iv->codecpar->height;
+        x->st.parts[x->st.n_parts - 1].codec = avcodec_get_name(iv->codecpar->codec_id);
         e = avformat_alloc_output_context2(&x->oc, NULL, "mp4", x->tmp_path);
         if (e < 0)
                 return fail_av(x, e, x->tmp_path, "cannot set up the mp4 muxer");
@@ -252,6 +312,9 @@ static int output_open(struct export_ctx *x, const struct input *in)
                 os->time_base = ia->codecpar->sample_rate > 0 ? (AVRational){ 1, ia->codecpar->sample_rate }
                                                               : ia->time_base;
                 x->ao = os->index;
+                /* G.711 is recorded as FLAC: standard in MP4, "experimental" to ffmpeg 5.1 */
+                if (ia->codecpar->codec_id == AV_CODEC_ID_FLAC)
+                        x->oc->strict_std_compliance = FF_COMPLIANCE_EXPERIMENTAL;
         }
         if (avio_fd_open(&x->fd, EXPORT_IO_BUFFER, &x->oc->pb) < 0)
                 return fail(x, -ENOMEM, "%s: out of memory", x->tmp_path);
@@ -264,16 +327,20 @@ static int output_open(struct export_ctx *x, const struct input *in)
         return 0;
 }
 
-/* Pieces after the first must fit the sample entry the output already has. */
-static int input_check(struct export_ctx *x, struct input *in)
+/* Can this piece's video go on in the part being written (one sample entry)? */
+static bool video_fits(const struct export_ctx *x, const struct input *in)
 {
         const AVCodecParameters *want = x->oc->streams[x->vo]->codecpar, *have = in->ic->streams[in->v]->codecpar;
 
-        if (have->codec_id != want->codec_id || have->width != want->width || have->height != want->height ||
-            in->nls != x->nls)
-                return fail(x, -EMEDIUMTYPE, "%s: video is %s %dx%d, the export started with %s %dx%d", in->p->path,
-                            avcodec_get_name(have->codec_id), have->width, have->height,
-                            avcodec_get_name(want->codec_id), want->width, want->height);
+        return have->codec_id == want->codec_id && have->width == want->width && have->height == want->height &&
+               in->nls == x->nls;
+}
+
+/* The piece's audio must fit the output's track, else the piece is silent. */
+static int input_check(struct export_ctx *x, struct input *in)
+{
+        const AVCodecParameters *want, *have;
+
         if (in->a >= 0 && x->ao >= 0) {
                 want = x->oc->streams[x->ao]->codecpar;
                 have = in->ic->streams[in->a]->codecpar;
@@ -334,23 +401,74 @@ static int write_packet(struct export_ctx *x, const struct input *in, AVPacket *
  * order, so nothing more of it belongs to the piece. */
 static int copy_audio(struct export_ctx *x, const struct input *in, AVPacket *pkt, const struct piece_span *sp)
 {
-        int64_t t_us, t;
+        AVRational tb = in->ic->streams[in->a]->time_base;
+        int64_t t_us, lo, dur_us;
         int e;
 
         if (pkt->pts == AV_NOPTS_VALUE)
                 return 0;
-        t_us = clock_of(in->p, pkt->pts, in->ic->streams[in->a]->time_base);
+        t_us = clock_of(in->p, pkt->pts, tb);
         if (t_us >= sp->end_us)
                 return 1;
-        if (t_us < sp->start_us)
+        dur_us = pkt->duration > 0      ? av_rescale_q(pkt->duration, tb, AV_TIME_BASE_Q)
+                 : sp->audio_frame_us > 0 ? sp->audio_frame_us
+                                          : x->audio_step_us;
+        /* on from where the sound written so far ends; the first piece's from its first picture */
+        lo = x->audio_end_us != INT64_MIN ? x->audio_end_us : sp->start_us;
+        if (t_us + dur_us / 2 < lo)
                 return 0;
-        t = av_rescale_q(t_us - x->origin_us, AV_TIME_BASE_Q, x->oc->streams[x->ao]->time_base);
-        if (x->last_dts[x->ao] != INT64_MIN && t < x->last_dts[x->ao] + x->last_audio_dur / 2)
-                return 0;
-        if ((e = write_packet(x, in, pkt, x->ao, 0)) < 0)
+        if ((e = write_packet(x, in, pkt, x->ao, dur_us)) < 0)
                 return e;
+        if (sp->audio_frame_us > 0)
+                x->audio_step_us = sp->audio_frame_us; /* for a file with a single audio packet */
+        x->audio_end_us = t_us + dur_us;
         x->st.audio_packets++;
         return 0;
+}
+
+/* Trailer (faststart moves the moov to the front here), then the data is
+ * made durable; the name appears only when the whole export is done. */
+static int part_finish(struct export_ctx *x)
+{
+        int e = av_write_trailer(x->oc);
+
+        if (e < 0)
+                return fail_av(x, e, x->tmp_path, "cannot write the trailer");
+        avio_flush(x->oc->pb);
+        if (x->oc->pb->error < 0)
+                return fail_av(x, x->oc->pb->error, x->tmp_path, "cannot write");
+        if (fsync(x->fd) < 0)
+                return fail(x, -errno, "%s: fsync: %s", x->tmp_path, strerror(errno));
+        return 0;
+}
+
+static void output_free(struct export_ctx *x)
+{
+        if (x->oc) {
+                avio_fd_close(&x->oc->pb);
+                avformat_free_context(x->oc);
+                x->oc = NULL;
+        }
+        if (x->fd >= 0)
+                close(x->fd);
+        x->fd = -1;
+}
+
+/* The piece's video starts the export, or a new part when it cannot go on
+ * in the current one: the output's clock starts again at the piece. */
+static int part_for_piece(struct export_ctx *x, const struct input *in, const struct piece_span *sp)
+{
+        int e;
+
+        if (x->oc && video_fits(x, in))
+                return 0;
+        if (x->oc) {
+                if ((e = part_finish(x)) < 0)
+                        return e;
+                output_free(x);
+        }
+        x->origin_us = sp->lead_us; /* the first DTS is 0, none is negative */
+        return output_open(x, in);
 }
 
 /* Pass two: copies frames [first, last] (with the packets without a picture
@@ -359,6 +477,7 @@ static int piece_copy(struct export_ctx *x, const struct export_piece *p, const 
 {
         struct input in;
         AVPacket *pkt = av_packet_alloc();
+        struct export_part *part;
         size_t seen = 0;
         bool audio_done = false;
         int r;
@@ -367,10 +486,9 @@ static int piece_copy(struct export_ctx *x, const struct export_piece *p, const 
                 return fail(x, -ENOMEM, "%s: out of memory", p->path);
         if ((r = input_open(x, p, &in)) < 0)
                 goto out;
-        if (!x->oc && (r = output_open(x, &in)) < 0)
+        if ((r = part_for_piece(x, &in, sp)) < 0 || (r = input_check(x, &in)) < 0)
                 goto out;
-        if ((r = input_check(x, &in)) < 0)
-                goto out;
+        part = &x->st.parts[x->st.n_parts - 1];
         input_select(&in);
         audio_done = in.a < 0;
         while ((seen <= p->last || !audio_done) && (r = read_packet(x, &in, pkt)) > 0) {
@@ -386,6 +504,11 @@ static int piece_copy(struct export_ctx *x, const struct export_piece *p, const 
                                                 x->st.first_us = t_us;
                                         if (x->st.frames == 0 || t_us > x->st.last_us)
                                                 x->st.last_us = t_us;
+                                        if (part->frames == 0 || t_us < part->first_us)
+                                                part->first_us = t_us;
+                                        if (part->frames == 0 || t_us > part->last_us)
+                                                part->last_us = t_us;
+                                        part->frames++;
                                         x->st.frames++;
                                         progress(x);
                                 }
@@ -406,36 +529,6 @@ out:
         return r < 0 ? r : 0;
 }
 
-/* Trailer (faststart moves the moov to the front here), then the data is
- * made durable before the name appears. */
-static int output_finish(struct export_ctx *x, const char *out_path)
-{
-        int e = av_write_trailer(x->oc);
-
-        if (e < 0)
-                return fail_av(x, e, x->tmp_path, "cannot write the trailer");
-        avio_flush(x->oc->pb);
-        if (x->oc->pb->error < 0)
-                return fail_av(x, x->oc->pb->error, x->tmp_path, "cannot write");
-        if (fsync(x->fd) < 0)
-                return fail(x, -errno, "%s: fsync: %s", x->tmp_path, strerror(errno));
-        if (rename(x->tmp_path, out_path) < 0)
-                return fail(x, -errno, "%s: cannot rename to %s: %s", x->tmp_path, out_path, strerror(errno));
-        return 0;
-}
-
-static void output_free(struct export_ctx *x)
-{
-        if (x->oc) {
-                avio_fd_close(&x->oc->pb);
-                avformat_free_context(x->oc);
-                x->oc = NULL;
-        }
-        if (x->fd >= 0)
-                close(x->fd);
-        x->fd = -1;
-}
-
 static int check_args(struct export_ctx *x, const struct export_piece *pieces, size_t n, const char *out_path)
 {
         if (n == 0 || !pieces)
@@ -453,54 +546,85 @@ static int check_args(struct export_ctx *x, const struct export_piece *pieces, s
         return 0;
 }
 
+int export_part_path(const char *out_path, size_t k, char *buf, size_t len)
+{
+        const char *slash = strrchr(out_path, '/'), *dot = strrchr(out_path, '.');
+        int n;
+
+        if (k == 0)
+                n = snprintf(buf, len, "%s", out_path);
+        else if (dot && (!slash || dot > slash + 1)) /* OUT.mp4 -> OUT.2.mp4 */
+                n = snprintf(buf, len, "%.*s.%zu%s", (int)(dot - out_path), out_path, k + 1, dot);
+        else
+                n = snprintf(buf, len, "%s.%zu", out_path, k + 1);
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Every part, finished, gets its name. */
+static int parts_publish(struct export_ctx *x)
+{
+        for (size_t k = 0; k < x->st.n_parts; k++) {
+                char tmp[EXPORT_PATH_MAX + 8];
+
+                snprintf(tmp, sizeof(tmp), "%s.part", x->st.parts[k].path);
+                if (rename(tmp, x->st.parts[k].path) < 0)
+                        return fail(x, -errno, "%s: cannot rename to %s: %s", tmp, x->st.parts[k].path,
+                                    strerror(errno));
+        }
+        return 0;
+}
+
+static void parts_remove(struct export_ctx *x)
+{
+        for (size_t k = 0; k < x->st.n_parts; k++) {
+                char tmp[EXPORT_PATH_MAX + 8];
+
+                snprintf(tmp, sizeof(tmp), "%s.part", x->st.parts[k].path);
+                unlink(tmp);
+        }
+}
+
 int export_write(const struct export_piece *pieces, size_t n, const char *out_path, export_progress_cb cb,
                  void *ctx, char *err, size_t errlen, struct export_stats *st)
 {
-        struct export_ctx x = { .fd = -1, .vo = -1, .ao = -1, .last_dts = { INT64_MIN, INT64_MIN },
-                                .cb = cb, .cb_ctx = ctx, .err = err, .errlen = errlen };
+        struct export_ctx *x = calloc(1, sizeof(*x)); /* the part list is large */
         int r;
 
         if (err && errlen > 0)
                 err[0] = '\0';
-        if ((r = check_args(&x, pieces, n, out_path)) < 0)
-                goto out;
-        if (asprintf(&x.tmp_path, "%s.part", out_path) < 0) {
-                x.tmp_path = NULL;
-                r = fail(&x, -ENOMEM, "%s: out of memory", out_path);
-                goto out;
+        if (!x) {
+                if (err && errlen > 0)
+                        snprintf(err, errlen, "%s: out of memory", out_path ? out_path : "export");
+                return -ENOMEM;
         }
-        /* a stale .part is a dead export's: ours is created fresh, never shared */
-        if (unlink(x.tmp_path) < 0 && errno != ENOENT) {
-                r = fail(&x, -errno, "%s: cannot remove: %s", x.tmp_path, strerror(errno));
+        *x = (struct export_ctx){ .fd = -1, .vo = -1, .ao = -1, .last_dts = { INT64_MIN, INT64_MIN },
+                                  .audio_end_us = INT64_MIN, .cb = cb, .cb_ctx = ctx, .err = err, .errlen = errlen,
+                                  .out_path = out_path };
+        if ((r = check_args(x, pieces, n, out_path)) < 0)
                 goto out;
-        }
-        x.fd = open(x.tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (x.fd < 0) {
-                r = fail(&x, -errno, "%s: cannot create: %s", x.tmp_path, strerror(errno));
-                goto out;
-        }
-        x.next_progress_us = now_mono_us() + PROGRESS_EVERY_US;
+        x->next_progress_us = now_mono_us() + PROGRESS_EVERY_US;
         for (size_t i = 0; i < n; i++) {
                 struct piece_span sp;
 
-                if ((r = piece_scan(&x, &pieces[i], &sp)) < 0)
+                if ((r = piece_scan(x, &pieces[i], &sp)) < 0)
                         goto out;
-                if (i == 0)
-                        x.origin_us = sp.lead_us; /* the first DTS is 0, none is negative */
-                if ((r = piece_copy(&x, &pieces[i], &sp)) < 0)
+                if ((r = piece_copy(x, &pieces[i], &sp)) < 0)
                         goto out;
-                x.st.pieces++;
+                x->st.pieces++;
         }
-        if ((r = output_finish(&x, out_path)) < 0)
+        if ((r = part_finish(x)) < 0)
+                goto out;
+        output_free(x);
+        if ((r = parts_publish(x)) < 0)
                 goto out;
         if (cb)
-                cb(x.total, x.total, ctx);
+                cb(x->total, x->total, ctx);
 out:
-        output_free(&x);
-        if (r < 0 && x.tmp_path)
-                unlink(x.tmp_path);
-        free(x.tmp_path);
+        output_free(x);
+        if (r < 0)
+                parts_remove(x);
         if (st)
-                *st = x.st;
+                *st = x->st;
+        free(x);
         return r;
 }

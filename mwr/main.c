@@ -386,10 +386,24 @@ static int cmd_export(struct db *db, const struct args *a)
                 view_free(&v);
                 return 1;
         }
-        if (!a->quiet)
+        if (!a->quiet && st.n_parts == 1)
                 fprintf(stderr, "mwr export: wrote %s: %zu frames, %.3f s, %zu gaps, %zu instance switches\n",
                         a->out, st.frames, (double)(st.last_us - st.first_us) / 1e6, v.r.n_holes,
                         v.r.switches);
+        if (!a->quiet && st.n_parts > 1) {
+                fprintf(stderr, "mwr export: the camera changed its stream in the range: wrote %zu files, one per "
+                        "stream (%zu frames, %zu gaps, %zu instance switches in all):\n",
+                        st.n_parts, st.frames, v.r.n_holes, v.r.switches);
+                for (size_t k = 0; k < st.n_parts; k++) {
+                        const struct export_part *pt = &st.parts[k];
+                        char t1[TIMEFMT_RFC3339_MAX], t2[TIMEFMT_RFC3339_MAX];
+
+                        timefmt_rfc3339(pt->first_us, t1);
+                        timefmt_rfc3339(pt->last_us, t2);
+                        fprintf(stderr, "mwr export: wrote %s: %s %dx%d, %zu frames, %s .. %s\n", pt->path, pt->codec,
+                                pt->width, pt->height, pt->frames, t1, t2);
+                }
+        }
         view_free(&v);
         return 0;
 }
