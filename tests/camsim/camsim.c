@@ -12,7 +12,7 @@
  * --encoders encoders round-robin (default 1: cheap, and the SEI still makes
  * every camera's payload unique).  Personalities (opts.h) change how the
  * stream looks and how the server talks; faults come over the control port
- * (control.h).  Invariant: camera->src/asrc are only touched under
+ * (control.h).  Invariant: camera->src/asrc/msrc are only touched under
  * camera->lock. */
 #include "aacpay.h"
 #include "audiocode.h"
@@ -49,7 +49,7 @@ struct camera {
         int index;
         struct encoder *enc;
         GMutex lock;                /* guards everything below */
-        GstElement *src, *asrc;     /* appsrcs of the live shared media, or NULL */
+        GstElement *src, *asrc, *msrc; /* appsrcs of the live shared media, or NULL */
         GstClockTime outage_until;  /* no frames or sound before this monotonic time */
         gboolean resume_at_key;     /* after an outage: restart at a keyframe, as a rebooted camera does */
         unsigned corrupt_left;      /* frames still to send as garbage */
@@ -325,6 +325,30 @@ static void camera_send_audio(struct camsim *cs, struct camera *cam, GstBuffer *
         gst_object_unref(src);
 }
 
+/* --metadata: an event document with each keyframe, as ONVIF cameras send
+ * on a stream of their own (application data: a recorder must name it, it
+ * cannot record it as footage). */
+static void camera_send_metadata(struct camsim *cs, struct camera *cam, guint32 n)
+{
+        GstClockTime due = cs->start_ns + (GstClockTime)n * cs->frame_ns, base;
+        GstElement *src = NULL;
+        gchar *xml;
+        GstBuffer *buf;
+
+        g_mutex_lock(&cam->lock);
+        if (due >= cam->outage_until && cam->msrc)
+                src = gst_object_ref(cam->msrc);
+        g_mutex_unlock(&cam->lock);
+        if (!(src = playing_src(src, due, &base)))
+                return;
+        xml = g_strdup_printf("<tt:MetadataStream><tt:Event camera=\"%s\" frame=\"%u\"/></tt:MetadataStream>",
+                              cam->id, n);
+        buf = gst_buffer_new_wrapped(xml, strlen(xml));
+        GST_BUFFER_PTS(buf) = due - base;
+        gst_app_src_push_buffer(GST_APP_SRC(src), buf);
+        gst_object_unref(src);
+}
+
 /* Keep the latest SPS and PPS (they change with the resolution), so each
  * new media's SDP carries them (sprop-parameter-sets) as real cameras' do. */
 static void encoder_note_sprop(struct encoder *e, const guint8 *p, gsize len)
@@ -394,9 +418,12 @@ static GstFlowReturn on_encoded(GstAppSink *sink, gpointer data)
                 if (key && !is_hevc(e->cs))
                         encoder_note_sprop(e, map.data, map.size);
                 if (map.size <= AU_MAX_BYTES)
-                        for (int i = 0; i < e->ncams; i++)
+                        for (int i = 0; i < e->ncams; i++) {
                                 camera_send(e->cs, e->cams[i], map.data, map.size, key, n,
                                             dts != GST_CLOCK_TIME_NONE && dts < pts ? pts - dts : 0);
+                                if (key && e->cs->o.metadata)
+                                        camera_send_metadata(e->cs, e->cams[i], n);
+                        }
                 gst_buffer_unmap(buf, &map);
         }
         gst_sample_unref(sample);
@@ -653,16 +680,21 @@ static void on_media_unprepared(GstRTSPMedia *media, gpointer data)
         GstElement *bin = gst_rtsp_media_get_element(media);
         GstElement *src = gst_bin_get_by_name(GST_BIN(bin), "src");
         GstElement *asrc = gst_bin_get_by_name(GST_BIN(bin), "asrc");
+        GstElement *msrc = gst_bin_get_by_name(GST_BIN(bin), "msrc");
 
         g_mutex_lock(&cam->lock);
         if (cam->src == src)
                 g_clear_pointer(&cam->src, gst_object_unref);
         if (asrc && cam->asrc == asrc)
                 g_clear_pointer(&cam->asrc, gst_object_unref);
+        if (msrc && cam->msrc == msrc)
+                g_clear_pointer(&cam->msrc, gst_object_unref);
         g_mutex_unlock(&cam->lock);
         gst_object_unref(src);
         if (asrc)
                 gst_object_unref(asrc);
+        if (msrc)
+                gst_object_unref(msrc);
         gst_object_unref(bin);
 }
 
@@ -814,6 +846,7 @@ static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media
         GstElement *bin = gst_rtsp_media_get_element(media);
         GstElement *src = gst_bin_get_by_name(GST_BIN(bin), "src");
         GstElement *asrc = gst_bin_get_by_name(GST_BIN(bin), "asrc");
+        GstElement *msrc = gst_bin_get_by_name(GST_BIN(bin), "msrc");
 
         if (asrc) {
                 g_mutex_lock(&cs->aenc.lock);
@@ -827,6 +860,9 @@ static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media
         if (cam->asrc)
                 gst_object_unref(cam->asrc);
         cam->asrc = asrc;
+        if (cam->msrc)
+                gst_object_unref(cam->msrc);
+        cam->msrc = msrc;
         cam->media_count++;
         /* a new stream begins at a keyframe, so its SDP carries the parameter
          * sets (rtph265pay learns them from the stream) */
@@ -871,6 +907,9 @@ static gchar *media_launch(const struct opts *o)
                 g_string_append_printf(s, "%s min-ptime=%" G_GINT64_FORMAT " max-ptime=%" G_GINT64_FORMAT, pay, ptime,
                                        ptime);
         }
+        if (o->metadata)
+                g_string_append(s, " appsrc name=msrc is-live=true format=time "
+                                   "caps=application/x-camsim-metadata ! rtpgstpay name=pay2 pt=98");
         g_string_append(s, " )");
         return g_string_free(s, FALSE);
 }

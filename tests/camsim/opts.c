@@ -10,7 +10,7 @@
 enum {
         O_CAMERAS = 256, O_WIDTH, O_HEIGHT, O_FPS, O_BITRATE, O_GOP, O_ENCODERS, O_PORT, O_CONTROL_PORT, O_BIND,
         O_CODEC, O_BFRAMES, O_AUDIO, O_AUDIO_RATE, O_AUDIO_FPP, O_NO_RTCP, O_SR_DELAY, O_RANGE_OFFSET,
-        O_TRANSPORT, O_RES_CHANGE, O_RTP_TS_START, O_LOSS, O_SEED, O_HELP, O_VERSION,
+        O_TRANSPORT, O_RES_CHANGE, O_RTP_TS_START, O_LOSS, O_SEED, O_METADATA, O_HELP, O_VERSION,
 };
 
 void camsim_usage(FILE *f)
@@ -40,6 +40,7 @@ void camsim_usage(FILE *f)
                 "  --rtp-ts-start N   first RTP timestamp (e.g. 4294000000 wraps in 11 s)\n"
                 "  --loss PERCENT     drop that share of RTP packets at random\n"
                 "  --seed N           seed of the loss (default 1)\n"
+                "  --metadata         a third stream of ONVIF-style XML events (application data)\n"
                 "On start prints one line: 'camsim ready rtsp_port=P control_port=C cameras=N ...'.\n"
                 "Control commands (one per line): outage CAM|all SECONDS, drop [CAM|all],\n"
                 "corrupt CAM|all FRAMES, status.  SIGUSR1 drops every session.\n",
@@ -185,6 +186,7 @@ static int parse_one(FILE *err, int c, const char *arg, int argc, char **argv, s
                 o->rtp_ts_start = l;
                 return r;
         case O_LOSS: return parse_double(err, "loss", arg, 0, 50, &o->loss_pct);
+        case O_METADATA: o->metadata = true; return 0;
         case O_SEED:
                 r = parse_int(err, "seed", arg, 0, 4294967295L, &l);
                 o->seed = (uint32_t)l;
@@ -242,6 +244,7 @@ int camsim_opts_parse(int argc, char **argv, struct opts *o, FILE *err)
                 { "rtp-ts-start", required_argument, NULL, O_RTP_TS_START },
                 { "loss", required_argument, NULL, O_LOSS },
                 { "seed", required_argument, NULL, O_SEED },
+                { "metadata", no_argument, NULL, O_METADATA },
                 { "help", no_argument, NULL, O_HELP },
                 { "version", no_argument, NULL, O_VERSION },
                 { 0 }

@@ -38,6 +38,7 @@ struct opts {
         int res_width, res_height;  /* the picture after the change */
         int64_t rtp_ts_start;       /* < 0: random (GStreamer's default) */
         double loss_pct;            /* RTP packets dropped at random, per stream */
+        bool metadata;              /* a third stream of ONVIF-style XML events: data, not footage */
         uint32_t seed;              /* for the loss */
 };
 

@@ -69,10 +69,10 @@ static void test_personalities(void **state)
         assert_true(o.play_range_offset && o.udp_only);
         assert_true(o.rtp_ts_start == 4294000000LL);
         assert_true(o.loss_pct > 2.49 && o.loss_pct < 2.51);
-        assert_int_equal(parse(&o, err, sizeof(err), "--audio", "pcmu", "--no-rtcp", (char *)NULL), 0);
+        assert_int_equal(parse(&o, err, sizeof(err), "--audio", "pcmu", "--no-rtcp", "--metadata", (char *)NULL), 0);
         assert_int_equal(o.audio, CAMSIM_AUDIO_PCMU);
         assert_int_equal(o.audio_rate, 8000);
-        assert_true(o.no_rtcp);
+        assert_true(o.no_rtcp && o.metadata);
 }
 
 /* The issue spells it "--resolution-change-at SECONDS WxH": two words, or one. */
