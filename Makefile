@@ -70,7 +70,7 @@ $(BUILD)/obj/proxy-config/%.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_JSON))
 COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $(BUILD)/obj/common/timefmt.o \
                $(BUILD)/obj/common/fsutil.o $(BUILD)/obj/common/fmp4_index.o
 CONTINUITY_OBJS := $(addprefix $(BUILD)/obj/continuity/,matcher.o timeline.o loader.o)
-WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment_writer.o timeline.o \
+WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment.o segment_writer.o timeline.o \
                  stream_params.o audio_transcode.o \
                  index_writer.o recovery.o fmp4_repair.o disk_guard.o \
                  status.o http.o http_query.o hls.o) $(COMMON_OBJS) $(BUILD)/obj/common/avio_fd.o \

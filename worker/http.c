@@ -137,6 +137,27 @@ static enum MHD_Result api_health(struct http_server *h, struct MHD_Connection *
         return reply_json(h, c, s->http_code, j);
 }
 
+/* "#2 audio g726 (no decoder), #3 data none (not audio or video)" as a list. */
+static cJSON *unrecorded_json(const char *list)
+{
+        cJSON *a = cJSON_CreateArray();
+        const char *p = list;
+
+        while (p && *p) {
+                const char *end = strstr(p, ", #");
+                size_t len = end ? (size_t)(end - p) : strlen(p);
+
+                char *v = strndup(p, len);
+
+                if (v) {
+                        cJSON_AddItemToArray(a, cJSON_CreateString(v));
+                        free(v);
+                }
+                p = end ? end + 2 : NULL;
+        }
+        return a;
+}
+
 static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection *c, const struct status_snapshot *s)
 {
         cJSON *arr = cJSON_CreateArray();
@@ -155,6 +176,13 @@ static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection 
                         cJSON_AddNullToObject(o, "last_frame_age_s");
                 else
                         cJSON_AddNumberToObject(o, "last_frame_age_s", k->last_frame_age_s);
+                cJSON_AddStringToObject(o, "time_source", k->time_source);
+                cJSON_AddStringToObject(o, "video_codec", k->video_codec);
+                cJSON_AddNumberToObject(o, "width", k->width);
+                cJSON_AddNumberToObject(o, "height", k->height);
+                cJSON_AddStringToObject(o, "audio_codec", k->audio_codec);
+                cJSON_AddNumberToObject(o, "rtp_packets_lost", (double)k->rtp_lost);
+                cJSON_AddItemToObject(o, "unrecorded_streams", unrecorded_json(k->unrecorded));
                 cJSON_AddItemToArray(arr, o);
         }
         return reply_json(h, c, 200, arr);
@@ -162,7 +190,7 @@ static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection 
 
 static char *metrics_text(struct http_server *h, const struct status_snapshot *s)
 {
-        size_t cap = 4096 + s->n_cameras * 3072, n = 0;
+        size_t cap = 8192 + s->n_cameras * 6144, n = 0;
         char *b = malloc(cap);
 
 #define M(...) (n += (size_t)snprintf(b + n, n < cap ? cap - n : 0, __VA_ARGS__))
@@ -223,6 +251,51 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
           "# TYPE mwr_gap_alerts_total counter\n");
         for (size_t i = 0; i < s->n_cameras; i++)
                 M("mwr_gap_alerts_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].gap_alerts);
+        M("# HELP mwr_camera_audio_packets_total Audio packets recorded.\n"
+          "# TYPE mwr_camera_audio_packets_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_audio_packets_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].audio_packets);
+        M("# HELP mwr_camera_audio_dropped_total Audio packets not recorded (before a session's first keyframe, "
+          "disk full).\n# TYPE mwr_camera_audio_dropped_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_audio_dropped_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].audio_dropped);
+        M("# HELP mwr_camera_audio_transcode_errors_total Audio packets the decoder refused (G.711 made FLAC).\n"
+          "# TYPE mwr_camera_audio_transcode_errors_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_audio_transcode_errors_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].audio_transcode_errors);
+        M("# HELP mwr_camera_stream_changes_total New parameter sets in band (a new segment each).\n"
+          "# TYPE mwr_camera_stream_changes_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_stream_changes_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].param_changes);
+        M("# HELP mwr_camera_rtp_packets_lost_total RTP sequence gaps (UDP loss).\n"
+          "# TYPE mwr_camera_rtp_packets_lost_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_rtp_packets_lost_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].rtp_lost);
+        M("# HELP mwr_camera_input_errors_total Packets the demuxer flagged corrupt.\n"
+          "# TYPE mwr_camera_input_errors_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_input_errors_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].input_errors);
+        M("# HELP mwr_camera_unrecorded_streams Streams of the camera's session that are not recorded.\n"
+          "# TYPE mwr_camera_unrecorded_streams gauge\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_unrecorded_streams{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].unrecorded_streams);
+        M("# HELP mwr_camera_rtcp_rejected_total Sessions whose RTCP clock was too far off ours (our clock used).\n"
+          "# TYPE mwr_camera_rtcp_rejected_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_rtcp_rejected_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].rtcp_rejected);
+        M("# HELP mwr_camera_rtcp_late_total Sessions timed without a sender report (receive clock).\n"
+          "# TYPE mwr_camera_rtcp_late_total counter\n");
+        for (size_t i = 0; i < s->n_cameras; i++)
+                M("mwr_camera_rtcp_late_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
+                  s->cameras[i].rtcp_late);
         M("# TYPE mwr_process_uptime_seconds gauge\nmwr_process_uptime_seconds %.3f\n", (double)s->uptime_us / 1e6);
         M("# TYPE mwr_process_resident_memory_bytes gauge\nmwr_process_resident_memory_bytes %" PRIu64 "\n",
           s->rss_bytes);
@@ -257,6 +330,10 @@ static int segment_json(const struct db_segment *s, void *ctx)
         cJSON_AddNumberToObject(o, "end_us", (double)s->end_us);
         add_time(o, "start", s->start_us);
         add_time(o, "end", s->end_us);
+        cJSON_AddStringToObject(o, "video_codec", s->video_codec ? s->video_codec : "");
+        cJSON_AddNumberToObject(o, "width", s->width);
+        cJSON_AddNumberToObject(o, "height", s->height);
+        cJSON_AddStringToObject(o, "audio_codec", s->audio_codec ? s->audio_codec : "");
         cJSON_AddNumberToObject(o, "frames", (double)s->frames);
         cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
         cJSON_AddStringToObject(o, "status", s->status);

@@ -94,6 +94,10 @@ static void db_segment_from(struct db_segment *d, const struct seg_info *s, int6
                                   .overlap_status = "unique",
                                   .time_source = s->time_source,
                                   .clock_offset_us = s->clock_offset_us,
+                                  .video_codec = s->video_codec,
+                                  .width = s->width,
+                                  .height = s->height,
+                                  .audio_codec = s->audio_codec,
                                   .pid = getpid(),
                                   .created_us = now_real_us(),
                                   .updated_us = now_real_us() };

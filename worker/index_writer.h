@@ -27,6 +27,9 @@ struct seg_info {
         const char *status;      /* "recording", "complete", "partial", "corrupt" */
         const char *time_source; /* "rtcp" or "receive" */
         int64_t clock_offset_us; /* camera time - local realtime */
+        char video_codec[16];    /* "h264" | "hevc" */
+        int width, height;
+        char audio_codec[16];    /* "" without sound */
 };
 
 struct index_writer_stats {

@@ -28,6 +28,7 @@
 #include "worker/disk_guard.h"
 #include "worker/http.h"
 #include "worker/status.h"
+#include "worker/timeline.h"
 #include "worker/index_writer.h"
 #include "worker/recorder.h"
 #include "worker/recovery.h"
@@ -295,6 +296,21 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
                 c->gap_s_disk_full = (double)atomic_load(&st->gap_us_disk_full) / 1e6;
                 c->gaps = atomic_load(&st->gaps);
                 c->gap_alerts = atomic_load(&st->gap_alerts);
+                c->audio_packets = atomic_load(&st->audio_packets);
+                c->audio_dropped = atomic_load(&st->audio_dropped);
+                c->audio_transcode_errors = atomic_load(&st->audio_transcode_errors);
+                c->param_changes = atomic_load(&st->param_changes);
+                c->rtp_lost = atomic_load(&st->rtp_lost);
+                c->input_errors = atomic_load(&st->input_errors);
+                c->unrecorded_streams = atomic_load(&st->unrecorded_streams);
+                c->rtcp_rejected = atomic_load(&st->rtcp_rejected);
+                c->rtcp_late = atomic_load(&st->rtcp_late);
+                c->time_source = timeline_source_name(atomic_load(&st->time_source));
+                c->width = atomic_load(&st->width);
+                c->height = atomic_load(&st->height);
+                recorder_codecs(w->slots[i].rec, c->video_codec, sizeof(c->video_codec), c->audio_codec,
+                                sizeof(c->audio_codec));
+                recorder_unrecorded(w->slots[i].rec, c->unrecorded, sizeof(c->unrecorded));
                 c->recording = atomic_load(&st->state) == RECORDER_RECORDING && atomic_load(&st->segment_has_key) &&
                                last && now - last < STATUS_FRESH_US && !s->disk_full;
                 {
@@ -457,6 +473,7 @@ int main(int argc, char **argv)
         sigaddset(&set, SIGPIPE);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         av_log_set_level(AV_LOG_ERROR);
+        recorder_log_init();
         avformat_network_init();
         setvbuf(stderr, NULL, _IOLBF, 0);
 

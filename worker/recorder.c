@@ -1,12 +1,22 @@
 /* recorder: one camera's thread (see recorder.h).  A session is one RTSP
- * connection: open, hold packets until the timeline is known, then write.
- * The current segment and its frame index belong to this thread alone; the
- * index writer gets copies.  Invariant: the DB row of a segment never counts
- * a frame that is not in a flushed fragment of its file. */
+ * connection: open, hold packets until the timeline is known (timeline.h),
+ * then write.  Video decides the boundaries: every keyframe ends a fragment,
+ * and a segment starts at a keyframe's decode time, after segment_seconds or
+ * when the stream's parameter sets change.  Sound is filed by its time, not
+ * by when it arrived, so that every fragment holds the audio of its own span
+ * (a playlist is whole fragments, from any instance's copy):
+ *   - audio ahead of the video waits until video has passed its time;
+ *   - audio behind it (a camera sends a packet after its last sample) is
+ *     waited for: a keyframe boundary is held, with the video after it,
+ *     until the sound reaches it (BOUNDARY_WAIT_US at most).
+ * On stop the session drains: frames shown before the last frame written
+ * (B-frames) are still read and written.  The current segment and its frame
+ * index belong to this thread alone; the index writer gets copies. */
 #include "worker/recorder.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -14,24 +24,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libavformat/avformat.h>
 #include <libavcodec/avcodec.h>
-#include <libavutil/time.h>
 
-#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/payload_hash.h"
 #include "common/time_util.h"
 #include "db/frame_index.h"
-#include "worker/fmp4_repair.h"
-#include "worker/segment_writer.h"
+#include "worker/audio_transcode.h"
+#include "worker/segment.h"
+#include "worker/stream_params.h"
 #include "worker/timeline.h"
 
-#define HOLD_MAX_PACKETS 2048            /* packets held while waiting for RTCP */
+#define HOLD_MAX_PACKETS 4096            /* packets held while waiting for RTCP... */
+#define HOLD_MAX_BYTES (16u << 20)       /* ...and their bytes: then decide without it */
 #define DEFAULT_FRAME_US (40 * USEC_PER_MSEC)
 #define BACKOFF_MIN_US (250 * USEC_PER_MSEC)
 #define GAP_MIN_FRAMES 1.5               /* a hole longer than this many frames is a gap */
@@ -39,15 +48,34 @@
 #define TEST_STALL_AFTER_FRAMES 100       /* MWR_TEST_STALL_CAMERA: hang after this many frames */
 #define TEARDOWN_US (500 * USEC_PER_MSEC) /* cameras with a session limit need their TEARDOWN */
 #define JUMP_MAX_US (2 * USEC_PER_SEC)    /* a timestamp step larger than this: new timeline */
+#define AUDIO_Q_MAX 256                   /* audio packets waiting for video to pass them */
+#define AUDIO_AHEAD_MAX_US (2 * USEC_PER_SEC) /* audio this far ahead of video goes out anyway */
+#define VIDEO_Q_MAX 128                  /* video held at a boundary, waiting for the sound... */
+#define BOUNDARY_WAIT_US (1 * USEC_PER_SEC) /* ...at most this much of it */
+#define DRAIN_MAX_US (700 * USEC_PER_MSEC) /* stop: how long to read the B-frames still due */
+/* a camera without an early sender report: later sessions wait only this */
+#define RTCP_WAIT_KNOWN_LATE_US (1 * USEC_PER_SEC)
+#define UNRECORDED_MAX 256
 
-struct segment {
-        struct segment_writer *w;
-        struct seg_ref *ref;
-        struct seg_info info;
-        struct fi_encoder fi;
-        int64_t frag_start_us;   /* camera time of the fragment's first packet */
-        int64_t flushed_frames, flushed_keyframes, flushed_end_us;
-        int64_t frames, keyframes, end_us;
+/* One recorded stream of a session.  rs[0] is the video. */
+struct rstream {
+        int index;                     /* input stream index: the packets' key in the segment writer */
+        bool video;
+        AVCodecParameters *par;        /* what segments are opened with (owned; video: follows the camera) */
+        AVRational tb;                 /* of the packets given to the segment writer */
+        struct audio_transcode *xcode; /* audio the MP4 muxer refuses, made FLAC */
+        char name[48];                 /* "h264", "aac", "flac (from pcm_alaw)" */
+};
+
+struct qaudio {
+        AVPacket *pkt;
+        int64_t t_us;
+        int pos;
+};
+
+struct qvideo {
+        AVPacket *pkt;
+        int64_t t_us, d_us;
 };
 
 struct recorder {
@@ -59,30 +87,61 @@ struct recorder {
         pthread_cond_t sleep_cond;
         struct recorder_stats stats;
         int64_t next_segment_num;
+        struct segment_ctx sctx;
+        pthread_mutex_t info_lock;       /* guards the two strings below */
+        char unrecorded[UNRECORDED_MAX]; /* what this session does not record */
+        char logged_unrecorded[UNRECORDED_MAX];
+        char video_name[48], audio_name[48];
 
         /* session state, this thread only */
         AVFormatContext *ic;
-        int streams[SEGMENT_MAX_STREAMS], n_streams, video;
+        struct rstream rs[SEGMENT_MAX_STREAMS];
+        int n_rs;
         int nal_length_size;
         int hevc;
         int64_t io_deadline_mono_us;
         struct timeline tl;
         AVPacket *held[HOLD_MAX_PACKETS];
-        int64_t held_recv_real_us[HOLD_MAX_PACKETS];
+        uint8_t held_epoch[HOLD_MAX_PACKETS];
         int n_held;
+        size_t held_bytes;
         struct segment *seg;
-        int64_t last_video_us, frame_us;
-        int64_t last_end_us;     /* end of the last frame recorded, across sessions */
-        const char *gap_reason;  /* why the next hole happens: camera_down unless we dropped frames */
-        bool test_stall;         /* MWR_TEST_STALL_CAMERA names this camera (watchdog tests only) */
+        struct qaudio aq[AUDIO_Q_MAX]; /* audio ahead of the video */
+        int aq_n;
+        struct qvideo vq[VIDEO_Q_MAX]; /* a keyframe boundary and the video after it, waiting for sound */
+        int vq_n;
+        int64_t audio_max_us;         /* latest audio time seen this session */
+        int64_t last_video_us, frame_us, video_seen_us; /* decode time, spacing, latest decode time */
+        int64_t max_video_pts_us;     /* latest presentation time written */
+        int64_t last_end_us;          /* end of the last frame recorded, across sessions */
+        uint64_t rtp_lost_seen;       /* rtp_lost at the last frame: loss since then explains a hole */
+        bool draining;                /* stop asked: reading the frames still due */
+        bool closing;                 /* in avformat_close_input: TEARDOWN on its way */
+        int64_t drain_pts_us;         /* ...those shown before this */
+        int64_t rtcp_wait_us;         /* how long the next session waits for a sender report */
+        const char *gap_reason;       /* why the next hole happens: camera_down unless we dropped frames */
+        bool test_stall;              /* MWR_TEST_STALL_CAMERA names this camera (watchdog tests only) */
 };
 
+#define DRAIN_DONE 1 /* packet_in: a frame shown after the last one written came: the drain is over */
+
+/* libavformat's blocking calls end when this says so.  On stop a read is
+ * not cut at once: the B-frames still due must come in (a cut read also
+ * makes the parser give up the frame it holds); it gets DRAIN_MAX_US, or
+ * nothing when no segment is open.  TEARDOWN gets its TEARDOWN_US. */
 static int interrupt_cb(void *opaque)
 {
         struct recorder *r = opaque;
+        int64_t now = now_mono_us();
 
         atomic_fetch_add(&r->stats.heartbeat, 1); /* called often while libavformat waits */
-        return atomic_load(&r->stop) || now_mono_us() > r->io_deadline_mono_us;
+        if (!r->closing && atomic_load(&r->stop)) {
+                if (!r->seg)
+                        return 1;
+                if (r->io_deadline_mono_us > now + DRAIN_MAX_US)
+                        r->io_deadline_mono_us = now + DRAIN_MAX_US;
+        }
+        return now > r->io_deadline_mono_us;
 }
 
 /* Sleeps on the monotonic clock (a stepped wall clock must not stretch the
@@ -106,212 +165,19 @@ static void sleep_interruptible(struct recorder *r, int64_t us)
 
 /* ---- segments ------------------------------------------------------------------- */
 
-/* {storage_dir}/{camera}/{YYYY-MM-DD}/{camera}_{start_ms}_{instance}_{num}.mp4 */
-static int segment_path(struct recorder *r, int64_t start_us, int64_t num, char *out, size_t outlen)
+static void segment_end(struct recorder *r, struct segment **s, const char *why)
 {
-        time_t secs = (time_t)(start_us / USEC_PER_SEC);
-        struct tm tm;
-        char dir[PATH_MAX];
-        int n, e;
-
-        gmtime_r(&secs, &tm);
-        n = snprintf(dir, sizeof(dir), "%s/%s/%04d-%02d-%02d", r->o.storage_dir, r->o.camera.id, tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday);
-        if (n < 0 || (size_t)n >= sizeof(dir))
-                return -ENAMETOOLONG;
-        if ((e = fs_mkdir_p(dir)) < 0)
-                return e;
-        n = snprintf(out, outlen, "%s/%s_%" PRId64 "_%s_%" PRId64 ".mp4", dir, r->o.camera.id, start_us / 1000,
-                     r->o.instance_id, num);
-        return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+        if (*s)
+                segment_close(*s, &r->sctx, why);
+        *s = NULL;
 }
 
-/* Sends the row as of the last flushed fragment, with its frame index. */
-static void segment_publish(struct recorder *r, struct segment *s, const char *status)
-{
-        const uint8_t *blob = NULL;
-        size_t len = 0;
-
-        s->info.frames = s->flushed_frames;
-        s->info.keyframes = s->flushed_keyframes;
-        s->info.end_us = s->flushed_end_us;
-        if (s->w) {
-                s->info.fragments = segment_writer_fragments(s->w);
-                s->info.bytes = segment_writer_bytes(s->w);
-        }
-        s->info.status = status;
-        fi_encoder_data(&s->fi, &blob, &len);
-        index_writer_segment_update(r->o.iw, s->ref, &s->info, blob, len);
-}
-
-static void segment_mark_flushed(struct segment *s)
-{
-        s->flushed_frames = s->frames;
-        s->flushed_keyframes = s->keyframes;
-        s->flushed_end_us = s->end_us;
-}
-
-static int segment_flush(struct recorder *r, struct segment *s)
-{
-        int e = segment_writer_flush(s->w);
-
-        if (e < 0)
-                return e;
-        if (s->frames == s->flushed_frames)
-                return 0;
-        segment_mark_flushed(s);
-        segment_publish(r, s, "recording");
-        return 0;
-}
-
-/* After a failed write the file is the truth: cut it back to its last whole
- * fragment and take frames, end and index from what is really there, so the
- * row never counts a frame the file does not hold. */
-static void segment_reread(struct segment *s)
-{
-        struct fmp4_scan scan;
-        struct fmp4_frames fr = { 0 };
-        struct fi_encoder fi;
-
-        s->flushed_frames = s->flushed_keyframes = 0;
-        s->flushed_end_us = s->info.start_us;
-        s->info.fragments = 0;
-        fi_encoder_init(&fi);
-        if (fmp4_truncate(s->info.path, &scan) == 0) {
-                s->info.bytes = scan.file_size;
-                s->info.fragments = scan.fragments;
-                if (fmp4_read_frames(s->info.path, &fi, &fr) == 0 && fr.frames > 0) {
-                        s->flushed_frames = fr.frames;
-                        s->flushed_keyframes = fr.keyframes;
-                        s->flushed_end_us = s->info.start_us + fr.end_offset_us;
-                }
-        }
-        fi_encoder_free(&s->fi);
-        s->fi = fi; /* moved: fi_encoder holds no pointer to itself */
-}
-
-/* Finalizes the segment: complete when every write and the trailer made it,
- * partial otherwise (the row then counts only the flushed fragments). */
-static void segment_close(struct recorder *r, const char *why)
-{
-        struct segment *s = r->seg;
-        int e;
-
-        if (!s)
-                return;
-        r->seg = NULL;
-        e = segment_writer_flush(s->w);
-        if (e == 0)
-                segment_mark_flushed(s);
-        s->info.fragments = segment_writer_fragments(s->w);
-        s->info.bytes = segment_writer_bytes(s->w);
-        if (e == 0) {
-                e = segment_writer_close(s->w, &s->info.bytes);
-        } else {
-                segment_writer_abort(s->w);
-                segment_reread(s);
-        }
-        s->w = NULL;
-        /* no whole fragment made it (e.g. ENOSPC before the first): no footage */
-        segment_publish(r, s, e == 0 ? "complete" : s->flushed_frames > 0 ? "partial" : "corrupt");
-        if (e < 0)
-                log_err("camera %s: segment %s closed with error (%s) after %" PRId64 " frames (%s)", r->o.camera.id,
-                        s->info.path, strerror(-e), s->info.frames, why);
-        seg_ref_release(s->ref);
-        fi_encoder_free(&s->fi);
-        free(s);
-}
-
-static int segment_open(struct recorder *r, int64_t start_us)
-{
-        struct segment *s = calloc(1, sizeof(*s));
-        int e;
-
-        if (!s)
-                return -ENOMEM;
-        for (;;) {
-                int64_t num = r->next_segment_num++;
-
-                e = segment_path(r, start_us, num, s->info.path, sizeof(s->info.path));
-                if (e == 0)
-                        e = segment_writer_open(&s->w, s->info.path, r->ic, r->streams, r->n_streams);
-                if (e != -EEXIST) {
-                        s->info.segment_num = num;
-                        break;
-                }
-        }
-        if (e < 0) {
-                log_err("camera %s: cannot create segment %s: %s", r->o.camera.id, s->info.path, strerror(-e));
-                free(s);
-                return e;
-        }
-        snprintf(s->info.camera_id, sizeof(s->info.camera_id), "%s", r->o.camera.id);
-        snprintf(s->info.instance_id, sizeof(s->info.instance_id), "%s", r->o.instance_id);
-        s->info.start_us = s->info.end_us = start_us;
-        s->info.status = "recording";
-        s->info.time_source = timeline_source_name(r->tl.source);
-        s->info.clock_offset_us = start_us - now_real_us(); /* camera clock vs ours, incl. latency */
-        s->frag_start_us = start_us;
-        s->flushed_end_us = s->end_us = start_us;
-        fi_encoder_init(&s->fi);
-        s->ref = index_writer_segment_begin(r->o.iw, &s->info);
-        r->seg = s;
-        atomic_fetch_add(&r->stats.segments, 1);
-        return 0;
-}
-
-/* ---- packets ---------------------------------------------------------------------- */
-
-static int64_t packet_media_us(const struct recorder *r, const AVPacket *pkt)
-{
-        const AVStream *st = r->ic->streams[pkt->stream_index];
-        int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
-
-        return ts == AV_NOPTS_VALUE ? INT64_MIN : av_rescale_q(ts, st->time_base, AV_TIME_BASE_Q);
-}
-
-static bool is_selected(const struct recorder *r, int index)
-{
-        for (int i = 0; i < r->n_streams; i++)
-                if (r->streams[i] == index)
-                        return true;
-        return false;
-}
-
-/* Called for every video frame: a hole of more than GAP_MIN_FRAMES frame
- * durations since the end of the previous frame (in this connection or the
- * one before) is a gap row.  The camera sent nothing, or we could not reach
- * it; either way it is camera_down. */
-static void gap_check(struct recorder *r, int64_t t_us)
-{
-        int64_t hole = t_us - r->last_end_us;
-        char detail[64];
-
-        if (r->last_end_us == 0 || hole <= (int64_t)((GAP_MIN_FRAMES - 1) * (double)r->frame_us))
-                return;
-        snprintf(detail, sizeof(detail), "after %" PRIu64 " reconnects", atomic_load(&r->stats.reconnects));
-        index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, r->last_end_us, t_us, r->gap_reason, detail);
-        atomic_fetch_add(strcmp(r->gap_reason, "disk_full") ? &r->stats.gap_us_camera_down : &r->stats.gap_us_disk_full,
-                         (uint64_t)hole);
-        atomic_fetch_add(&r->stats.gaps, 1);
-        if (hole > RECORDER_GAP_ALERT_US) {
-                atomic_fetch_add(&r->stats.gap_alerts, 1);
-                log_at(SD_ALERT, "camera %s: ALERT footage gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6,
-                       r->gap_reason);
-        } else {
-                log_warn("camera %s: gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6, r->gap_reason);
-        }
-        r->gap_reason = "camera_down";
-}
-
-/* A write failed: finish the segment as partial (whole fragments only) and
- * carry on with the next keyframe.  ENOSPC pauses every recorder. */
 static void write_failed(struct recorder *r, int e)
 {
         atomic_fetch_add(&r->stats.write_errors, 1);
         atomic_store(&r->stats.last_write_error_mono_us, now_mono_us());
         log_err("camera %s: write failed: %s", r->o.camera.id, strerror(-e));
-        segment_close(r, "write error");
+        segment_end(r, &r->seg, "write error");
         atomic_store(&r->stats.segment_has_key, 0);
         if (e == -ENOSPC) {
                 atomic_store(&r->o.disk->full, true);
@@ -319,13 +185,157 @@ static void write_failed(struct recorder *r, int e)
         }
 }
 
-static int64_t packet_decode_us(const struct recorder *r, const AVPacket *pkt, int64_t pts_media_us)
+static int segment_start(struct recorder *r, int64_t start_us, const uint8_t *params, size_t plen)
 {
-        const AVStream *st = r->ic->streams[pkt->stream_index];
+        struct segment_stream ss[SEGMENT_MAX_STREAMS];
+        struct segment_desc d = { .time_source = timeline_source_name(r->tl.source),
+                                  .video_codec = avcodec_get_name(r->rs[0].par->codec_id),
+                                  .width = r->rs[0].par->width,
+                                  .height = r->rs[0].par->height,
+                                  .audio_codec = r->n_rs > 1 ? avcodec_get_name(r->rs[1].par->codec_id) : "" };
+        int e;
 
-        if (pkt->dts == AV_NOPTS_VALUE)
-                return pts_media_us;
-        return av_rescale_q(pkt->dts, st->time_base, AV_TIME_BASE_Q);
+        for (int i = 0; i < r->n_rs; i++)
+                ss[i] = (struct segment_stream){ .par = r->rs[i].par, .time_base = r->rs[i].tb,
+                                                 .in_index = r->rs[i].index };
+        if ((e = segment_open(&r->seg, &r->sctx, start_us, ss, r->n_rs, &d, params, plen)) < 0)
+                return e;
+        atomic_fetch_add(&r->stats.segments, 1);
+        return 0;
+}
+
+/* ---- audio: to the segment its time belongs to ------------------------------------ */
+
+static void audio_write(struct recorder *r, int pos, AVPacket *pkt, int64_t t_us)
+{
+        struct segment *s = r->seg && t_us >= r->seg->info.start_us ? r->seg : NULL;
+        int e;
+
+        if (!s || atomic_load(&r->o.disk->full)) { /* before the first keyframe: nothing to belong to */
+                atomic_fetch_add(&r->stats.audio_dropped, 1);
+                return;
+        }
+        if ((e = segment_writer_write(s->w, pkt, r->rs[pos].index, t_us - s->info.start_us)) < 0) {
+                write_failed(r, e);
+                return;
+        }
+        atomic_fetch_add(&r->stats.audio_packets, 1);
+        atomic_fetch_add(&r->stats.bytes, (uint64_t)pkt->size);
+}
+
+/* Writes the queued audio that starts before `until_us` (video has passed it:
+ * no cut can come before it any more), in order. */
+static void audio_release(struct recorder *r, int64_t until_us)
+{
+        int n = 0;
+
+        while (n < r->aq_n && r->aq[n].t_us < until_us) {
+                audio_write(r, r->aq[n].pos, r->aq[n].pkt, r->aq[n].t_us);
+                av_packet_free(&r->aq[n].pkt);
+                n++;
+        }
+        if (n > 0) {
+                memmove(r->aq, r->aq + n, sizeof(r->aq[0]) * (size_t)(r->aq_n - n));
+                r->aq_n -= n;
+        }
+}
+
+static void audio_queue_clear(struct recorder *r)
+{
+        for (int i = 0; i < r->aq_n; i++)
+                av_packet_free(&r->aq[i].pkt);
+        r->aq_n = 0;
+}
+
+/* An audio packet at camera time t_us: written if video is past it, else
+ * queued until it is.  The packet is not consumed. */
+static int boundary_execute(struct recorder *r);
+
+static void audio_take(struct recorder *r, int pos, const AVPacket *pkt, int64_t t_us)
+{
+        AVPacket *c;
+
+        if (t_us > r->audio_max_us)
+                r->audio_max_us = t_us;
+        if (r->draining && t_us >= r->drain_pts_us + r->frame_us)
+                return; /* after the last frame kept */
+        if (r->vq_n > 0) { /* a keyframe boundary waits for the sound */
+                if (t_us < r->vq[0].d_us) {
+                        audio_write(r, pos, (AVPacket *)pkt, t_us); /* the fragment before it */
+                        return;
+                }
+                boundary_execute(r); /* the sound has reached it */
+        }
+        if (r->video_seen_us != INT64_MIN && t_us < r->video_seen_us && r->aq_n == 0) {
+                audio_write(r, pos, (AVPacket *)pkt, t_us);
+                return;
+        }
+        if (r->aq_n == AUDIO_Q_MAX ||
+            (r->aq_n > 0 && r->video_seen_us != INT64_MIN && t_us - r->video_seen_us > AUDIO_AHEAD_MAX_US))
+                audio_release(r, r->aq[0].t_us + 1); /* video is not coming: do not wait for it */
+        if (!(c = av_packet_clone(pkt))) {
+                atomic_fetch_add(&r->stats.audio_dropped, 1);
+                return;
+        }
+        r->aq[r->aq_n++] = (struct qaudio){ .pkt = c, .t_us = t_us, .pos = pos };
+}
+
+static int on_transcoded(AVPacket *pkt, int64_t t_us, void *ctx)
+{
+        struct recorder *r = ctx;
+
+        audio_take(r, 1, pkt, t_us);
+        return 0;
+}
+
+static void audio_packet(struct recorder *r, int pos, const AVPacket *pkt, int64_t t_us)
+{
+        struct rstream *rs = &r->rs[pos];
+
+        if (!rs->xcode) {
+                audio_take(r, pos, pkt, t_us);
+                return;
+        }
+        audio_transcode_feed(rs->xcode, pkt, t_us, on_transcoded, r);
+        atomic_store(&r->stats.audio_transcode_errors, audio_transcode_errors(rs->xcode));
+}
+
+/* ---- video ------------------------------------------------------------------------ */
+
+/* Called for every video frame: a hole of more than GAP_MIN_FRAMES frame
+ * durations since the end of the previous frame (in this connection or the
+ * one before) is a gap row.  The camera sent nothing, we could not reach
+ * it, we dropped frames (disk_full), or RTP packets were lost on the way. */
+static void gap_check(struct recorder *r, int64_t t_us)
+{
+        int64_t hole = t_us - r->last_end_us;
+        uint64_t lost = atomic_load(&r->stats.rtp_lost);
+        const char *reason = r->gap_reason;
+        char detail[64];
+
+        if (r->last_end_us == 0 || hole <= (int64_t)((GAP_MIN_FRAMES - 1) * (double)r->frame_us)) {
+                r->rtp_lost_seen = lost;
+                return;
+        }
+        if (lost > r->rtp_lost_seen && !strcmp(reason, "camera_down") && hole < RECORDER_STALL_US) {
+                reason = "packet_loss";
+                snprintf(detail, sizeof(detail), "%" PRIu64 " RTP packets lost", lost - r->rtp_lost_seen);
+        } else {
+                snprintf(detail, sizeof(detail), "after %" PRIu64 " reconnects", atomic_load(&r->stats.reconnects));
+        }
+        r->rtp_lost_seen = lost;
+        index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, r->last_end_us, t_us, reason, detail);
+        atomic_fetch_add(strcmp(reason, "disk_full") ? &r->stats.gap_us_camera_down : &r->stats.gap_us_disk_full,
+                         (uint64_t)hole);
+        atomic_fetch_add(&r->stats.gaps, 1);
+        if (hole > RECORDER_GAP_ALERT_US) {
+                atomic_fetch_add(&r->stats.gap_alerts, 1);
+                log_at(SD_ALERT, "camera %s: ALERT footage gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6,
+                       reason);
+        } else {
+                log_warn("camera %s: gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6, reason);
+        }
+        r->gap_reason = "camera_down";
 }
 
 /* Tracks decode-order time of video: the frame duration, and steps larger
@@ -350,91 +360,222 @@ static int video_clock(struct recorder *r, int64_t d_us)
         return 0;
 }
 
-/* Writes one packet whose timeline is known.  Write errors end the segment,
- * not the connection: the next keyframe starts a new one.  Segments start at
- * the keyframe's decode time, so B-frames that precede it in presentation
- * still fall inside; fragments and cuts follow decode time too. */
-static int packet_record(struct recorder *r, AVPacket *pkt)
+/* A keyframe's parameter sets (params, plen) describe the frames from here
+ * on: when they are not what the video's parameters say, take them (and the
+ * picture size they give) for the segments to come.  Sets the parser cannot
+ * read a size from are not taken (a damaged keyframe): false then. */
+static bool video_params_follow(struct recorder *r, const AVPacket *pkt, const uint8_t *params, size_t plen)
 {
-        int64_t media_us = packet_media_us(r, pkt), t_us, d_us;
-        bool video = pkt->stream_index == r->video, key = video && (pkt->flags & AV_PKT_FLAG_KEY);
+        AVCodecParameters *par = r->rs[0].par;
+        int w = 0, h = 0;
+        uint8_t *x;
+
+        if (plen == 0 || ((size_t)par->extradata_size == plen && !memcmp(par->extradata, params, plen)))
+                return plen > 0;
+        if (stream_params_size(par->codec_id, pkt->data, (size_t)pkt->size, &w, &h) < 0 ||
+            !(x = av_mallocz(plen + AV_INPUT_BUFFER_PADDING_SIZE)))
+                return false;
+        memcpy(x, params, plen);
+        av_freep(&par->extradata);
+        par->extradata = x;
+        par->extradata_size = (int)plen;
+        if (w != par->width || h != par->height) {
+                if (par->width > 0)
+                        log_warn("camera %s: the stream changed from %dx%d to %dx%d: new segment", r->o.camera.id,
+                                 par->width, par->height, w, h);
+                par->width = w;
+                par->height = h;
+        }
+        r->nal_length_size = payload_nal_length_size(par->extradata, (size_t)par->extradata_size, r->hevc);
+        atomic_store(&r->stats.width, par->width);
+        atomic_store(&r->stats.height, par->height);
+        return true;
+}
+
+/* A keyframe at decode time d_us: does it start a segment?  -errno on a
+ * failed open (the frame is then not written). */
+static int video_cut(struct recorder *r, const AVPacket *pkt, int64_t d_us)
+{
+        uint8_t params[STREAM_PARAMS_MAX];
+        int plen = stream_params_extract(pkt->data, (size_t)pkt->size, r->hevc, params, sizeof(params));
+        bool changed, long_enough;
+
+        if (plen < 0)
+                plen = 0;
+        /* only sets the parser reads a picture size from count (a damaged keyframe's do not) */
+        if (plen > 0 && r->seg && ((size_t)plen != r->seg->params_len || memcmp(params, r->seg->params, (size_t)plen))) {
+                int w, h;
+
+                if (stream_params_size(r->rs[0].par->codec_id, pkt->data, (size_t)pkt->size, &w, &h) < 0)
+                        plen = 0;
+        }
+        changed = r->seg && plen > 0 && ((size_t)plen != r->seg->params_len || memcmp(params, r->seg->params, (size_t)plen));
+        long_enough = r->seg && d_us - r->seg->info.start_us >=
+                                        (int64_t)r->o.segment_seconds * USEC_PER_SEC - r->frame_us / 2;
+        if (r->seg && !changed && !long_enough)
+                return 0;
+        if (changed)
+                atomic_fetch_add(&r->stats.param_changes, 1);
+        segment_end(r, &r->seg, changed ? "stream changed" : "length reached");
+        if (!video_params_follow(r, pkt, params, (size_t)plen)) /* the segment keeps the parameters it had */
+                return segment_start(r, d_us, r->rs[0].par->extradata, (size_t)r->rs[0].par->extradata_size);
+        return segment_start(r, d_us, params, (size_t)plen);
+}
+
+/* Writes one video frame at presentation time t_us, decode time d_us;
+ * a keyframe ends the fragment, and may start a segment. */
+static int video_write(struct recorder *r, AVPacket *pkt, int64_t t_us, int64_t d_us)
+{
+        bool key = pkt->flags & AV_PKT_FLAG_KEY;
         struct segment *s;
         int e;
 
-        /* a parser can split SEI or parameter sets into a packet of their own:
-         * it is copied into the file like any packet, but it is not a frame */
-        if (video && !payload_has_picture(pkt->data, (size_t)pkt->size, r->nal_length_size, r->hevc)) {
-                atomic_fetch_add(&r->stats.non_picture_packets, 1);
-                if (r->seg && !atomic_load(&r->o.disk->full) && media_us != INT64_MIN &&
-                    timeline_time_us(&r->tl, media_us) >= r->seg->info.start_us &&
-                    (e = segment_writer_write(r->seg->w, pkt, pkt->stream_index,
-                                              timeline_time_us(&r->tl, media_us) - r->seg->info.start_us)) < 0)
-                        write_failed(r, e);
-                return 0;
-        }
-
-        if (media_us == INT64_MIN) {
-                atomic_fetch_add(&r->stats.ts_anomalies, 1);
-                return 0;
-        }
-        t_us = timeline_time_us(&r->tl, media_us);
-        d_us = timeline_time_us(&r->tl, packet_decode_us(r, pkt, media_us));
-        if (video && (e = video_clock(r, d_us)) < 0)
-                return e;
+        audio_release(r, d_us); /* audio before this frame can no longer move to a later fragment */
+        r->video_seen_us = d_us;
         if (atomic_load(&r->o.disk->full)) {
-                if (r->seg)
-                        segment_close(r, "disk full");
+                segment_end(r, &r->seg, "disk full");
                 atomic_store(&r->stats.segment_has_key, 0);
                 r->gap_reason = "disk_full";
                 atomic_fetch_add(&r->stats.dropped_disk_full, 1);
                 return 0;
         }
-        if (!r->seg) {
-                if (!key) {
-                        atomic_fetch_add(&r->stats.dropped_prekey, 1);
-                        return 0;
-                }
-                if ((e = segment_open(r, d_us)) < 0)
-                        goto fail;
-        } else if (key && d_us - r->seg->info.start_us >= (int64_t)r->o.segment_seconds * USEC_PER_SEC - r->frame_us / 2) {
-                segment_close(r, "length reached");
-                if ((e = segment_open(r, d_us)) < 0)
-                        goto fail;
+        if (!r->seg && !key) {
+                atomic_fetch_add(&r->stats.dropped_prekey, 1);
+                return 0;
         }
+        if (key && (e = video_cut(r, pkt, d_us)) < 0)
+                goto fail;
         s = r->seg;
-        if (t_us < s->info.start_us) { /* audio ahead of the first video frame */
-                if (video)
-                        atomic_fetch_add(&r->stats.ts_anomalies, 1);
+        if (t_us < s->info.start_us) { /* shown before the keyframe that starts the segment */
+                atomic_fetch_add(&r->stats.ts_anomalies, 1);
                 return 0;
         }
         if (s->frames > s->flushed_frames && (key || d_us - s->frag_start_us >= FRAGMENT_MAX_US)) {
-                if ((e = segment_flush(r, s)) < 0)
+                if ((e = segment_flush(s, r->o.iw)) < 0)
                         goto fail;
                 s->frag_start_us = d_us;
         }
-        if ((e = segment_writer_write(s->w, pkt, pkt->stream_index, t_us - s->info.start_us)) < 0)
+        if ((e = segment_writer_write(s->w, pkt, r->rs[0].index, t_us - s->info.start_us)) < 0)
                 goto fail;
-        if (video) {
+        {
                 struct fi_frame f = { .offset_us = (uint64_t)(t_us - s->info.start_us), .key = key };
 
                 gap_check(r, d_us);
                 f.hash = fi_hash_truncate(payload_hash(pkt->data, (size_t)pkt->size, r->nal_length_size, &f.size));
-                if (fi_encoder_add(&s->fi, &f) < 0)
+                if (segment_add_frame(s, &f, t_us + r->frame_us) < 0)
                         atomic_fetch_add(&r->stats.ts_anomalies, 1);
-                s->frames++;
-                s->keyframes += key;
-                if (t_us + r->frame_us > s->end_us)
-                        s->end_us = t_us + r->frame_us;
-                r->last_end_us = d_us + r->frame_us;
-                atomic_fetch_add(&r->stats.frames, 1);
-                atomic_store(&r->stats.last_frame_mono_us, now_mono_us());
-                if (key)
-                        atomic_store(&r->stats.segment_has_key, 1);
         }
+        r->last_end_us = d_us + r->frame_us;
+        if (t_us > r->max_video_pts_us)
+                r->max_video_pts_us = t_us;
+        atomic_fetch_add(&r->stats.frames, 1);
         atomic_fetch_add(&r->stats.bytes, (uint64_t)pkt->size);
+        atomic_store(&r->stats.last_frame_mono_us, now_mono_us());
+        if (key)
+                atomic_store(&r->stats.segment_has_key, 1);
         return 0;
 fail:
         write_failed(r, e);
+        return 0;
+}
+
+/* The held boundary and the video after it go out (the sound has reached
+ * it, or waited long enough). */
+static int boundary_execute(struct recorder *r)
+{
+        int n = r->vq_n, e = 0;
+
+        r->vq_n = 0;
+        for (int i = 0; i < n; i++) {
+                if (e == 0)
+                        e = video_write(r, r->vq[i].pkt, r->vq[i].t_us, r->vq[i].d_us);
+                av_packet_free(&r->vq[i].pkt);
+        }
+        return e;
+}
+
+static int video_hold(struct recorder *r, const AVPacket *pkt, int64_t t_us, int64_t d_us)
+{
+        AVPacket *c = av_packet_clone(pkt);
+
+        if (!c)
+                return -ENOMEM;
+        r->vq[r->vq_n++] = (struct qvideo){ .pkt = c, .t_us = t_us, .d_us = d_us };
+        return 0;
+}
+
+/* One video packet: written, or held behind a keyframe boundary whose
+ * sound has not come yet (the audio of a span arrives after its video). */
+static int video_packet(struct recorder *r, AVPacket *pkt, int64_t t_us, int64_t d_us)
+{
+        bool key = pkt->flags & AV_PKT_FLAG_KEY;
+        int e;
+
+        /* a parser can split SEI or parameter sets into a packet of their own:
+         * it is copied into the file like any packet, but it is not a frame */
+        if (!payload_has_picture(pkt->data, (size_t)pkt->size, r->nal_length_size, r->hevc)) {
+                atomic_fetch_add(&r->stats.non_picture_packets, 1);
+                if (r->vq_n > 0) {
+                        video_hold(r, pkt, t_us, d_us); /* with the frame it comes with */
+                        return 0;
+                }
+                if (r->seg && !atomic_load(&r->o.disk->full) && t_us >= r->seg->info.start_us &&
+                    (e = segment_writer_write(r->seg->w, pkt, r->rs[0].index, t_us - r->seg->info.start_us)) < 0)
+                        write_failed(r, e);
+                return 0;
+        }
+        if (r->draining && t_us > r->drain_pts_us)
+                return DRAIN_DONE; /* shown after the last frame written: the stop's boundary */
+        if ((e = video_clock(r, d_us)) < 0)
+                return e;
+        if (r->vq_n > 0) {
+                if ((e = video_hold(r, pkt, t_us, d_us)) < 0)
+                        return e;
+                if (r->vq_n == VIDEO_Q_MAX || d_us - r->vq[0].d_us >= BOUNDARY_WAIT_US)
+                        return boundary_execute(r); /* the sound is not coming: do not wait for it */
+                return 0;
+        }
+        if (key && r->seg && r->n_rs > 1 && r->audio_max_us < d_us && !atomic_load(&r->o.disk->full)) {
+                audio_release(r, d_us); /* what came before it belongs before it */
+                return video_hold(r, pkt, t_us, d_us);
+        }
+        return video_write(r, pkt, t_us, d_us);
+}
+
+/* ---- packets in ------------------------------------------------------------------------ */
+
+static int stream_pos(const struct recorder *r, int index)
+{
+        for (int i = 0; i < r->n_rs; i++)
+                if (r->rs[i].index == index)
+                        return i;
+        return -1;
+}
+
+static int64_t to_us(int64_t ts, AVRational tb)
+{
+        return ts == AV_NOPTS_VALUE ? INT64_MIN : av_rescale_q(ts, tb, AV_TIME_BASE_Q);
+}
+
+/* A packet whose timeline is known, on its stream's clock `epoch`. */
+static int packet_at(struct recorder *r, AVPacket *pkt, int epoch)
+{
+        int pos = stream_pos(r, pkt->stream_index);
+        AVRational tb = r->ic->streams[pkt->stream_index]->time_base;
+        int64_t pts = to_us(pkt->pts, tb), dts = to_us(pkt->dts, tb);
+
+        if (pts == INT64_MIN)
+                pts = dts;
+        if (pts == INT64_MIN) {
+                atomic_fetch_add(&r->stats.ts_anomalies, 1); /* no time at all: cannot be placed */
+                return 0;
+        }
+        if (dts == INT64_MIN)
+                dts = pts;
+        if (pos == 0)
+                return video_packet(r, pkt, timeline_time_us(&r->tl, 0, epoch, pts),
+                                    timeline_time_us(&r->tl, 0, epoch, dts));
+        audio_packet(r, pos, pkt, timeline_time_us(&r->tl, pos, epoch, pts));
         return 0;
 }
 
@@ -443,54 +584,203 @@ static void held_release(struct recorder *r)
         for (int i = 0; i < r->n_held; i++)
                 av_packet_free(&r->held[i]);
         r->n_held = 0;
+        r->held_bytes = 0;
+}
+
+static void timeline_decided(struct recorder *r)
+{
+        const struct timeline *t = &r->tl;
+
+        atomic_store(&r->stats.time_source, t->source);
+        if (t->rtcp_rejected) {
+                atomic_fetch_add(&r->stats.rtcp_rejected, 1);
+                log_warn("camera %s: its RTCP clock is %.3f s off ours (more than %.0f s): footage is filed by our "
+                         "clock",
+                         r->o.camera.id, (double)t->skew_us / 1e6, (double)TIMELINE_RTCP_MAX_SKEW_US / 1e6);
+        } else {
+                log_info("camera %s: timeline from %s%s (video step %+.3f s%s, audio step %+.3f s%s)", r->o.camera.id,
+                         timeline_source_name(t->source),
+                         t->source == TIMELINE_RECEIVE && t->n_obs == 0 ? ", no RTCP sender report yet" : "",
+                         (double)t->st[0].jump_us / 1e6, t->st[0].synced ? "" : " unsynced",
+                         t->n_streams > 1 ? (double)t->st[1].jump_us / 1e6 : 0.0,
+                         t->n_streams > 1 && !t->st[1].synced ? " unsynced" : "");
+        }
+        if (t->n_obs == 0 || t->rtcp_late)
+                atomic_fetch_add(&r->stats.rtcp_late, 1);
+        /* a camera that sent no report in the wait will not in the next session either */
+        r->rtcp_wait_us = t->n_obs == 0 ? RTCP_WAIT_KNOWN_LATE_US : TIMELINE_RTCP_WAIT_US;
 }
 
 /* Until the timeline is known packets are held; then all go out in order. */
 static int packet_in(struct recorder *r, AVPacket *pkt)
 {
-        int64_t media_us = packet_media_us(r, pkt), real = now_real_us();
-        int64_t rtcp = r->ic->start_time_realtime == AV_NOPTS_VALUE ? INT64_MIN : r->ic->start_time_realtime;
-        int e = 0;
+        int pos = stream_pos(r, pkt->stream_index), epoch, e = 0;
+        AVRational tb = r->ic->streams[pkt->stream_index]->time_base;
+        size_t sz;
+        const AVProducerReferenceTime *prft =
+                (const void *)av_packet_get_side_data(pkt, AV_PKT_DATA_PRFT, &sz);
+        struct timeline_packet tp = { .stream = pos,
+                                      .pts_us = to_us(pkt->pts, tb),
+                                      .dts_us = to_us(pkt->dts, tb),
+                                      .dur_us = pkt->duration > 0 ? av_rescale_q(pkt->duration, tb, AV_TIME_BASE_Q) : 0,
+                                      .prft_us = prft && sz >= sizeof(*prft) ? prft->wallclock : INT64_MIN,
+                                      .recv_real_us = now_real_us(),
+                                      .recv_mono_us = now_mono_us() };
 
-        if (r->tl.source == TIMELINE_UNKNOWN && media_us == INT64_MIN) {
-                atomic_fetch_add(&r->stats.ts_anomalies, 1); /* no time at all: cannot be placed */
-                return 0;
-        }
-        if (r->tl.source == TIMELINE_UNKNOWN && !timeline_observe(&r->tl, media_us, real, now_mono_us(), rtcp)) {
-                if (r->n_held == HOLD_MAX_PACKETS) {
-                        av_packet_free(&r->held[0]);
-                        memmove(r->held, r->held + 1, sizeof(r->held[0]) * (HOLD_MAX_PACKETS - 1));
-                        r->n_held--;
-                        atomic_fetch_add(&r->stats.dropped_prekey, 1);
+        if (pkt->flags & AV_PKT_FLAG_CORRUPT)
+                atomic_fetch_add(&r->stats.input_errors, 1);
+        epoch = timeline_observe(&r->tl, &tp);
+        if (r->tl.source == TIMELINE_UNKNOWN) {
+                bool full = r->n_held == HOLD_MAX_PACKETS || r->held_bytes >= HOLD_MAX_BYTES;
+
+                if (!timeline_decide(&r->tl, tp.recv_mono_us, full)) {
+                        if (!(r->held[r->n_held] = av_packet_clone(pkt)))
+                                return -ENOMEM;
+                        r->held_epoch[r->n_held++] = (uint8_t)epoch;
+                        r->held_bytes += (size_t)pkt->size;
+                        return 0;
                 }
-                r->held[r->n_held++] = av_packet_clone(pkt);
-                return 0;
-        }
-        if (r->n_held > 0) {
-                log_info("camera %s: timeline from %s%s", r->o.camera.id, timeline_source_name(r->tl.source),
-                         r->tl.rtcp_rejected ? " (its RTCP clock is more than 5 min off ours)" : "");
+                timeline_decided(r);
                 for (int i = 0; i < r->n_held && e == 0; i++)
-                        if (r->held[i])
-                                e = packet_record(r, r->held[i]);
+                        e = packet_at(r, r->held[i], r->held_epoch[i]);
                 held_release(r);
-                if (e < 0)
+                if (e != 0)
                         return e;
         }
-        return packet_record(r, pkt);
+        return packet_at(r, pkt, epoch);
 }
 
 /* ---- session ----------------------------------------------------------------------- */
 
+static void unrecorded_add(char *buf, size_t len, unsigned i, const AVCodecParameters *par, const char *why)
+{
+        size_t n = strlen(buf);
+
+        snprintf(buf + n, len - n, "%s#%u %s %s (%s)", n ? ", " : "", i,
+                 av_get_media_type_string(par->codec_type) ? av_get_media_type_string(par->codec_type) : "data",
+                 avcodec_get_name(par->codec_id), why);
+}
+
+/* Takes stream i as rs: a copy of its parameters, and for audio the MP4
+ * muxer refuses, a FLAC transcoder.  0, -ENOMEM, or the transcoder's error. */
+static int stream_take(struct recorder *r, struct rstream *rs, unsigned i, bool muxable)
+{
+        const AVStream *st = r->ic->streams[i];
+        int e;
+
+        rs->index = (int)i;
+        rs->video = st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO;
+        rs->tb = st->time_base;
+        if (!(rs->par = avcodec_parameters_alloc()) || avcodec_parameters_copy(rs->par, st->codecpar) < 0)
+                return -ENOMEM;
+        snprintf(rs->name, sizeof(rs->name), "%s", avcodec_get_name(st->codecpar->codec_id));
+        if (rs->video || muxable)
+                return 0;
+        if ((e = audio_transcode_new(&rs->xcode, st->codecpar, st->time_base)) < 0) {
+                log_err("camera %s: stream #%u (%s) cannot be made FLAC: %s", r->o.camera.id, i,
+                        avcodec_get_name(st->codecpar->codec_id), strerror(-e));
+                avcodec_parameters_free(&rs->par);
+                return e;
+        }
+        if (avcodec_parameters_copy(rs->par, audio_transcode_params(rs->xcode)) < 0)
+                return -ENOMEM;
+        rs->tb = audio_transcode_time_base(rs->xcode);
+        snprintf(rs->name, sizeof(rs->name), "flac (from %s)", avcodec_get_name(st->codecpar->codec_id));
+        return 0;
+}
+
+/* The streams to record: the best video, and the first audio the MP4
+ * muxer takes as it is or that can be made FLAC.  The rest is named once in
+ * the log, counted and shown in /api/cameras. */
+static int streams_select(struct recorder *r)
+{
+        const AVOutputFormat *mp4 = av_guess_format("mp4", NULL, NULL);
+        char unrec[UNRECORDED_MAX] = "";
+        uint64_t n_unrec = 0;
+        int v = av_find_best_stream(r->ic, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0), e;
+
+        if (v < 0)
+                return AVERROR_STREAM_NOT_FOUND;
+        if (stream_take(r, &r->rs[0], (unsigned)v, true) < 0)
+                return AVERROR(ENOMEM);
+        r->n_rs = 1;
+        for (unsigned i = 0; i < r->ic->nb_streams; i++) {
+                const AVCodecParameters *par = r->ic->streams[i]->codecpar;
+                bool muxable = avformat_query_codec(mp4, par->codec_id, FF_COMPLIANCE_NORMAL) == 1;
+                const char *why = NULL;
+
+                if ((int)i == v)
+                        continue;
+                if (par->codec_type != AVMEDIA_TYPE_AUDIO)
+                        why = par->codec_type == AVMEDIA_TYPE_VIDEO ? "a second video stream" : "not audio or video";
+                else if (r->n_rs > 1)
+                        why = "a second audio stream";
+                else if (!muxable && !audio_transcode_wanted(par, muxable))
+                        why = "no decoder for it";
+                else if ((e = stream_take(r, &r->rs[1], i, muxable)) == -ENOMEM)
+                        return AVERROR(ENOMEM);
+                else if (e < 0)
+                        why = "cannot be made FLAC";
+                else
+                        r->n_rs = 2;
+                if (why) {
+                        unrecorded_add(unrec, sizeof(unrec), i, par, why);
+                        n_unrec++;
+                }
+        }
+        atomic_store(&r->stats.unrecorded_streams, n_unrec);
+        pthread_mutex_lock(&r->info_lock);
+        snprintf(r->unrecorded, sizeof(r->unrecorded), "%s", unrec);
+        snprintf(r->video_name, sizeof(r->video_name), "%s", r->rs[0].name);
+        snprintf(r->audio_name, sizeof(r->audio_name), "%s", r->n_rs > 1 ? r->rs[1].name : "");
+        pthread_mutex_unlock(&r->info_lock);
+        if (strcmp(unrec, r->logged_unrecorded)) { /* once, not at every reconnect */
+                if (unrec[0])
+                        log_warn("camera %s: not recorded: %s", r->o.camera.id, unrec);
+                snprintf(r->logged_unrecorded, sizeof(r->logged_unrecorded), "%s", unrec);
+        }
+        return 0;
+}
+
+static void streams_free(struct recorder *r)
+{
+        for (int i = 0; i < SEGMENT_MAX_STREAMS; i++) {
+                avcodec_parameters_free(&r->rs[i].par);
+                audio_transcode_free(r->rs[i].xcode);
+                r->rs[i] = (struct rstream){ 0 };
+        }
+        r->n_rs = 0;
+}
+
+static void session_timeline_init(struct recorder *r)
+{
+        struct timeline_stream_cfg cfg[SEGMENT_MAX_STREAMS];
+
+        for (int i = 0; i < r->n_rs; i++) {
+                const AVStream *st = r->ic->streams[r->rs[i].index];
+                enum AVCodecID id = st->codecpar->codec_id;
+
+                cfg[i] = (struct timeline_stream_cfg){
+                        /* libavformat parses these from RTP; the parser moves side data back one packet */
+                        .prft_lags = r->rs[i].video && (id == AV_CODEC_ID_H264 || id == AV_CODEC_ID_HEVC),
+                        .audio = !r->rs[i].video,
+                        .wrap_us = av_rescale_q(INT64_C(1) << 32, st->time_base, AV_TIME_BASE_Q),
+                };
+        }
+        timeline_init(&r->tl, r->n_rs, cfg, r->rtcp_wait_us);
+}
+
 static int session_open(struct recorder *r)
 {
         AVDictionary *opts = NULL;
-        const AVOutputFormat *mp4 = av_guess_format("mp4", NULL, NULL);
+        const AVCodecParameters *par;
         int e;
 
         r->ic = avformat_alloc_context();
         if (!r->ic)
                 return -ENOMEM;
         r->ic->interrupt_callback = (AVIOInterruptCB){ .callback = interrupt_cb, .opaque = r };
+        r->ic->opaque = r; /* for the log callback: RTP loss is logged with this context */
         r->io_deadline_mono_us = now_mono_us() + RECORDER_OPEN_US;
         av_dict_set(&opts, "rtsp_transport", r->o.camera.transport == CONFIG_TRANSPORT_UDP ? "udp" : "tcp", 0);
         av_dict_set(&opts, "timeout", "5000000", 0); /* socket I/O, µs */
@@ -505,40 +795,60 @@ static int session_open(struct recorder *r)
         malloc_trim(0);
         if (e < 0)
                 return e;
-        r->video = av_find_best_stream(r->ic, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
-        if (r->video < 0)
-                return AVERROR_STREAM_NOT_FOUND;
-        r->streams[0] = r->video;
-        r->n_streams = 1;
-        for (unsigned i = 0; i < r->ic->nb_streams; i++) {
-                const AVCodecParameters *par = r->ic->streams[i]->codecpar;
-                if (par->codec_type == AVMEDIA_TYPE_AUDIO &&
-                    avformat_query_codec(mp4, par->codec_id, FF_COMPLIANCE_NORMAL) == 1) {
-                        r->streams[r->n_streams++] = (int)i;
-                        break;
-                }
-        }
-        {
-                const AVCodecParameters *par = r->ic->streams[r->video]->codecpar;
-                r->hevc = par->codec_id == AV_CODEC_ID_HEVC;
-                r->nal_length_size = payload_nal_length_size(par->extradata, (size_t)par->extradata_size, r->hevc);
-        }
+        if ((e = streams_select(r)) < 0)
+                return e;
+        par = r->rs[0].par;
+        r->hevc = par->codec_id == AV_CODEC_ID_HEVC;
+        r->nal_length_size = payload_nal_length_size(par->extradata, (size_t)par->extradata_size, r->hevc);
+        atomic_store(&r->stats.width, par->width);
+        atomic_store(&r->stats.height, par->height);
+        session_timeline_init(r);
         return 0;
 }
 
+/* Everything still queued goes where it belongs, then the segments close. */
 static void session_close(struct recorder *r, const char *why)
 {
-        segment_close(r, why);
+        if (r->tl.source != TIMELINE_UNKNOWN) {
+                if (r->n_rs > 1 && r->rs[1].xcode)
+                        audio_transcode_flush(r->rs[1].xcode, on_transcoded, r);
+                boundary_execute(r);
+                audio_release(r, r->draining ? r->drain_pts_us + r->frame_us : INT64_MAX);
+        }
+        for (int i = 0; i < r->vq_n; i++)
+                av_packet_free(&r->vq[i].pkt);
+        r->vq_n = 0;
+        audio_queue_clear(r);
+        segment_end(r, &r->seg, why);
         atomic_store(&r->stats.segment_has_key, 0);
         held_release(r);
+        streams_free(r);
         r->io_deadline_mono_us = now_mono_us() + TEARDOWN_US; /* let TEARDOWN go out */
+        r->closing = true;
         avformat_close_input(&r->ic);
+        r->closing = false;
 }
 
 static void av_err_text(int e, char *buf, size_t len)
 {
         if (av_strerror(e, buf, len) < 0)
                 snprintf(buf, len, "error %d", e);
+}
+
+/* Stop asked: go on reading only for the frames shown before the last one
+ * written (B-frames come after the reference they precede). */
+static bool drain_begin(struct recorder *r)
+{
+        if (r->draining || !r->seg || r->max_video_pts_us == INT64_MIN)
+                return false;
+        r->draining = true;
+        r->drain_pts_us = r->max_video_pts_us;
+        for (int i = 0; i < r->vq_n; i++) /* held at a boundary: as good as written */
+                if (r->vq[i].t_us > r->drain_pts_us)
+                        r->drain_pts_us = r->vq[i].t_us;
+        if (r->io_deadline_mono_us > now_mono_us() + DRAIN_MAX_US)
+                r->io_deadline_mono_us = now_mono_us() + DRAIN_MAX_US;
+        return true;
 }
 
 /* One connection, until it fails or we are told to stop. */
@@ -549,12 +859,16 @@ static void session_run(struct recorder *r)
         char msg[128];
         int e;
 
-        timeline_init(&r->tl);
-        r->last_video_us = INT64_MIN;
+        r->last_video_us = r->video_seen_us = r->max_video_pts_us = r->audio_max_us = INT64_MIN;
+        r->draining = false;
         atomic_store(&r->stats.state, RECORDER_CONNECTING);
+        atomic_store(&r->stats.time_source, TIMELINE_UNKNOWN);
         e = pkt ? session_open(r) : AVERROR(ENOMEM);
-        while (e >= 0 && !atomic_load(&r->stop)) {
-                r->io_deadline_mono_us = now_mono_us() + RECORDER_STALL_US;
+        while (e >= 0) {
+                if (atomic_load(&r->stop) && !r->draining && !drain_begin(r))
+                        break;
+                if (!atomic_load(&r->stop)) /* after a stop the drain's deadline holds */
+                        r->io_deadline_mono_us = now_mono_us() + RECORDER_STALL_US;
                 e = av_read_frame(r->ic, pkt);
                 /* An interrupted read can still return a packet: on any read
                  * error libavformat flushes its parser's last frame.  The stall
@@ -563,7 +877,7 @@ static void session_run(struct recorder *r)
                 if (e < 0)
                         break;
                 atomic_fetch_add(&r->stats.heartbeat, 1);
-                if (is_selected(r, pkt->stream_index)) {
+                if (stream_pos(r, pkt->stream_index) >= 0) {
                         atomic_store(&r->stats.state, RECORDER_RECORDING);
                         e = packet_in(r, pkt); /* -ESTALE: timestamps stepped, start over */
                 }
@@ -571,6 +885,8 @@ static void session_run(struct recorder *r)
                         while (!atomic_load(&r->stop)) /* test hook: a stuck loop, no heartbeat */
                                 usleep(10000);
                 av_packet_unref(pkt);
+                if (e == DRAIN_DONE || (stalled && r->draining))
+                        break;
                 if (stalled && e >= 0)
                         e = AVERROR_EXIT;
         }
@@ -622,11 +938,16 @@ int recorder_start(struct recorder **out, const struct recorder_opts *o)
         r->o.camera.url = r->url;
         r->o.storage_dir = r->storage_dir;
         r->next_segment_num = o->first_segment_num;
+        r->sctx = (struct segment_ctx){ .storage_dir = r->storage_dir, .camera_id = r->o.camera.id,
+                                        .instance_id = r->o.instance_id, .iw = o->iw,
+                                        .next_num = &r->next_segment_num };
         r->frame_us = DEFAULT_FRAME_US;
+        r->rtcp_wait_us = TIMELINE_RTCP_WAIT_US;
         r->gap_reason = "camera_down";
         r->test_stall = getenv("MWR_TEST_STALL_CAMERA") && !strcmp(getenv("MWR_TEST_STALL_CAMERA"), o->camera.id);
         atomic_init(&r->stop, false);
         pthread_mutex_init(&r->sleep_lock, NULL);
+        pthread_mutex_init(&r->info_lock, NULL);
         {
                 pthread_condattr_t ca;
 
@@ -658,6 +979,7 @@ void recorder_join(struct recorder *r)
 {
         pthread_join(r->thread, NULL);
         pthread_mutex_destroy(&r->sleep_lock);
+        pthread_mutex_destroy(&r->info_lock);
         pthread_cond_destroy(&r->sleep_cond);
         free(r->url);
         free(r->storage_dir);
@@ -667,6 +989,45 @@ void recorder_join(struct recorder *r)
 const struct recorder_stats *recorder_stats(const struct recorder *r)
 {
         return &r->stats;
+}
+
+void recorder_unrecorded(struct recorder *r, char *buf, size_t len)
+{
+        pthread_mutex_lock(&r->info_lock);
+        snprintf(buf, len, "%s", r->unrecorded);
+        pthread_mutex_unlock(&r->info_lock);
+}
+
+void recorder_codecs(struct recorder *r, char *video, size_t vlen, char *audio, size_t alen)
+{
+        pthread_mutex_lock(&r->info_lock);
+        snprintf(video, vlen, "%s", r->video_name);
+        snprintf(audio, alen, "%s", r->audio_name);
+        pthread_mutex_unlock(&r->info_lock);
+}
+
+/* "RTP: missed N packets" is rtpdec's warning, with the RTSP context. */
+static void av_log_cb(void *avcl, int level, const char *fmt, va_list vl)
+{
+        const AVClass *c = avcl ? *(const AVClass *const *)avcl : NULL;
+
+        if (c && !strcmp(c->class_name, "AVFormatContext") && fmt && !strcmp(fmt, "RTP: missed %d packets\n")) {
+                struct recorder *r = ((AVFormatContext *)avcl)->opaque;
+                va_list copy;
+                int n;
+
+                va_copy(copy, vl);
+                n = va_arg(copy, int);
+                va_end(copy);
+                if (r && n > 0)
+                        atomic_fetch_add(&r->stats.rtp_lost, (uint64_t)n);
+        }
+        av_log_default_callback(avcl, level, fmt, vl);
+}
+
+void recorder_log_init(void)
+{
+        av_log_set_callback(av_log_cb);
 }
 
 const char *recorder_camera_id(const struct recorder *r)

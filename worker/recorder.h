@@ -34,6 +34,17 @@ struct recorder_stats {
         _Atomic int64_t last_write_error_mono_us; /* 0: none */
         _Atomic uint64_t non_picture_packets; /* SEI/parameter sets alone: stored, not frames */
         _Atomic uint64_t heartbeat; /* bumped whenever the thread runs its loop: the watchdog's evidence */
+        _Atomic uint64_t audio_packets;       /* written */
+        _Atomic uint64_t audio_dropped;       /* before the first keyframe of a session, or disk full */
+        _Atomic uint64_t audio_transcode_errors; /* undecodable audio (G.711 -> FLAC) */
+        _Atomic uint64_t param_changes;       /* new parameter sets in band: a new segment */
+        _Atomic uint64_t rtp_lost;            /* RTP sequence gaps (libavformat: "missed N packets") */
+        _Atomic uint64_t input_errors;        /* packets the demuxer flagged or refused */
+        _Atomic uint64_t unrecorded_streams;  /* streams of this session that are not recorded */
+        _Atomic uint64_t rtcp_rejected;       /* sessions whose RTCP clock was off ours (receive clock used) */
+        _Atomic uint64_t rtcp_late;           /* sessions that decided without a sender report */
+        _Atomic int time_source;              /* enum timeline_source of the current session */
+        _Atomic int width, height;            /* the picture now */
 };
 
 struct recorder_opts {
@@ -55,6 +66,17 @@ void recorder_request_stop(struct recorder *r);
 void recorder_join(struct recorder *r);
 
 const struct recorder_stats *recorder_stats(const struct recorder *r);
+/* The session's streams that are not recorded, e.g. "#2 audio g726 (no
+ * decoder)"; "" when all are.  Copied under the recorder's lock. */
+void recorder_unrecorded(struct recorder *r, char *buf, size_t len);
+/* The codecs recorded now: "h264", and "aac" / "flac (from pcm_alaw)" or "". */
+void recorder_codecs(struct recorder *r, char *video, size_t vlen, char *audio, size_t alen);
+
+/* Installs libavformat's log callback (process-wide, once, before any
+ * recorder starts): it counts RTP loss ("RTP: missed N packets", logged
+ * with the session's RTSP context, whose opaque is its recorder) and then
+ * logs as libav does. */
+void recorder_log_init(void);
 const char *recorder_camera_id(const struct recorder *r);
 const char *recorder_url(const struct recorder *r);
 const char *recorder_state_name(int state);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libavcodec/avcodec.h>
 #include <libavutil/opt.h>
 
 struct segment_writer {
@@ -46,8 +47,8 @@ static int fail(struct segment_writer *w, int r)
         return r;
 }
 
-int segment_writer_open(struct segment_writer **out, const char *path, const AVFormatContext *in,
-                        const int *streams, int n_streams)
+int segment_writer_open(struct segment_writer **out, const char *path, const struct segment_stream *streams,
+                        int n_streams)
 {
         struct segment_writer *w;
         AVDictionary *opts = NULL;
@@ -78,20 +79,23 @@ int segment_writer_open(struct segment_writer **out, const char *path, const AVF
         if (r < 0)
                 goto err;
         for (int i = 0; i < n_streams; i++) {
-                const AVStream *is = in->streams[streams[i]];
+                const struct segment_stream *is = &streams[i];
                 AVStream *os = avformat_new_stream(w->oc, NULL);
 
-                if (!os || streams[i] >= 64) {
+                if (!os || is->in_index < 0 || is->in_index >= 64) {
                         r = AVERROR(ENOMEM);
                         goto err;
                 }
-                if ((r = avcodec_parameters_copy(os->codecpar, is->codecpar)) < 0)
+                if ((r = avcodec_parameters_copy(os->codecpar, is->par)) < 0)
                         goto err;
                 os->codecpar->codec_tag = 0;
                 os->time_base = is->time_base;
-                w->map[streams[i]] = os->index;
+                w->map[is->in_index] = os->index;
                 w->last_dts[i] = INT64_MIN;
                 w->in_tb[i] = is->time_base;
+                /* FLAC in MP4 is standard; Debian's ffmpeg 5.1 still calls it experimental */
+                if (is->par->codec_id == AV_CODEC_ID_FLAC)
+                        w->oc->strict_std_compliance = FF_COMPLIANCE_EXPERIMENTAL;
         }
         if ((r = avio_fd_open(&w->fd, SEGMENT_IO_BUFFER, &w->oc->pb)) < 0)
                 goto err;

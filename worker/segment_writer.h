@@ -14,10 +14,18 @@
 
 struct segment_writer;
 
+/* One track of the segment: what it holds and the time base of the packets
+ * the caller writes to it under the key `in_index` (the input's stream index). */
+struct segment_stream {
+        const AVCodecParameters *par;
+        AVRational time_base;
+        int in_index; /* 0..63 */
+};
+
 /* Creates path (O_EXCL: an existing file is never overwritten: -EEXIST) and
- * writes the header.  streams[] are indexes into in->streams. */
-int segment_writer_open(struct segment_writer **out, const char *path, const AVFormatContext *in,
-                        const int *streams, int n_streams);
+ * writes the header. */
+int segment_writer_open(struct segment_writer **out, const char *path, const struct segment_stream *streams,
+                        int n_streams);
 
 /* Adds one packet of input stream `in_index` whose presentation time is
  * pts_offset_us after the segment start.  The packet is not consumed. */

@@ -25,6 +25,12 @@ struct status_camera {
         double last_frame_age_s;  /* -1 when no frame yet */
         double gap_s_camera_down, gap_s_disk_full;
         uint64_t gaps, gap_alerts;
+        uint64_t audio_packets, audio_dropped, audio_transcode_errors, param_changes, rtp_lost, input_errors;
+        uint64_t unrecorded_streams, rtcp_rejected, rtcp_late;
+        const char *time_source;  /* rtcp, receive, unknown (not connected yet) */
+        int width, height;
+        char video_codec[48], audio_codec[48]; /* "" without sound */
+        char unrecorded[256];     /* the streams not recorded, "" when none */
 };
 
 struct status_snapshot {

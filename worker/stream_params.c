@@ -4,18 +4,21 @@
 #include <errno.h>
 #include <string.h>
 
-static bool is_param_set(const uint8_t *nal, bool hevc)
+/* Which parameter set a NAL is, as a bit: H.264 SPS 1, PPS 2; H.265 VPS 4,
+ * SPS 1, PPS 2; 0 for any other NAL. */
+static unsigned param_set_bit(const uint8_t *nal, bool hevc)
 {
         if (hevc) {
                 int type = (nal[0] >> 1) & 0x3f;
-                return type >= 32 && type <= 34; /* VPS, SPS, PPS */
+                return type == 32 ? 4 : type == 33 ? 1 : type == 34 ? 2 : 0;
         }
-        return (nal[0] & 0x1f) == 7 || (nal[0] & 0x1f) == 8;
+        return (nal[0] & 0x1f) == 7 ? 1 : (nal[0] & 0x1f) == 8 ? 2 : 0;
 }
 
 int stream_params_extract(const uint8_t *au, size_t len, bool hevc, uint8_t *out, size_t cap)
 {
         size_t o = 0, i = 0;
+        unsigned have = 0, need = hevc ? 7 : 3;
 
         while (i + 3 < len) {
                 size_t start, end;
@@ -31,16 +34,17 @@ int stream_params_extract(const uint8_t *au, size_t len, bool hevc, uint8_t *out
                         end = len;
                 while (end > start && au[end - 1] == 0) /* trailing zeros belong to the next start code */
                         end--;
-                if (end > start + (hevc ? 2 : 1) && is_param_set(au + start, hevc)) {
+                if (end > start + (hevc ? 2 : 1) && param_set_bit(au + start, hevc)) {
                         if (o + 4 + (end - start) > cap)
                                 return -ENOBUFS;
+                        have |= param_set_bit(au + start, hevc);
                         memcpy(out + o, "\0\0\0\1", 4);
                         memcpy(out + o + 4, au + start, end - start);
                         o += 4 + (end - start);
                 }
                 i = end;
         }
-        return (int)o;
+        return have == need ? (int)o : 0; /* a set lost in part (UDP) describes nothing */
 }
 
 int stream_params_size(enum AVCodecID codec, const uint8_t *au, size_t len, int *width, int *height)

@@ -17,7 +17,9 @@
 
 /* The parameter-set NALs of an Annex-B access unit, concatenated with
  * 4-byte start codes into out (the form the mp4 muxer takes as extradata).
- * Returns their length: 0 when the AU has none, -ENOBUFS when over cap. */
+ * Returns their length: 0 when the AU has none or not a whole set (H.264:
+ * an SPS and a PPS; H.265: VPS, SPS, PPS: one lost to UDP describes
+ * nothing), -ENOBUFS when over cap. */
 int stream_params_extract(const uint8_t *au, size_t len, bool hevc, uint8_t *out, size_t cap);
 
 /* The picture size the keyframe au (with its parameter sets) decodes to,

@@ -123,7 +123,9 @@ def test_supervisor_restarts_a_killed_worker_within_a_second(procs, camsim, tmp_
     assert "STOPPING=1" in notify.drain()
     for cam in ("cam1", "cam2"):
         segs = segments(cfg, cam)
-        assert all(s["status"] in ("complete", "partial") for s in segs), segs
+        # a segment the SIGKILL hit before its first fragment holds nothing: corrupt, 0 frames
+        assert all(s["status"] in ("complete", "partial") or (s["status"] == "corrupt" and s["frames"] == 0)
+                   for s in segs), segs
         rep, _ = framecheck([s["path"] for s in segs], "--camera", cam)
         assert rep["duplicated"] == 0
         # SIGKILL: at most the last fragment (1 s) plus the restart and reconnect

@@ -55,6 +55,19 @@ static void test_extract_h264(void **state)
         assert_int_equal(stream_params_extract(au, len, false, out, 10), -ENOBUFS);
 }
 
+/* Regression: a keyframe whose SPS was lost (UDP) gave its PPS alone as the
+ * segment's parameters, and the file's avcC came out empty: unreadable.
+ * Half a set is no set. */
+static void test_half_a_set_is_none(void **state)
+{
+        uint8_t au[128], out[128];
+        size_t len = build_au(au);
+
+        /* from the PPS on: no SPS */
+        assert_int_equal(stream_params_extract(au + 4 + sizeof(sps), len - 4 - sizeof(sps), false, out, sizeof(out)),
+                         0);
+}
+
 /* The same bytes read as H.265 are no parameter sets (types 51, 52, 50). */
 static void test_extract_is_codec_aware(void **state)
 {
@@ -86,6 +99,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_extract_h264),
+                cmocka_unit_test(test_half_a_set_is_none),
                 cmocka_unit_test(test_extract_is_codec_aware),
                 cmocka_unit_test(test_size_from_the_parser),
         };
