@@ -71,7 +71,7 @@ COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $
                $(BUILD)/obj/common/fsutil.o $(BUILD)/obj/common/fmp4_index.o
 CONTINUITY_OBJS := $(addprefix $(BUILD)/obj/continuity/,matcher.o timeline.o loader.o)
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment.o segment_writer.o timeline.o \
-                 stream_params.o audio_transcode.o \
+                 stream_params.o audio_transcode.o flac_enc.o \
                  index_writer.o recovery.o fmp4_repair.o disk_guard.o \
                  status.o http.o http_query.o hls.o) $(COMMON_OBJS) $(BUILD)/obj/common/avio_fd.o \
                $(CONTINUITY_OBJS) $(DB_OBJS)
@@ -128,9 +128,12 @@ $(BUILD)/unit/test_timefmt: $(BUILD)/obj/tests/unit/test_timefmt.o $(BUILD)/obj/
 $(BUILD)/unit/test_timeline: $(BUILD)/obj/tests/unit/test_timeline.o $(BUILD)/obj/worker/timeline.o
 $(BUILD)/unit/test_stream_params: $(BUILD)/obj/tests/unit/test_stream_params.o $(BUILD)/obj/worker/stream_params.o
 $(BUILD)/unit/test_audio_transcode: $(BUILD)/obj/tests/unit/test_audio_transcode.o \
-                                    $(BUILD)/obj/worker/audio_transcode.o
-$(BUILD)/unit/test_stream_params $(BUILD)/unit/test_audio_transcode: UNIT_EXTRA_LIBS = $(call pkg_libs,$(PKGS_AV))
-$(BUILD)/obj/tests/unit/test_stream_params.o $(BUILD)/obj/tests/unit/test_audio_transcode.o: \
+                                    $(BUILD)/obj/worker/audio_transcode.o $(BUILD)/obj/worker/flac_enc.o
+$(BUILD)/unit/test_flac_enc: $(BUILD)/obj/tests/unit/test_flac_enc.o $(BUILD)/obj/worker/flac_enc.o
+$(BUILD)/unit/test_stream_params $(BUILD)/unit/test_audio_transcode $(BUILD)/unit/test_flac_enc: \
+    UNIT_EXTRA_LIBS = $(call pkg_libs,$(PKGS_AV))
+$(BUILD)/obj/tests/unit/test_stream_params.o $(BUILD)/obj/tests/unit/test_audio_transcode.o \
+$(BUILD)/obj/tests/unit/test_flac_enc.o: \
     OBJ_CFLAGS = -I. -Itests/common -Itests $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_AV))
 $(BUILD)/unit/test_payload_hash: $(BUILD)/obj/tests/unit/test_payload_hash.o $(BUILD)/obj/common/payload_hash.o
 $(BUILD)/unit/test_fmp4_index: $(BUILD)/obj/tests/unit/test_fmp4_index.o $(BUILD)/obj/common/fmp4_index.o

@@ -1,8 +1,8 @@
-/* audio_transcode: decode, FIFO of 16-bit samples, FLAC; see the header.
- * The FIFO holds the samples of the frame being built and the camera time
- * of its first sample; a decoded frame that does not follow on (more than
- * FOLLOW_SLACK_US off) closes the encoder's run with a short last frame and
- * starts a new run, since FLAC takes a short frame only as the last. */
+/* audio_transcode: decode, a FIFO of 16-bit samples, FLAC frames of
+ * FLAC_FRAME_MS (worker/flac_enc.c); see the header.  The FIFO holds the
+ * frame being built and the camera time of its first sample; a decoded
+ * frame that does not follow on (more than FOLLOW_SLACK_US off) sends the
+ * FIFO as a short frame first, so no FLAC frame spans a hole. */
 #include "worker/audio_transcode.h"
 
 #include <errno.h>
@@ -11,21 +11,20 @@
 
 #include <libavutil/channel_layout.h>
 
+#include "worker/flac_enc.h"
+
 #define FOLLOW_SLACK_US 2000 /* RTP timestamps are exact; 2 ms covers rounding */
-#define MAX_CHANNELS 2
 
 struct audio_transcode {
-        AVCodecContext *dec, *enc;
+        AVCodecContext *dec;
         AVCodecParameters *par; /* of the output, kept for the segment writer */
-        AVFrame *in, *out;
+        AVFrame *in;
         AVPacket *pkt;
+        struct flac_enc flac;
         int rate, channels, frame_size;
         int16_t *fifo;          /* frame_size * channels */
         int fifo_n;             /* samples per channel in the fifo */
         int64_t fifo_t_us;      /* camera time of the fifo's first sample */
-        int64_t run_t_us;       /* camera time of the encoder run's sample 0 */
-        int64_t run_samples;    /* samples sent to the encoder in this run */
-        int last_frame_n;       /* samples of the frame sent last: FLAC gives a packet per frame */
         uint64_t errors;
 };
 
@@ -40,25 +39,23 @@ bool audio_transcode_wanted(const AVCodecParameters *in, bool muxable)
                in->sample_rate > 0;
 }
 
-static int encoder_open(struct audio_transcode *x)
+/* The FLAC stream's parameters, as the mp4 muxer wants them (STREAMINFO as
+ * extradata, for the dfLa box). */
+static int output_params(struct audio_transcode *x)
 {
-        const AVCodec *c = avcodec_find_encoder(AV_CODEC_ID_FLAC);
-        int e;
+        AVCodecParameters *p = x->par;
 
-        if (!c)
-                return -ENOSYS;
-        avcodec_free_context(&x->enc);
-        if (!(x->enc = avcodec_alloc_context3(c)))
+        p->codec_type = AVMEDIA_TYPE_AUDIO;
+        p->codec_id = AV_CODEC_ID_FLAC;
+        p->sample_rate = x->rate;
+        p->format = AV_SAMPLE_FMT_S16;
+        p->bits_per_raw_sample = 16;
+        p->frame_size = x->frame_size;
+        av_channel_layout_default(&p->ch_layout, x->channels);
+        if (!(p->extradata = av_mallocz(FLAC_STREAMINFO_BYTES + AV_INPUT_BUFFER_PADDING_SIZE)))
                 return -ENOMEM;
-        x->enc->sample_fmt = AV_SAMPLE_FMT_S16;
-        x->enc->sample_rate = x->rate;
-        av_channel_layout_default(&x->enc->ch_layout, x->channels);
-        x->enc->time_base = (AVRational){ 1, x->rate };
-        x->enc->frame_size = x->frame_size;
-        x->enc->compression_level = 2; /* 8 kHz speech: higher levels buy little */
-        if ((e = avcodec_open2(x->enc, c, NULL)) < 0)
-                return av_err(e);
-        x->run_samples = 0;
+        memcpy(p->extradata, x->flac.streaminfo, FLAC_STREAMINFO_BYTES);
+        p->extradata_size = FLAC_STREAMINFO_BYTES;
         return 0;
 }
 
@@ -74,19 +71,22 @@ int audio_transcode_new(struct audio_transcode **out, const AVCodecParameters *i
                 return -ENOMEM;
         x->rate = in->sample_rate;
         x->channels = in->ch_layout.nb_channels > 0 ? in->ch_layout.nb_channels : 1;
-        if (x->channels > MAX_CHANNELS)
-                x->channels = MAX_CHANNELS;
+        if (x->channels > FLAC_ENC_MAX_CHANNELS)
+                x->channels = FLAC_ENC_MAX_CHANNELS;
         x->frame_size = x->rate * FLAC_FRAME_MS / 1000;
+        if (x->frame_size < 1 || x->frame_size > FLAC_ENC_MAX_BLOCK || flac_enc_init(&x->flac, x->rate, x->channels)) {
+                free(x);
+                return -EINVAL;
+        }
         e = -ENOMEM;
-        if (!(x->dec = avcodec_alloc_context3(d)) || !(x->in = av_frame_alloc()) || !(x->out = av_frame_alloc()) ||
-            !(x->pkt = av_packet_alloc()) || !(x->par = avcodec_parameters_alloc()) ||
+        if (!(x->dec = avcodec_alloc_context3(d)) || !(x->in = av_frame_alloc()) || !(x->pkt = av_packet_alloc()) ||
+            !(x->par = avcodec_parameters_alloc()) ||
             !(x->fifo = calloc((size_t)x->frame_size * (size_t)x->channels, sizeof(int16_t))))
                 goto fail;
         if ((e = avcodec_parameters_to_context(x->dec, in)) < 0)
                 goto fail;
         x->dec->pkt_timebase = in_tb;
-        if ((e = avcodec_open2(x->dec, d, NULL)) < 0 || (e = encoder_open(x)) < 0 ||
-            (e = avcodec_parameters_from_context(x->par, x->enc)) < 0)
+        if ((e = avcodec_open2(x->dec, d, NULL)) < 0 || (e = output_params(x)) < 0)
                 goto fail;
         *out = x;
         return 0;
@@ -100,10 +100,8 @@ void audio_transcode_free(struct audio_transcode *x)
         if (!x)
                 return;
         avcodec_free_context(&x->dec);
-        avcodec_free_context(&x->enc);
         avcodec_parameters_free(&x->par);
         av_frame_free(&x->in);
-        av_frame_free(&x->out);
         av_packet_free(&x->pkt);
         free(x->fifo);
         free(x);
@@ -129,61 +127,28 @@ static int64_t samples_us(const struct audio_transcode *x, int64_t n)
         return n * 1000000 / x->rate;
 }
 
-/* Every packet the encoder has ready, to cb with its camera time. */
-static int drain(struct audio_transcode *x, audio_transcode_cb cb, void *ctx)
+/* The fifo (full, or short before a hole) as one FLAC packet, to cb. */
+static int send_fifo(struct audio_transcode *x, audio_transcode_cb cb, void *ctx)
 {
-        int e;
-
-        while ((e = avcodec_receive_packet(x->enc, x->pkt)) >= 0) {
-                int r;
-
-                if (x->pkt->size == 0) { /* the final STREAMINFO as side data: nothing to record */
-                        av_packet_unref(x->pkt);
-                        continue;
-                }
-                if (x->pkt->duration <= 0) /* the muxer needs it: the last sample's end */
-                        x->pkt->duration = x->last_frame_n;
-                r = cb(x->pkt, x->run_t_us + samples_us(x, x->pkt->pts), ctx);
-
-                av_packet_unref(x->pkt);
-                if (r)
-                        return r;
-        }
-        return e == AVERROR(EAGAIN) || e == AVERROR_EOF ? 0 : av_err(e);
-}
-
-/* Sends the fifo (full, or short when `last`) as one frame. */
-static int send_fifo(struct audio_transcode *x, bool last, audio_transcode_cb cb, void *ctx)
-{
-        int e;
+        int len, r;
 
         if (x->fifo_n == 0)
                 return 0;
-        if (x->run_samples == 0)
-                x->run_t_us = x->fifo_t_us;
-        av_frame_unref(x->out);
-        x->out->format = AV_SAMPLE_FMT_S16;
-        x->out->sample_rate = x->rate;
-        x->out->nb_samples = x->fifo_n;
-        av_channel_layout_default(&x->out->ch_layout, x->channels);
-        if ((e = av_frame_get_buffer(x->out, 0)) < 0)
-                return av_err(e);
-        memcpy(x->out->data[0], x->fifo, (size_t)x->fifo_n * (size_t)x->channels * sizeof(int16_t));
-        x->out->pts = x->run_samples;
-        x->run_samples += x->fifo_n;
-        x->last_frame_n = x->fifo_n;
-        x->fifo_n = 0;
-        if ((e = avcodec_send_frame(x->enc, x->out)) < 0)
-                return av_err(e);
-        if ((e = drain(x, cb, ctx)) != 0)
-                return e;
-        if (last) { /* a short frame ends the run: drain and start a new one */
-                avcodec_send_frame(x->enc, NULL);
-                if ((e = drain(x, cb, ctx)) != 0)
-                        return e;
-                return encoder_open(x);
+        if (av_new_packet(x->pkt, (int)flac_enc_frame_max(&x->flac, x->fifo_n)) < 0)
+                return -ENOMEM;
+        len = flac_enc_frame(&x->flac, x->fifo, x->fifo_n, x->pkt->data, (size_t)x->pkt->size);
+        if (len < 0) {
+                av_packet_unref(x->pkt);
+                return len;
         }
-        return 0;
+        av_shrink_packet(x->pkt, len);
+        x->pkt->pts = x->pkt->dts = (int64_t)x->flac.next_sample - x->fifo_n;
+        x->pkt->duration = x->fifo_n;
+        x->pkt->flags |= AV_PKT_FLAG_KEY;
+        x->fifo_n = 0;
+        r = cb(x->pkt, x->fifo_t_us, ctx);
+        av_packet_unref(x->pkt);
+        return r;
 }
 
 static int16_t sample_s16(const AVFrame *f, int ch, int i)
@@ -212,13 +177,9 @@ static int take_frame(struct audio_transcode *x, const AVFrame *f, int64_t t_us,
 
         if (x->fifo_n > 0) {
                 int64_t expect = x->fifo_t_us + samples_us(x, x->fifo_n);
-                if (t_us > expect + FOLLOW_SLACK_US || t_us < expect - FOLLOW_SLACK_US)
-                        if ((e = send_fifo(x, true, cb, ctx)) != 0)
-                                return e;
-        } else if (x->run_samples > 0 && llabs(t_us - (x->run_t_us + samples_us(x, x->run_samples))) > FOLLOW_SLACK_US) {
-                /* a hole right at a frame boundary: the run ends here too */
-                avcodec_send_frame(x->enc, NULL);
-                if ((e = drain(x, cb, ctx)) != 0 || (e = encoder_open(x)) != 0)
+
+                if ((t_us > expect + FOLLOW_SLACK_US || t_us < expect - FOLLOW_SLACK_US) &&
+                    (e = send_fifo(x, cb, ctx)) != 0) /* a hole: no frame spans it */
                         return e;
         }
         for (int i = 0; i < f->nb_samples; i++) {
@@ -226,7 +187,7 @@ static int take_frame(struct audio_transcode *x, const AVFrame *f, int64_t t_us,
                         x->fifo_t_us = t_us + samples_us(x, i);
                 for (int c = 0; c < x->channels; c++)
                         x->fifo[x->fifo_n * x->channels + c] = sample_s16(f, c < chans ? c : 0, i);
-                if (++x->fifo_n == x->frame_size && (e = send_fifo(x, false, cb, ctx)) != 0)
+                if (++x->fifo_n == x->frame_size && (e = send_fifo(x, cb, ctx)) != 0)
                         return e;
         }
         return 0;
@@ -257,5 +218,5 @@ int audio_transcode_feed(struct audio_transcode *x, const AVPacket *pkt, int64_t
 
 int audio_transcode_flush(struct audio_transcode *x, audio_transcode_cb cb, void *ctx)
 {
-        return send_fifo(x, true, cb, ctx);
+        return send_fifo(x, cb, ctx);
 }

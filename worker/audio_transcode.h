@@ -1,12 +1,12 @@
 /* audio_transcode: sound the MP4 muxer does not take (G.711 A-law/u-law,
  * and any other codec libavcodec decodes) made recordable without loss:
- * decoded to 16-bit PCM and encoded as FLAC (lossless; "fLaC" in MP4, which
- * browsers play; Debian's ffmpeg 5.1 flags FLAC-in-MP4 experimental, so the
- * segment writer allows it).  Input packets carry camera time; output
- * packets get the camera time of their first sample.  FLAC frames are
- * FLAC_FRAME_MS long; a hole in the input (a lost packet) ends a frame
- * early, so no output frame spans a hole.  One per camera session, on the
- * camera's thread. */
+ * decoded to 16-bit PCM (libavcodec) and coded as FLAC (worker/flac_enc.c;
+ * lossless; "fLaC" in MP4, which browsers play; Debian's ffmpeg 5.1 flags
+ * FLAC-in-MP4 experimental, so the segment writer allows it).  Input
+ * packets carry camera time; output packets get the camera time of their
+ * first sample.  FLAC frames are FLAC_FRAME_MS long; a hole in the input (a
+ * lost packet) ends a frame early, so no output frame spans a hole.  One
+ * per camera session, on the camera's thread. */
 #ifndef MWR_WORKER_AUDIO_TRANSCODE_H
 #define MWR_WORKER_AUDIO_TRANSCODE_H
 
