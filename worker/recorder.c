@@ -360,6 +360,30 @@ static int video_clock(struct recorder *r, int64_t d_us)
         return 0;
 }
 
+/* The probe can end without a picture size (a busy machine, a slow first
+ * keyframe): the MP4 muxer needs one.  Read it from this keyframe, behind
+ * the parameters the stream has (when the keyframe carries none). */
+static void video_size_learn(struct recorder *r, const AVPacket *pkt)
+{
+        AVCodecParameters *par = r->rs[0].par;
+        size_t n = (size_t)par->extradata_size + (size_t)pkt->size;
+        uint8_t *buf = malloc(n);
+        int w, h;
+
+        if (!buf)
+                return;
+        if (par->extradata_size > 0)
+                memcpy(buf, par->extradata, (size_t)par->extradata_size);
+        memcpy(buf + par->extradata_size, pkt->data, (size_t)pkt->size);
+        if (stream_params_size(par->codec_id, buf, n, &w, &h) == 0) {
+                par->width = w;
+                par->height = h;
+                atomic_store(&r->stats.width, w);
+                atomic_store(&r->stats.height, h);
+        }
+        free(buf);
+}
+
 /* A keyframe's parameter sets (params, plen) describe the frames from here
  * on: when they are not what the video's parameters say, take them (and the
  * picture size they give) for the segments to come.  Sets the parser cannot
@@ -370,6 +394,8 @@ static bool video_params_follow(struct recorder *r, const AVPacket *pkt, const u
         int w = 0, h = 0;
         uint8_t *x;
 
+        if (par->width <= 0 || par->height <= 0)
+                video_size_learn(r, pkt);
         if (plen == 0 || ((size_t)par->extradata_size == plen && !memcmp(par->extradata, params, plen)))
                 return plen > 0;
         if (stream_params_size(par->codec_id, pkt->data, (size_t)pkt->size, &w, &h) < 0 ||
