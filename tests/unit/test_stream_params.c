@@ -95,6 +95,25 @@ static void test_size_from_the_parser(void **state)
         assert_int_equal(stream_params_size(AV_CODEC_ID_H264, idr, sizeof(idr), &w, &h), -EINVAL);
 }
 
+/* Regression: a busy probe left a camera without a picture size, and every
+ * segment open failed; the recorder now reads it from the first keyframe
+ * behind the SDP's parameter sets, when the keyframe carries none. */
+static void test_size_from_sdp_sets_ahead_of_a_bare_keyframe(void **state)
+{
+        uint8_t au[128], buf[160];
+        size_t len = build_au(au), sets = 4 + sizeof(sps) + 3 + sizeof(pps);
+        int w = 0, h = 0;
+
+        /* the keyframe alone: no size */
+        assert_int_equal(stream_params_size(AV_CODEC_ID_H264, au + sets, len - sets, &w, &h), -EINVAL);
+        /* behind the SDP's sets (extradata): 64x48 */
+        memcpy(buf, au, sets);
+        memcpy(buf + sets, au + sets, len - sets);
+        assert_int_equal(stream_params_size(AV_CODEC_ID_H264, buf, len, &w, &h), 0);
+        assert_int_equal(w, 64);
+        assert_int_equal(h, 48);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -102,6 +121,7 @@ int main(void)
                 cmocka_unit_test(test_half_a_set_is_none),
                 cmocka_unit_test(test_extract_is_codec_aware),
                 cmocka_unit_test(test_size_from_the_parser),
+                cmocka_unit_test(test_size_from_sdp_sets_ahead_of_a_bare_keyframe),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
