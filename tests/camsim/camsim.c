@@ -698,29 +698,33 @@ static void on_media_unprepared(GstRTSPMedia *media, gpointer data)
         gst_object_unref(bin);
 }
 
+#define RTCP_SETTLE_NS (2 * GST_SECOND) /* a new stream's reports are held back this long */
+
 struct rtcp_watch {
         struct camera *cam;
-        gboolean first_sent; /* the stream's first report went out (or was held back) */
+        GstClockTime since; /* monotonic: the stream's first RTCP packet */
 };
 
 /* RTCP leaving the server: sender reports are held back while the camera
- * says so (--no-rtcp, --first-sr-delay).  A new stream's very first report
- * is never sent: rtpbin maps RTP time to NTP in it tens of milliseconds off
- * its later reports (measured 12-70 ms), which would show as a step in every
- * client's timestamps at the second report; a real camera's clock does not
- * jump like that. */
+ * says so (--no-rtcp, --first-sr-delay).  A new stream's reports of its
+ * first RTCP_SETTLE_NS are never sent: rtpbin maps RTP time to NTP in them
+ * tens of milliseconds off its later reports (measured 12-71 ms, longest on
+ * a busy start), which shows as a step in every client's timestamps when
+ * the mapping settles; a real camera's clock does not jump like that. */
 static GstPadProbeReturn rtcp_probe(GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
         struct rtcp_watch *w = data;
         struct camera *cam = w->cam;
         GstPadProbeReturn r = GST_PAD_PROBE_OK;
+        GstClockTime now = now_mono_ns();
 
         g_mutex_lock(&cam->lock);
-        if (!w->first_sent || (cam->sr_block_until != NO_BLOCK && now_mono_ns() < cam->sr_block_until)) {
+        if (w->since == 0)
+                w->since = now;
+        if (now - w->since < RTCP_SETTLE_NS || (cam->sr_block_until != NO_BLOCK && now < cam->sr_block_until)) {
                 cam->rtcp_dropped++;
                 r = GST_PAD_PROBE_DROP;
         }
-        w->first_sent = TRUE;
         g_mutex_unlock(&cam->lock);
         return r;
 }
