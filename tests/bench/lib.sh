@@ -53,7 +53,8 @@ free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("
 # camsim with N cameras (GOP 2 s) on free ports, waiting up to START_TIMEOUT s:
 # sets CS (its pid, also in PIDS) and PORT (RTSP).
 start_camsim() {
-    "$CAMSIM" --cameras "$1" --port 0 --control-port 0 --gop 50 > "$TMP/camsim.out" 2> "$TMP/camsim.err" &
+    # shellcheck disable=SC2086 # CAMSIM_ARGS: extra personality flags, e.g. "--audio aac"
+    "$CAMSIM" --cameras "$1" --port 0 --control-port 0 --gop 50 ${CAMSIM_ARGS:-} > "$TMP/camsim.out" 2> "$TMP/camsim.err" &
     CS=$!; PIDS+=("$CS")
     for _ in $(seq $((START_TIMEOUT * 10))); do grep -q ready "$TMP/camsim.out" && break; gone "$CS" && break; sleep 0.1; done
     PORT=$(sed -n 's/.*ready rtsp_port=\([0-9]*\).*/\1/p' "$TMP/camsim.out")

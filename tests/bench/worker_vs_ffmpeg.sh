@@ -1,7 +1,7 @@
 #!/bin/bash
 # mwr-worker against the design it replaces (one `ffmpeg -c copy -f segment`
 # per camera), both recording the same camsim cameras at the same time.
-# usage: worker_vs_ffmpeg.sh [CAMERAS=16] [SECONDS=60]
+# usage: [CAMSIM_ARGS="--audio aac"] worker_vs_ffmpeg.sh [CAMERAS=16] [SECONDS=60]
 # 10 s to settle, then over SECONDS: CPU (utime+stime from /proc/PID/stat) of
 # the worker vs the sum over the ffmpegs, RSS (VmRSS) of both, camsim's CPU and
 # the whole machine's; then SIGTERM the worker (timed), stop the ffmpegs, and
@@ -13,7 +13,7 @@ SETTLE=10; START_TIMEOUT=15; SEGMENT=10
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CAMSIM=$ROOT/build/tests/camsim
 WORKER=$ROOT/build/bin/mwr-worker
-CMDLINE="tests/bench/worker_vs_ffmpeg.sh $N $SECS"
+CMDLINE="${CAMSIM_ARGS:+CAMSIM_ARGS=\"$CAMSIM_ARGS\" }tests/bench/worker_vs_ffmpeg.sh $N $SECS"
 for b in "$CAMSIM" "$WORKER"; do [ -x "$b" ] || { echo "missing $b: run make all" >&2; exit 1; }; done
 for b in ffmpeg sqlite3 python3; do command -v "$b" > /dev/null || { echo "missing $b" >&2; exit 1; }; done
 BENCH_NAME=worker_vs_ffmpeg
