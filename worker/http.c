@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -188,6 +189,41 @@ static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection 
         return reply_json(h, c, 200, arr);
 }
 
+/* The per-camera counters of /metrics: one series each, by camera. */
+static const struct camera_counter {
+        const char *name, *type, *help; /* help NULL: none */
+        size_t offset;                   /* of a uint64_t in struct status_camera */
+} camera_counters[] = {
+#define C(name, type, help, field) { name, type, help, offsetof(struct status_camera, field) }
+        C("mwr_camera_frames_total", "counter", "Video frames recorded.", frames),
+        C("mwr_camera_bytes_total", "counter", NULL, bytes),
+        C("mwr_camera_segments_total", "counter", NULL, segments),
+        C("mwr_camera_reconnects_total", "counter", NULL, reconnects),
+        C("mwr_camera_timestamp_anomalies_total", "counter", NULL, ts_anomalies),
+        C("mwr_camera_write_errors_total", "counter", NULL, write_errors),
+        C("mwr_camera_non_picture_packets_total", "counter",
+          "Packets with only SEI or parameter sets (stored, not frames).", non_picture_packets),
+        C("mwr_camera_audio_packets_total", "counter", "Audio packets recorded.", audio_packets),
+        C("mwr_camera_audio_dropped_total", "counter",
+          "Audio packets not recorded (before a session's first keyframe, disk full).", audio_dropped),
+        C("mwr_camera_audio_transcode_errors_total", "counter",
+          "Audio packets the decoder refused (G.711 made FLAC).", audio_transcode_errors),
+        C("mwr_camera_stream_changes_total", "counter", "New parameter sets in band (a new segment each).",
+          param_changes),
+        C("mwr_camera_rtp_packets_lost_total", "counter", "RTP sequence gaps (UDP loss).", rtp_lost),
+        C("mwr_camera_input_errors_total", "counter", "Packets the demuxer flagged corrupt.", input_errors),
+        C("mwr_camera_unrecorded_streams", "gauge", "Streams of the camera's session that are not recorded.",
+          unrecorded_streams),
+        C("mwr_camera_rtcp_rejected_total", "counter",
+          "Sessions whose RTCP clock was too far off ours (our clock used).", rtcp_rejected),
+        C("mwr_camera_rtcp_late_total", "counter", "Sessions timed without a sender report (receive clock).",
+          rtcp_late),
+        C("mwr_gaps_total", "counter", "Gaps in a camera's footage (gap rows written).", gaps),
+        C("mwr_gap_alerts_total", "counter", "Gaps longer than 1 s, each also logged at alert priority.",
+          gap_alerts),
+#undef C
+};
+
 static char *metrics_text(struct http_server *h, const struct status_snapshot *s)
 {
         size_t cap = 8192 + s->n_cameras * 6144, n = 0;
@@ -196,26 +232,16 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
 #define M(...) (n += (size_t)snprintf(b + n, n < cap ? cap - n : 0, __VA_ARGS__))
         if (!b)
                 return NULL;
-        M("# HELP mwr_camera_frames_total Video frames recorded.\n# TYPE mwr_camera_frames_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_frames_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].frames);
-        M("# TYPE mwr_camera_bytes_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_bytes_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].bytes);
-        M("# TYPE mwr_camera_segments_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_segments_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].segments);
-        M("# TYPE mwr_camera_reconnects_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_reconnects_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].reconnects);
-        M("# TYPE mwr_camera_timestamp_anomalies_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_timestamp_anomalies_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].ts_anomalies);
-        M("# TYPE mwr_camera_write_errors_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_write_errors_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].write_errors);
+        for (size_t k = 0; k < sizeof(camera_counters) / sizeof(camera_counters[0]); k++) {
+                const struct camera_counter *m = &camera_counters[k];
+
+                if (m->help)
+                        M("# HELP %s %s\n", m->name, m->help);
+                M("# TYPE %s %s\n", m->name, m->type);
+                for (size_t i = 0; i < s->n_cameras; i++)
+                        M("%s{camera=\"%s\"} %" PRIu64 "\n", m->name, s->cameras[i].id,
+                          *(const uint64_t *)((const char *)&s->cameras[i] + m->offset));
+        }
         M("# HELP mwr_camera_dropped_packets_total Packets not recorded (before a keyframe, disk full).\n"
           "# TYPE mwr_camera_dropped_packets_total counter\n");
         for (size_t i = 0; i < s->n_cameras; i++) {
@@ -224,11 +250,6 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
                 M("mwr_camera_dropped_packets_total{camera=\"%s\",reason=\"disk_full\"} %" PRIu64 "\n",
                   s->cameras[i].id, s->cameras[i].dropped_disk_full);
         }
-        M("# HELP mwr_camera_non_picture_packets_total Packets with only SEI or parameter sets (stored, not frames).\n"
-          "# TYPE mwr_camera_non_picture_packets_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_non_picture_packets_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].non_picture_packets);
         M("# HELP mwr_camera_last_frame_age_seconds Seconds since the last frame (-1: none yet).\n"
           "# TYPE mwr_camera_last_frame_age_seconds gauge\n");
         for (size_t i = 0; i < s->n_cameras; i++)
@@ -244,58 +265,6 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
                 M("mwr_gap_seconds_total{camera=\"%s\",reason=\"disk_full\"} %.3f\n", s->cameras[i].id,
                   s->cameras[i].gap_s_disk_full);
         }
-        M("# HELP mwr_gaps_total Gaps in a camera's footage (gap rows written).\n# TYPE mwr_gaps_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_gaps_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].gaps);
-        M("# HELP mwr_gap_alerts_total Gaps longer than 1 s, each also logged at alert priority.\n"
-          "# TYPE mwr_gap_alerts_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_gap_alerts_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id, s->cameras[i].gap_alerts);
-        M("# HELP mwr_camera_audio_packets_total Audio packets recorded.\n"
-          "# TYPE mwr_camera_audio_packets_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_audio_packets_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].audio_packets);
-        M("# HELP mwr_camera_audio_dropped_total Audio packets not recorded (before a session's first keyframe, "
-          "disk full).\n# TYPE mwr_camera_audio_dropped_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_audio_dropped_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].audio_dropped);
-        M("# HELP mwr_camera_audio_transcode_errors_total Audio packets the decoder refused (G.711 made FLAC).\n"
-          "# TYPE mwr_camera_audio_transcode_errors_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_audio_transcode_errors_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].audio_transcode_errors);
-        M("# HELP mwr_camera_stream_changes_total New parameter sets in band (a new segment each).\n"
-          "# TYPE mwr_camera_stream_changes_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_stream_changes_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].param_changes);
-        M("# HELP mwr_camera_rtp_packets_lost_total RTP sequence gaps (UDP loss).\n"
-          "# TYPE mwr_camera_rtp_packets_lost_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_rtp_packets_lost_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].rtp_lost);
-        M("# HELP mwr_camera_input_errors_total Packets the demuxer flagged corrupt.\n"
-          "# TYPE mwr_camera_input_errors_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_input_errors_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].input_errors);
-        M("# HELP mwr_camera_unrecorded_streams Streams of the camera's session that are not recorded.\n"
-          "# TYPE mwr_camera_unrecorded_streams gauge\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_unrecorded_streams{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].unrecorded_streams);
-        M("# HELP mwr_camera_rtcp_rejected_total Sessions whose RTCP clock was too far off ours (our clock used).\n"
-          "# TYPE mwr_camera_rtcp_rejected_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_rtcp_rejected_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].rtcp_rejected);
-        M("# HELP mwr_camera_rtcp_late_total Sessions timed without a sender report (receive clock).\n"
-          "# TYPE mwr_camera_rtcp_late_total counter\n");
-        for (size_t i = 0; i < s->n_cameras; i++)
-                M("mwr_camera_rtcp_late_total{camera=\"%s\"} %" PRIu64 "\n", s->cameras[i].id,
-                  s->cameras[i].rtcp_late);
         M("# TYPE mwr_process_uptime_seconds gauge\nmwr_process_uptime_seconds %.3f\n", (double)s->uptime_us / 1e6);
         M("# TYPE mwr_process_resident_memory_bytes gauge\nmwr_process_resident_memory_bytes %" PRIu64 "\n",
           s->rss_bytes);
