@@ -61,7 +61,8 @@ static const char *const migrations[] = {
         "  reason TEXT NOT NULL DEFAULT '');",
         /* 3: what each segment holds (a camera can change its stream: each
          * segment has one parameter set), and gap reasons for damaged input
-         * (packet_loss) and a planned camera handover (handover).  SQLite
+         * (packet_loss), a planned camera handover (handover) and storage
+         * that was not there (storage_unavailable).  SQLite
          * cannot widen a CHECK in place: the gaps table is rebuilt with the
          * same columns in this step's transaction (the documented 12-step
          * way); an older worker's statements re-prepare against it. */
@@ -73,7 +74,8 @@ static const char *const migrations[] = {
         "  id INTEGER PRIMARY KEY, camera_id TEXT NOT NULL, instance_id TEXT NOT NULL,"
         "  start_us INTEGER NOT NULL, end_us INTEGER NOT NULL,"
         "  reason TEXT NOT NULL CHECK(reason IN ('camera_down','recorder_start','recorder_stop','disk_full',"
-        "    'clock_step','timestamp_jump','corrupt_input','crash','packet_loss','handover')),"
+        "    'clock_step','timestamp_jump','corrupt_input','crash','packet_loss','handover',"
+        "    'storage_unavailable')),"
         "  detail TEXT NOT NULL DEFAULT '', created_us INTEGER NOT NULL);"
         "INSERT INTO gaps_v3(id, camera_id, instance_id, start_us, end_us, reason, detail, created_us) "
         "  SELECT id, camera_id, instance_id, start_us, end_us, reason, detail, created_us FROM gaps;"

@@ -51,7 +51,7 @@ struct db_gap {
         int64_t start_us, end_us;
         const char *reason; /* camera_down | recorder_start | recorder_stop | disk_full |
                              * clock_step | timestamp_jump | corrupt_input | crash |
-                             * packet_loss | handover */
+                             * packet_loss | handover | storage_unavailable */
         const char *detail;
         int64_t created_us;
 };

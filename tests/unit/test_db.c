@@ -629,7 +629,7 @@ static void test_gaps(void **state)
 
 /* A file written by a schema-2 worker (its tables as that worker made them,
  * with a gap row): schema 3 adds the segment's codec and size, and gap
- * reasons packet_loss and handover, keeping every row. */
+ * reasons packet_loss, handover and storage_unavailable, keeping every row. */
 static void test_migration_3_keeps_rows_and_widens_gap_reasons(void **state)
 {
         struct fixture *fx = *state;
@@ -677,9 +677,10 @@ static void test_migration_3_keeps_rows_and_widens_gap_reasons(void **state)
                          1);
         assert_int_equal(db_gap_insert(db, "cam1", "a-1", 10, 11, "packet_loss", "3 RTP packets lost", 2), 0);
         assert_int_equal(db_gap_insert(db, "cam1", "a-1", 12, 13, "handover", "", 2), 0);
+        assert_int_equal(db_gap_insert(db, "cam1", "a-1", 14, 15, "storage_unavailable", "", 2), 0);
         assert_int_equal(db_gap_insert(db, "cam1", "a-1", 12, 13, "gremlins", "", 2), -EINVAL);
         assert_int_equal(db_gaps_range(db, "cam1", 0, 100, 100, 0, list_gap, &l), 0);
-        assert_int_equal(l.n, 3);
+        assert_int_equal(l.n, 4);
         assert_string_equal(l.paths[1], "cam1:packet_loss");
         seg = seg_make("cam1", "/r/new.mp4", T0_US, T0_US);
         seg.video_codec = "hevc";
