@@ -128,6 +128,18 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
         ssize_t n;
 
         if (k->dispatched) {
+                /* epoll reports a hang-up whatever the events asked for: the
+                 * client is gone (Ctrl-C of a deploy).  Stop listening, or
+                 * this runs in a loop at a full core until the command ends;
+                 * the command runs to its end, its replies go nowhere. */
+                if (revents & (EPOLLHUP | EPOLLERR)) {
+                        k->dead = true;
+                        k->out_len = 0;
+                        sd_event_source_set_enabled(k->src, SD_EVENT_OFF);
+                        if (k->closing)
+                                conn_free(k);
+                        return 0;
+                }
                 conn_flush(k);
                 return 0;
         }

@@ -39,9 +39,8 @@ struct sup {
         struct slot slots[2];
         int active;              /* index of the slot that takes traffic */
         sd_event_source *restart_timer, *scan_timer;
-        uint64_t backoff_us;
-        uint64_t crash_mono_us[SUP_CRASH_LOOP_COUNT]; /* ring of recent crashes */
-        unsigned crashes, restarts;
+        struct restart_policy restart;
+        unsigned restarts;
         bool stopping, ready_sent;
         uint64_t stop_deadline_mono_us;
         int64_t started_real_us;
@@ -71,12 +70,17 @@ static void save(struct sup *s)
         }
 }
 
+static bool in_crash_loop(const struct sup *s)
+{
+        return restart_policy_in_loop(&s->restart, now_mono_us());
+}
+
 static void notify_status(struct sup *s)
 {
         const struct slot *a = &s->slots[s->active];
 
         sd_notifyf(0, "STATUS=active %s pid %d %s, %u restarts%s", a->name, (int)a->pid, slot_state_name(a->state),
-                   s->restarts, s->crashes >= SUP_CRASH_LOOP_COUNT ? ", CRASH LOOP" : "");
+                   s->restarts, in_crash_loop(s) ? ", CRASH LOOP" : "");
 }
 
 static int spawn_active(struct sup *s)
@@ -98,43 +102,36 @@ static int on_restart_timer(sd_event_source *src, uint64_t usec, void *userdata)
         struct sup *s = userdata;
 
         s->restart_timer = sd_event_source_disable_unref(s->restart_timer);
-        if (!s->stopping && s->slots[s->active].pid <= 0 && spawn_active(s) < 0) {
-                s->backoff_us = SUP_RESTART_BACKOFF_MAX_US;
-                sd_event_add_time_relative(s->e, &s->restart_timer, CLOCK_MONOTONIC, s->backoff_us, 0,
-                                           on_restart_timer, s);
-        }
+        if (!s->stopping && s->slots[s->active].pid <= 0 && spawn_active(s) < 0 &&
+            sd_event_add_time_relative(s->e, &s->restart_timer, CLOCK_MONOTONIC, SUP_RESTART_BACKOFF_MAX_US, 0,
+                                       on_restart_timer, s) < 0)
+                log_err("supervisor: cannot arm the restart timer of worker %s: it restarts at the next scan",
+                        s->slots[s->active].name);
         return 0;
 }
 
-/* The active worker died without being asked to: restart it, at once the
- * first time, then with doubling backoff while it keeps dying young. */
+/* The active worker died without being asked to: restart it as the policy
+ * says (supervisor/restart_policy.h). */
 static void schedule_restart(struct sup *s, const struct slot *a)
 {
-        uint64_t now = now_mono_us(), lived = now - a->started_mono_us;
-        unsigned recent = 0;
+        uint64_t now = now_mono_us(), delay = restart_policy_crash(&s->restart, now, now - a->started_mono_us);
+        unsigned recent = restart_policy_recent(&s->restart, now);
 
-        s->crash_mono_us[s->crashes++ % SUP_CRASH_LOOP_COUNT] = now;
         if (!s->crash_pending_mono_us)
                 s->crash_pending_mono_us = now;
-        for (int i = 0; i < SUP_CRASH_LOOP_COUNT; i++)
-                recent += s->crash_mono_us[i] && now - s->crash_mono_us[i] < SUP_CRASH_LOOP_WINDOW_US;
-        if (lived >= SUP_RESTART_STABLE_US)
-                s->backoff_us = 0;
-        else
-                s->backoff_us = s->backoff_us ? s->backoff_us * 2 : 500000;
-        if (s->backoff_us > SUP_RESTART_BACKOFF_MAX_US)
-                s->backoff_us = SUP_RESTART_BACKOFF_MAX_US;
         if (recent >= SUP_CRASH_LOOP_COUNT)
                 log_err("supervisor: worker %s is in a crash loop (%u crashes within %llu s); retrying every %.1f s",
-                        a->name, recent, SUP_CRASH_LOOP_WINDOW_US / 1000000ULL, (double)s->backoff_us / 1e6);
+                        a->name, recent, SUP_CRASH_LOOP_WINDOW_US / 1000000ULL, (double)delay / 1e6);
         s->restarts++;
         s->restart_timer = sd_event_source_disable_unref(s->restart_timer);
-        if (s->backoff_us == 0) {
+        if (delay == 0) {
                 if (spawn_active(s) == 0)
                         return;
-                s->backoff_us = 500000;
+                delay = restart_policy_spawn_failed(&s->restart);
         }
-        sd_event_add_time_relative(s->e, &s->restart_timer, CLOCK_MONOTONIC, s->backoff_us, 0, on_restart_timer, s);
+        if (sd_event_add_time_relative(s->e, &s->restart_timer, CLOCK_MONOTONIC, delay, 0, on_restart_timer, s) < 0)
+                log_err("supervisor: cannot arm the restart timer of worker %s: it restarts at the next scan",
+                        a->name);
 }
 
 static bool all_stopped(const struct sup *s)
@@ -202,7 +199,7 @@ static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
 static char *render_metrics(struct sup *s)
 {
         s->m.restarts = s->restarts;
-        s->m.crash_loop = s->crashes >= SUP_CRASH_LOOP_COUNT && s->crash_pending_mono_us;
+        s->m.crash_loop = in_crash_loop(s) && s->crash_pending_mono_us;
         s->m.uptime_s = (double)(now_real_us() - s->started_real_us) / 1e6;
         for (int i = 0; i < 2; i++) {
                 s->m.slots[i].name = s->slots[i].name;
@@ -255,13 +252,18 @@ static int on_scan(sd_event_source *src, uint64_t usec, void *userdata)
                         log_warn("supervisor: worker %s still running %d s after SIGTERM: SIGKILL", sl->name,
                                  s->cfg->deploy.stop_timeout_seconds);
                         slot_kill(sl, SIGKILL);
-                } else if (!s->stopping && sl->state == SLOT_READY && !sl->adopted &&
+                } else if (!s->stopping && sl->state == SLOT_READY &&
                            now - sl->watchdog_mono_us > SUP_WORKER_WATCHDOG_US) {
+                        /* adopted workers too: their pings reach the socket we bound at their path */
                         log_err("supervisor: worker %s (pid %d) sent nothing for %.0f s: killing it", sl->name,
                                 (int)sl->pid, (double)(now - sl->watchdog_mono_us) / 1e6);
                         slot_kill(sl, SIGKILL);
                 }
         }
+        /* a restart whose timer could not be armed happens here */
+        if (!s->stopping && !s->deploy && !s->restart_timer && s->slots[s->active].pid <= 0 &&
+            s->crash_pending_mono_us)
+                spawn_active(s);
         if (++s->scans % SUP_HAPROXY_SYNC_SCANS == 0 && !s->stopping && !s->deploy)
                 proxy_sync(s);
         if (s->metrics)
@@ -434,7 +436,7 @@ static cJSON *status_json(const struct sup *s)
         cJSON_AddStringToObject(root, "binary", s->self_exe ? s->self_exe : "");
         cJSON_AddStringToObject(root, "active", s->slots[s->active].name);
         cJSON_AddNumberToObject(root, "restarts", s->restarts);
-        cJSON_AddBoolToObject(root, "crash_loop", s->crashes >= SUP_CRASH_LOOP_COUNT);
+        cJSON_AddBoolToObject(root, "crash_loop", in_crash_loop(s));
         for (int i = 0; i < 2; i++) {
                 const struct slot *sl = &s->slots[i];
                 cJSON *o = cJSON_CreateObject();

@@ -10,12 +10,9 @@
 #define MWR_SUPERVISOR_DAEMON_H
 
 #include "common/config.h"
+#include "supervisor/restart_policy.h"
 
 #define SUP_WORKER_WATCHDOG_US (10 * 1000000ULL) /* a worker silent this long is hung: killed, restarted */
-#define SUP_RESTART_BACKOFF_MAX_US (5 * 1000000ULL)
-#define SUP_RESTART_STABLE_US (10 * 1000000ULL) /* up this long: the next crash restarts at once again */
-#define SUP_CRASH_LOOP_COUNT 5                  /* crashes within SUP_CRASH_LOOP_WINDOW_US: a crash loop */
-#define SUP_CRASH_LOOP_WINDOW_US (60 * 1000000ULL)
 #define SUP_HAPROXY_SYNC_SCANS 3 /* haproxy's admin states checked every 3 s */
 
 /* Runs until SIGTERM/SIGINT; returns the exit code.  self_exe: this

@@ -292,3 +292,34 @@ def test_supervisor_killed_mid_deploy_loses_no_frame(procs, camsim, tmp_path):
     time.sleep(2)
     judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, time.time())
     assert sup2.poll() is None
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().split(")")[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_deploy_client_hang_up_leaves_the_supervisor_idle(procs, camsim, tmp_path):
+    """Ctrl-C of `mwr-supervisor deploy` during the overlap: the supervisor
+    ends that connection, stays idle (< 0.05 core; it spun at a full core
+    on the hung-up socket) and finishes the deploy as it would have."""
+    cs, cfg_path, cfg, sup, a = setup_all(procs, camsim, tmp_path, cameras=1)
+    client = procs.start("deploy", [SUPERVISOR, "deploy", "--config", cfg_path, "--overlap", "8"])
+    wait_for(lambda: "both record for" in open(client.out_path).read() + open(client.err_path).read(), 60,
+             "the deploy's overlap")
+    os.kill(client.pid, signal.SIGINT)
+    assert client.wait(timeout=10) != 0
+    c0, t0 = cpu_seconds(sup.pid), time.monotonic()
+    time.sleep(3)  # measuring a rate: the interval is the measurement
+    load = (cpu_seconds(sup.pid) - c0) / (time.monotonic() - t0)
+    assert load < 0.05, f"supervisor at {load:.2f} core after the client hung up"
+    d = wait_for(lambda: (st := status(cfg_path)) and st["deploys"] and st["deploys"][0]["result"] != "running"
+                 and st["deploys"][0], 60, "the deploy's end")
+    assert d["result"] == "ok", d
+    b = active_slot(cfg_path)
+    assert b["slot"] == "b" and b["pid"] > 0, b
+    procs.track_pid(b["pid"])
+    wait_for(lambda: not alive(a["pid"]), 20, "old worker stopped")
+    assert sup.poll() is None

@@ -244,3 +244,28 @@ def test_supervisor_kills_and_restarts_a_worker_whose_watchdog_expires(procs, ca
     assert 8 < took < 30, took  # 4 s of frames, then 10 s without a ping
     log = open(sup.err_path).read()
     assert "sent nothing for" in log and "killed by signal 9" in log, log[-2000:]
+
+
+def test_supervisor_watchdog_covers_an_adopted_worker(procs, camsim, tmp_path):
+    """A worker adopted by a restarted supervisor (it outlived the old one)
+    that hangs is killed and restarted like one the supervisor started: the
+    adopted were never watchdog-checked."""
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = sup_config(str(tmp_path), cs, cameras=1)
+    sup = procs.start("supervisor", [SUPERVISOR, "run", "--config", cfg_path],
+                      env=dict(os.environ, MWR_TEST_STALL_CAMERA="cam1"))
+    a = wait_for(lambda: (s := active_slot(cfg_path)) and s["state"] == "ready" and s, 30, "worker ready")
+    procs.track_pid(a["pid"])
+    os.kill(sup.pid, signal.SIGKILL)  # before the worker's stall (after 100 frames)
+    sup.wait(timeout=10)
+    sup2 = start_supervisor(procs, cfg_path, name="supervisor-2")
+    b = wait_for(lambda: active_slot(cfg_path), 10, "second supervisor answering")
+    assert b["pid"] == a["pid"] and b["adopted"], (a, b)
+    new = wait_for(lambda: (s := active_slot(cfg_path)) and s["pid"] not in (0, a["pid"]) and s, 40,
+                   "hung adopted worker replaced")
+    procs.track_pid(new["pid"])
+    assert not alive(a["pid"])
+    log = open(sup2.err_path).read()
+    assert "sent nothing for" in log, log[-2000:]
+    os.kill(sup2.pid, signal.SIGTERM)
+    assert sup2.wait(timeout=20) == 0
