@@ -637,6 +637,30 @@ static void timeline_decided(struct recorder *r)
         r->rtcp_wait_us = t->n_obs == 0 ? RTCP_WAIT_KNOWN_LATE_US : TIMELINE_RTCP_WAIT_US;
 }
 
+/* The timeline is decided: what was held goes out, in order. */
+static int held_flush(struct recorder *r)
+{
+        int e = 0;
+
+        timeline_decided(r);
+        for (int i = 0; i < r->n_held && e == 0; i++)
+                e = packet_at(r, r->held[i], r->held_epoch[i]);
+        held_release(r);
+        return e;
+}
+
+/* The session ends (stop, connection lost) while still waiting for a sender
+ * report: what was held is footage all the same, filed by our clock. */
+static void held_settle(struct recorder *r)
+{
+        if (r->tl.source != TIMELINE_UNKNOWN || r->n_held == 0 ||
+            !timeline_decide(&r->tl, now_mono_us(), true))
+                return;
+        if (held_flush(r) < 0)
+                log_warn("camera %s: footage held for the camera's first sender report not all written",
+                         r->o.camera.id);
+}
+
 /* Until the timeline is known packets are held; then all go out in order. */
 static int packet_in(struct recorder *r, AVPacket *pkt)
 {
@@ -666,11 +690,7 @@ static int packet_in(struct recorder *r, AVPacket *pkt)
                         r->held_bytes += (size_t)pkt->size;
                         return 0;
                 }
-                timeline_decided(r);
-                for (int i = 0; i < r->n_held && e == 0; i++)
-                        e = packet_at(r, r->held[i], r->held_epoch[i]);
-                held_release(r);
-                if (e != 0)
+                if ((e = held_flush(r)) != 0)
                         return e;
         }
         return packet_at(r, pkt, epoch);
@@ -835,6 +855,7 @@ static int session_open(struct recorder *r)
 /* Everything still queued goes where it belongs, then the segments close. */
 static void session_close(struct recorder *r, const char *why)
 {
+        held_settle(r);
         if (r->tl.source != TIMELINE_UNKNOWN) {
                 if (r->n_rs > 1 && r->rs[1].xcode)
                         audio_transcode_flush(r->rs[1].xcode, on_transcoded, r);
@@ -891,8 +912,11 @@ static void session_run(struct recorder *r)
         atomic_store(&r->stats.time_source, TIMELINE_UNKNOWN);
         e = pkt ? session_open(r) : AVERROR(ENOMEM);
         while (e >= 0) {
-                if (atomic_load(&r->stop) && !r->draining && !drain_begin(r))
-                        break;
+                if (atomic_load(&r->stop) && !r->draining) {
+                        held_settle(r); /* then the drain: B-frames of what was held */
+                        if (!drain_begin(r))
+                                break;
+                }
                 if (!atomic_load(&r->stop)) /* after a stop the drain's deadline holds */
                         r->io_deadline_mono_us = now_mono_us() + RECORDER_STALL_US;
                 e = av_read_frame(r->ic, pkt);

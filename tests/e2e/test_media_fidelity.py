@@ -196,6 +196,39 @@ def test_sigterm_with_bframes_keeps_every_frame_received(procs, camsim, tmp_path
         assert all(s["status"] == "complete" for s in segs)
 
 
+def test_session_ended_before_the_first_sender_report_keeps_its_footage(procs, camsim, tmp_path):
+    """Regression: while the worker waits for a camera's first RTCP sender
+    report (up to 6 s) it holds the packets; a stop or a lost connection in
+    that wait threw them away (seen as a flaky
+    test_sigkill_leaves_a_repaired_partial_segment)."""
+    cs = camsim(cameras=1, gop=FPS, first_sr_delay=60)
+    cfg_path, cfg = camera_config(str(tmp_path), cs, {})
+
+    def sent():
+        return cs.status()["cameras"][0]["sent"]
+
+    # a stop in the wait: every frame received is kept, and drained
+    w, _ = start(procs, cfg_path, "s0")
+    wait_for(lambda: sent() >= 3 * FPS, 30, "3 s sent")  # from the DESCRIBE: less the wait for a keyframe
+    rc, took = sigterm_and_time(w)
+    assert rc == 0 and took < 2, (rc, took)
+    segs = segments(cfg, "cam1", "s0")
+    assert segs and sum(s["frames"] for s in segs) >= FPS, segs
+    assert all(s["status"] == "complete" and s["time_source"] == "receive" for s in segs), segs
+    rep, _ = framecheck([s["path"] for s in segs], "--camera", "cam1")
+    assert rep["missing"] == 0 and rep["duplicated"] == 0, rep
+    # the connection ends in the wait: what came before it is footage
+    w, _ = start(procs, cfg_path, "s1")
+    sent0 = sent()
+    wait_for(lambda: sent() >= sent0 + 3 * FPS, 30, "3 s more sent")
+    t_drop_us = time.time() * 1e6
+    assert cs.control("drop cam1") == "ok"
+    wait_for(lambda: sum(s["frames"] for s in try_segments(cfg, "cam1", "s1") if s["start_us"] < t_drop_us)
+             >= FPS, 30, "the dropped session's frames indexed")
+    rc, _ = sigterm_and_time(w)
+    assert rc == 0
+
+
 def test_resolution_change_exports_one_file_per_stream(procs, camsim, tmp_path):
     """A camera switches 640x360 -> 1280x720 mid-stream (new SPS/PPS in band):
     the segments' init data says what they hold, /api/segments shows the
