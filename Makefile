@@ -72,7 +72,7 @@ COMMON_OBJS := $(BUILD)/obj/common/config.o $(BUILD)/obj/common/payload_hash.o $
 CONTINUITY_OBJS := $(addprefix $(BUILD)/obj/continuity/,matcher.o timeline.o loader.o)
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment.o segment_writer.o timeline.o \
                  stream_params.o audio_transcode.o flac_enc.o \
-                 index_writer.o recovery.o fmp4_repair.o disk_guard.o \
+                 index_writer.o recovery.o fmp4_repair.o disk_guard.o storage.o \
                  status.o http.o http_query.o hls.o) $(COMMON_OBJS) $(BUILD)/obj/common/avio_fd.o \
                $(CONTINUITY_OBJS) $(DB_OBJS)
 $(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
@@ -126,6 +126,7 @@ $(BUILD)/unit/test_frame_index: $(BUILD)/obj/tests/unit/test_frame_index.o $(BUI
 $(BUILD)/unit/test_config: $(BUILD)/obj/tests/unit/test_config.o $(BUILD)/obj/common/config.o
 $(BUILD)/unit/test_timefmt: $(BUILD)/obj/tests/unit/test_timefmt.o $(BUILD)/obj/common/timefmt.o
 $(BUILD)/unit/test_timeline: $(BUILD)/obj/tests/unit/test_timeline.o $(BUILD)/obj/worker/timeline.o
+$(BUILD)/unit/test_storage: $(BUILD)/obj/tests/unit/test_storage.o $(BUILD)/obj/worker/storage.o
 $(BUILD)/unit/test_stream_params: $(BUILD)/obj/tests/unit/test_stream_params.o $(BUILD)/obj/worker/stream_params.o
 $(BUILD)/unit/test_audio_transcode: $(BUILD)/obj/tests/unit/test_audio_transcode.o \
                                     $(BUILD)/obj/worker/audio_transcode.o $(BUILD)/obj/worker/flac_enc.o

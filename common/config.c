@@ -1,7 +1,7 @@
 /* config: parse and validate the mwr JSON config with cJSON.  Every object is
  * checked against its list of known keys first, so a typo is an error that
  * names the key; then each key is read with a typed getter that names the
- * full key path on error.  Defaults follow ../shared/interface.md. */
+ * full key path on error.  Defaults follow docs/interface.md. */
 #include "common/config.h"
 
 #include <cJSON.h>
@@ -261,7 +261,8 @@ out:
 static int parse_deploy_disk(struct ctx *x, struct mwr_config *c, const cJSON *root)
 {
         static const char *const dkeys[] = { "overlap_seconds", "health_timeout_seconds", "stop_timeout_seconds", NULL };
-        static const char *const skeys[] = { "min_free_mb", "max_total_gb", "retention_days", NULL };
+        static const char *const skeys[] = { "min_free_mb", "max_total_gb", "retention_days", "require_mountpoint",
+                                             NULL };
         static const char *const vkeys[] = { "metrics_port", NULL };
         const cJSON *sv = cJSON_GetObjectItemCaseSensitive(root, "supervisor");
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "deploy");
@@ -288,6 +289,8 @@ static int parse_deploy_disk(struct ctx *x, struct mwr_config *c, const cJSON *r
         c->disk.min_free_bytes = (uint64_t)v1 << 20;
         c->disk.max_total_bytes = (uint64_t)v2 << 30;
         c->disk.retention_days = (int)v3;
+        if ((r = get_bool(x, s ? s : empty, "disk", "require_mountpoint", false, &c->disk.require_mountpoint)) < 0)
+                goto out;
         if ((r = check_keys(x, sv ? sv : empty, "supervisor", vkeys)) < 0 ||
             (r = get_int(x, sv ? sv : empty, "supervisor", "metrics_port", 0, 0, 65535, &v1)) < 0)
                 goto out;

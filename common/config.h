@@ -1,4 +1,4 @@
-/* config: the one JSON config file of mwr (../shared/interface.md), parsed once
+/* config: the one JSON config file of mwr (docs/interface.md), parsed once
  * into an immutable struct.  Unknown keys, wrong types and out-of-range values
  * are errors whose message names the file, the key path and, for syntax
  * errors, the line.  Every string in the struct is owned by it. */
@@ -50,6 +50,7 @@ struct mwr_config {
                 uint64_t min_free_bytes;  /* below this, oldest segments are deleted */
                 uint64_t max_total_bytes; /* 0: no limit */
                 int retention_days;       /* 0: keep forever */
+                bool require_mountpoint;  /* storage_dir must be a mount point: never fill the root fs */
         } disk;
         struct {
                 uint16_t metrics_port; /* 0: no HTTP metrics (mwr-supervisor metrics still works) */

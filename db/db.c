@@ -114,6 +114,7 @@ enum st {
         ST_SEGMENTS_OLDEST,
         ST_SEGMENTS_TOTAL_BYTES,
         ST_GAP_INSERT,
+        ST_GAPS_PRUNE,
         ST_GAPS_RANGE_CAMERA,
         ST_GAPS_RANGE_ALL,
         ST_SLOT_SAVE,
@@ -158,6 +159,7 @@ static const char *const statements[ST_COUNT] = {
         [ST_SEGMENTS_OLDEST] = "SELECT " SEGMENT_COLUMNS " FROM video_segments WHERE status != 'recording' "
                                "ORDER BY start_us, id LIMIT ?1",
         [ST_SEGMENTS_TOTAL_BYTES] = "SELECT COALESCE(SUM(bytes), 0) FROM video_segments",
+        [ST_GAPS_PRUNE] = "DELETE FROM gaps WHERE rowid IN (SELECT rowid FROM gaps WHERE end_us < ?1 LIMIT ?2)",
         [ST_GAP_INSERT] = "INSERT INTO gaps(camera_id, instance_id, start_us, end_us, reason, detail, created_us) "
                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         [ST_GAPS_RANGE_CAMERA] = "SELECT " GAP_COLUMNS " FROM gaps WHERE camera_id = ?1 AND " OVERLAP
@@ -905,6 +907,21 @@ int db_gap_insert(struct db *db, const char *camera_id, const char *instance_id,
             (rc = sqlite3_bind_int64(s, 7, now_us)))
                 return bind_fail(db, s, rc);
         return st_run(db, s);
+}
+
+int db_gaps_prune(struct db *db, int64_t before_us, int64_t limit, int64_t *deleted)
+{
+        sqlite3_stmt *s;
+        int rc, r;
+
+        *deleted = 0;
+        if ((r = st_get(db, ST_GAPS_PRUNE, &s)) < 0)
+                return r;
+        if ((rc = sqlite3_bind_int64(s, 1, before_us)) || (rc = sqlite3_bind_int64(s, 2, limit)))
+                return bind_fail(db, s, rc);
+        if ((r = st_run(db, s)) == 0)
+                *deleted = sqlite3_changes(db->sql);
+        return r;
 }
 
 int db_gaps_range(struct db *db, const char *camera_id, int64_t from_us, int64_t to_us, int64_t limit,

@@ -137,6 +137,8 @@ int db_gap_insert(struct db *db, const char *camera_id, const char *instance_id,
 
 /* Gaps of camera_id (NULL: every camera) overlapping [from_us, to_us), as
  * db_segments_range. */
+/* Deletes at most limit gap rows that ended before before_us (retention). */
+int db_gaps_prune(struct db *db, int64_t before_us, int64_t limit, int64_t *deleted);
 int db_gaps_range(struct db *db, const char *camera_id, int64_t from_us, int64_t to_us, int64_t limit,
                   int64_t offset, db_gap_cb cb, void *ctx);
 

@@ -100,6 +100,8 @@ static enum MHD_Result health(struct http_server *h, struct MHD_Connection *c, c
         cJSON *j = cJSON_CreateObject(), *cams = cJSON_CreateObject();
 
         cJSON_AddStringToObject(j, "status", s->status);
+        if (*s->reason)
+                cJSON_AddStringToObject(j, "reason", s->reason);
         cJSON_AddBoolToObject(j, "recording", s->running > 0);
         for (size_t i = 0; i < s->n_cameras; i++)
                 cJSON_AddStringToObject(cams, s->cameras[i].id, s->cameras[i].state);
@@ -115,6 +117,8 @@ static enum MHD_Result api_health(struct http_server *h, struct MHD_Connection *
         cJSON *j = cJSON_CreateObject(), *o;
 
         cJSON_AddStringToObject(j, "status", s->status);
+        if (*s->reason)
+                cJSON_AddStringToObject(j, "reason", s->reason);
         add_time(j, "timestamp", s->now_real_us);
         cJSON_AddStringToObject(j, "instance_id", s->instance_id);
         o = cJSON_AddObjectToObject(j, "recording");
@@ -127,7 +131,11 @@ static enum MHD_Result api_health(struct http_server *h, struct MHD_Connection *
         cJSON_AddNumberToObject(o, "queued_updates", (double)s->db_queue);
         cJSON_AddNumberToObject(o, "errors", (double)s->db_errors);
         o = cJSON_AddObjectToObject(j, "disk");
-        cJSON_AddStringToObject(o, "status", s->disk_full ? "full" : s->storage_error ? "write_error" : "ok");
+        cJSON_AddStringToObject(o, "status", s->disk_unavailable ? "unavailable"
+                                             : s->disk_full      ? "full"
+                                             : s->storage_error  ? "write_error"
+                                                                 : "ok");
+        cJSON_AddStringToObject(o, "detail", s->disk_why);
         cJSON_AddNumberToObject(o, "free_bytes", (double)s->disk_free_bytes);
         cJSON_AddNumberToObject(o, "min_free_bytes", (double)s->disk_min_free_bytes);
         cJSON_AddNumberToObject(o, "deleted_segments", (double)s->disk_deleted_segments);
@@ -249,6 +257,8 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
                   s->cameras[i].id, s->cameras[i].dropped_prekey);
                 M("mwr_camera_dropped_packets_total{camera=\"%s\",reason=\"disk_full\"} %" PRIu64 "\n",
                   s->cameras[i].id, s->cameras[i].dropped_disk_full);
+                M("mwr_camera_dropped_packets_total{camera=\"%s\",reason=\"storage_unavailable\"} %" PRIu64 "\n",
+                  s->cameras[i].id, s->cameras[i].dropped_storage);
         }
         M("# HELP mwr_camera_last_frame_age_seconds Seconds since the last frame (-1: none yet).\n"
           "# TYPE mwr_camera_last_frame_age_seconds gauge\n");
@@ -264,6 +274,8 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
                   s->cameras[i].gap_s_camera_down);
                 M("mwr_gap_seconds_total{camera=\"%s\",reason=\"disk_full\"} %.3f\n", s->cameras[i].id,
                   s->cameras[i].gap_s_disk_full);
+                M("mwr_gap_seconds_total{camera=\"%s\",reason=\"storage_unavailable\"} %.3f\n", s->cameras[i].id,
+                  s->cameras[i].gap_s_storage);
         }
         M("# TYPE mwr_process_uptime_seconds gauge\nmwr_process_uptime_seconds %.3f\n", (double)s->uptime_us / 1e6);
         M("# TYPE mwr_process_resident_memory_bytes gauge\nmwr_process_resident_memory_bytes %" PRIu64 "\n",
@@ -272,7 +284,14 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
         M("# TYPE mwr_db_errors_total counter\nmwr_db_errors_total %" PRIu64 "\n", s->db_errors);
         M("# TYPE mwr_db_queued_updates gauge\nmwr_db_queued_updates %" PRIu64 "\n", s->db_queue);
         M("# TYPE mwr_disk_free_bytes gauge\nmwr_disk_free_bytes %" PRIu64 "\n", s->disk_free_bytes);
-        M("# TYPE mwr_disk_full gauge\nmwr_disk_full %d\n", s->disk_full);
+        M("# TYPE mwr_disk_full gauge\nmwr_disk_full %d\n", s->disk_full && !s->disk_unavailable);
+        M("# HELP mwr_storage_unavailable 1 while the storage directory is not there (recording paused).\n"
+          "# TYPE mwr_storage_unavailable gauge\nmwr_storage_unavailable %d\n", s->disk_unavailable);
+        M("# TYPE mwr_storage_unavailable_total counter\nmwr_storage_unavailable_total %" PRIu64 "\n",
+          s->disk_unavailable_events);
+        M("# HELP mwr_disk_adopted_files_total Segment files without a row indexed by the disk guard's walk.\n"
+          "# TYPE mwr_disk_adopted_files_total counter\nmwr_disk_adopted_files_total %" PRIu64 "\n",
+          s->disk_adopted_files);
         M("# TYPE mwr_healthy gauge\nmwr_healthy %d\n", s->http_code == 200);
         M("# TYPE mwr_http_requests_total counter\n");
         for (int i = 0; i < N_CODES; i++)

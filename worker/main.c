@@ -66,7 +66,7 @@ struct worker {
         uint64_t heartbeats[CONFIG_MAX_CAMERAS];
 };
 
-#define TICK_MS 250 /* main loop: signals, sd_notify, watchdog; the disk guard every 4th */
+#define TICK_MS 250 /* main loop: signals, sd_notify, watchdog */
 
 static void usage(FILE *f)
 {
@@ -259,6 +259,10 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
         s->now_real_us = now_real_us();
         s->uptime_us = now - w->start_mono_us;
         s->disk_full = atomic_load(&d->full);
+        s->disk_unavailable = atomic_load(&d->unavailable);
+        s->disk_unavailable_events = atomic_load(&d->unavailable_events);
+        s->disk_adopted_files = atomic_load(&d->adopted_files);
+        disk_guard_why(w->disk, s->disk_why, sizeof(s->disk_why));
         s->disk_free_bytes = atomic_load(&d->free_bytes);
         s->disk_deleted_segments = atomic_load(&d->deleted_segments);
         index_writer_get_stats(w->iw, &ist);
@@ -290,10 +294,12 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
                 c->write_errors = atomic_load(&st->write_errors);
                 c->dropped_prekey = atomic_load(&st->dropped_prekey);
                 c->dropped_disk_full = atomic_load(&st->dropped_disk_full);
+                c->dropped_storage = atomic_load(&st->dropped_storage);
                 c->non_picture_packets = atomic_load(&st->non_picture_packets);
                 c->last_frame_age_s = last ? (double)(now - last) / 1e6 : -1;
                 c->gap_s_camera_down = (double)atomic_load(&st->gap_us_camera_down) / 1e6;
                 c->gap_s_disk_full = (double)atomic_load(&st->gap_us_disk_full) / 1e6;
+                c->gap_s_storage = (double)atomic_load(&st->gap_us_storage) / 1e6;
                 c->gaps = atomic_load(&st->gaps);
                 c->gap_alerts = atomic_load(&st->gap_alerts);
                 c->audio_packets = atomic_load(&st->audio_packets);
@@ -389,23 +395,30 @@ static int worker_run(struct worker *w)
 {
         sigset_t set;
         char err[256];
-        int e;
+        int e, rec;
 
-        if ((e = recovery_run(w->cfg, w->a.instance_id)) < 0) {
-                log_err("crash recovery failed: %s", strerror(-e));
-                return 1;
-        }
-        if ((e = mkdir_storage(w->cfg->storage_dir)) < 0) {
+        /* Storage that is not there now may be soon (a remount, a stalled
+         * disk): the worker starts, paused and unhealthy, naming it. */
+        if (!w->cfg->disk.require_mountpoint && (e = mkdir_storage(w->cfg->storage_dir)) < 0)
                 log_err("%s: cannot create the storage directory: %s", w->cfg->storage_dir, strerror(-e));
+        if ((rec = recovery_run(w->cfg, w->a.instance_id)) < 0) {
+                log_err("crash recovery failed: %s", strerror(-rec));
                 return 1;
         }
         if ((e = disk_guard_new(w->cfg, &w->disk)) < 0) {
                 log_err("%s: cannot open the index database: %s", w->cfg->db_path, strerror(-e));
                 return 1;
         }
-        disk_guard_tick(w->disk);
+        if (rec > 0)
+                disk_guard_recover(w->disk, w->a.instance_id);
         if ((e = index_writer_start(w->cfg->db_path, &w->iw, err, sizeof(err))) < 0) {
                 log_err("%s", err);
+                disk_guard_free(w->disk);
+                return 1;
+        }
+        if ((e = disk_guard_start(w->disk)) < 0) {
+                log_err("disk guard thread: %s", strerror(-e));
+                index_writer_stop(w->iw, 0);
                 disk_guard_free(w->disk);
                 return 1;
         }
@@ -427,7 +440,7 @@ static int worker_run(struct worker *w)
                 w->watchdog_usec = 0;
         log_notice("mwr-worker %s instance %s: %zu cameras, http %s:%d", MWR_VERSION, w->a.instance_id, w->n_slots,
                    w->cfg->worker.bind, w->a.port);
-        for (unsigned ticks = 0;; ticks++) {
+        for (;;) {
                 struct timespec tick = { .tv_nsec = TICK_MS * 1000000L };
                 int sig = sigtimedwait(&set, NULL, &tick);
 
@@ -435,8 +448,6 @@ static int worker_run(struct worker *w)
                         worker_reload(w);
                 else if (sig == SIGTERM || sig == SIGINT)
                         break;
-                if (ticks % (1000 / TICK_MS) == 0)
-                        disk_guard_tick(w->disk);
                 worker_notify(w);
         }
         sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing every segment");

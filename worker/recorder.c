@@ -182,6 +182,9 @@ static void write_failed(struct recorder *r, int e)
         if (e == -ENOSPC) {
                 atomic_store(&r->o.disk->full, true);
                 r->gap_reason = "disk_full";
+        } else if (e == -ENOENT || e == -ENOTDIR || e == -EIO || e == -ENODEV || e == -ESTALE || e == -ENOTCONN ||
+                   e == -EROFS) {
+                r->gap_reason = "storage_unavailable"; /* the disk guard looks within 200 ms - 1 s */
         }
 }
 
@@ -325,7 +328,9 @@ static void gap_check(struct recorder *r, int64_t t_us)
         }
         r->rtp_lost_seen = lost;
         index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, r->last_end_us, t_us, reason, detail);
-        atomic_fetch_add(strcmp(reason, "disk_full") ? &r->stats.gap_us_camera_down : &r->stats.gap_us_disk_full,
+        atomic_fetch_add(!strcmp(reason, "disk_full")             ? &r->stats.gap_us_disk_full
+                         : !strcmp(reason, "storage_unavailable") ? &r->stats.gap_us_storage
+                                                                  : &r->stats.gap_us_camera_down,
                          (uint64_t)hole);
         atomic_fetch_add(&r->stats.gaps, 1);
         if (hole > RECORDER_GAP_ALERT_US) {
@@ -459,10 +464,12 @@ static int video_write(struct recorder *r, AVPacket *pkt, int64_t t_us, int64_t 
         audio_release(r, d_us); /* audio before this frame can no longer move to a later fragment */
         r->video_seen_us = d_us;
         if (atomic_load(&r->o.disk->full)) {
-                segment_end(r, &r->seg, "disk full");
+                bool gone = atomic_load(&r->o.disk->unavailable);
+
+                segment_end(r, &r->seg, gone ? "storage unavailable" : "disk full");
                 atomic_store(&r->stats.segment_has_key, 0);
-                r->gap_reason = "disk_full";
-                atomic_fetch_add(&r->stats.dropped_disk_full, 1);
+                r->gap_reason = gone ? "storage_unavailable" : "disk_full";
+                atomic_fetch_add(gone ? &r->stats.dropped_storage : &r->stats.dropped_disk_full, 1);
                 return 0;
         }
         if (!r->seg && !key) {

@@ -21,6 +21,7 @@
 #include "db/db.h"
 #include "db/frame_index.h"
 #include "worker/fmp4_repair.h"
+#include "worker/storage.h"
 
 #define RECOVERY_MAX_ROWS 4096 /* rows repaired per start; the rest wait for the next */
 
@@ -69,7 +70,8 @@ static bool file_in_use(const char *path)
         return busy;
 }
 
-static void repair(struct db *db, const struct pending *p)
+/* false: storage unavailable, the row is left for later. */
+static bool repair(struct db *db, const struct pending *p, const char *storage_dir, bool require_mp)
 {
         struct fmp4_scan scan;
         struct fmp4_frames fr = { 0 };
@@ -80,9 +82,17 @@ static void repair(struct db *db, const struct pending *p)
         int e;
 
         if (access(p->path, F_OK) < 0) {
+                uint64_t free_b;
+                char why[PATH_MAX + 64];
+
+                if (storage_probe(storage_dir, require_mp, &free_b, why, sizeof(why)) < 0) {
+                        log_err("recovery: %s: storage unavailable (%s); row %" PRId64 " kept as it is", p->path,
+                                why, p->id);
+                        return false;
+                }
                 log_err("recovery: %s: file is gone; row %" PRId64 " marked corrupt", p->path, p->id);
                 db_segment_set_status(db, p->id, "corrupt");
-                return;
+                return true;
         }
         e = fmp4_truncate(p->path, &scan);
         fi_encoder_init(&fi);
@@ -93,7 +103,7 @@ static void repair(struct db *db, const struct pending *p)
                         e < 0 ? strerror(-e) : "0 frames", p->id);
                 db_segment_set_status(db, p->id, "corrupt");
                 fi_encoder_free(&fi);
-                return;
+                return true;
         }
         fi_encoder_data(&fi, &blob, &len);
         seg = (struct db_segment){ .id = p->id,
@@ -120,6 +130,7 @@ static void repair(struct db *db, const struct pending *p)
                 log_notice("recovery: %s: repaired to partial, %" PRId64 " frames in %d fragments (%.3f s)", p->path,
                            fr.frames, scan.fragments, (double)fr.end_offset_us / 1e6);
         fi_encoder_free(&fi);
+        return true;
 }
 
 /* ---- files without rows ------------------------------------------------------------ */
@@ -149,7 +160,7 @@ static bool parse_name(const char *rest, int64_t *start_ms, char instance[CONFIG
 
 /* A segment file the index does not know (its row was still queued when the
  * process died, or the DB refused it): index it from the file itself. */
-static void adopt(struct db *db, const char *camera, const char *path, const char *file)
+bool recovery_adopt(struct db *db, const char *camera, const char *path, const char *file)
 {
         char instance[CONFIG_ID_MAX];
         struct fmp4_scan scan;
@@ -162,15 +173,15 @@ static void adopt(struct db *db, const char *camera, const char *path, const cha
 
         if (strncmp(file, camera, cl) || file[cl] != '_' || !parse_name(file + cl + 1, &start_ms, instance, &num)) {
                 log_warn("recovery: %s: not a segment name, left alone", path);
-                return;
+                return false;
         }
         if (file_in_use(path))
-                return;
+                return false;
         fi_encoder_init(&fi);
         if (fmp4_truncate(path, &scan) < 0 || fmp4_read_frames(path, &fi, &fr) < 0 || fr.frames == 0) {
                 log_err("recovery: %s has no row and no whole fragment; left alone", path);
                 fi_encoder_free(&fi);
-                return;
+                return false;
         }
         fi_encoder_data(&fi, &blob, &len);
         seg = (struct db_segment){ .camera_id = camera, .instance_id = instance, .path = path, .segment_num = num,
@@ -181,12 +192,15 @@ static void adopt(struct db *db, const char *camera, const char *path, const cha
                                    .updated_us = now_real_us() };
         if (db_segment_begin(db, &seg, &id) == 0)
                 seg.id = id;
-        if (!seg.id || db_segment_update(db, &seg, blob, len) < 0)
+        if (!seg.id || db_segment_update(db, &seg, blob, len) < 0) {
                 log_err("recovery: %s: cannot index it: %s", path, db_errmsg(db));
-        else
+                seg.id = 0;
+        } else {
                 log_notice("recovery: %s had no row: indexed from the file as partial, %" PRId64 " frames", path,
                            fr.frames);
+        }
         fi_encoder_free(&fi);
+        return seg.id != 0;
 }
 
 /* Only the day directories of today and yesterday (UTC) are walked: rows go
@@ -215,43 +229,60 @@ static void adopt_orphans(struct db *db, const struct mwr_config *cfg)
                                 if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
                                         continue;
                                 if (db_segment_by_path(db, path, &seg) == -ENOENT)
-                                        adopt(db, cfg->cameras[c].id, path, de->d_name);
+                                        recovery_adopt(db, cfg->cameras[c].id, path, de->d_name);
                         }
                         closedir(d);
                 }
 }
 
-int recovery_run(const struct mwr_config *cfg, const char *instance_id)
+int recovery_rows(struct db *db, const char *storage_dir, bool require_mp, const char *instance_id)
 {
         struct collect c = { .rows = calloc(RECOVERY_MAX_ROWS, sizeof(struct pending)) };
-        struct db *db;
-        size_t repaired = 0;
+        size_t repaired = 0, kept = 0;
         int e;
 
         if (!c.rows)
                 return -ENOMEM;
-        e = db_open(cfg->db_path, &db);
-        if (e < 0) {
-                log_err("recovery: %s: %s", cfg->db_path, strerror(-e));
-                free(c.rows);
-                return e;
-        }
         e = db_segments_by_status(db, "recording", collect_row, &c);
         if (e < 0)
                 log_err("recovery: cannot list segments: %s", db_errmsg(db));
         for (size_t i = 0; i < c.n; i++) {
                 if (file_in_use(c.rows[i].path))
-                        continue; /* another instance is writing it right now */
-                repair(db, &c.rows[i]);
-                repaired++;
+                        continue; /* an instance (maybe this one) is writing it right now */
+                if (repair(db, &c.rows[i], storage_dir, require_mp))
+                        repaired++;
+                else
+                        kept++;
         }
         if (repaired)
                 log_notice("recovery: %zu segments left by a stopped instance repaired (this is %s)", repaired,
                            instance_id);
+        free(c.rows);
+        return e < 0 ? e : (int)kept;
+}
+
+int recovery_run(const struct mwr_config *cfg, const char *instance_id)
+{
+        uint64_t free_b;
+        char why[PATH_MAX + 64];
+        struct db *db;
+        int e;
+
+        e = db_open(cfg->db_path, &db);
+        if (e < 0) {
+                log_err("recovery: %s: %s", cfg->db_path, strerror(-e));
+                return e;
+        }
+        if (storage_probe(cfg->storage_dir, cfg->disk.require_mountpoint, &free_b, why, sizeof(why)) < 0) {
+                /* a missing file proves nothing now: the disk guard repairs once storage is back */
+                log_err("recovery: storage unavailable (%s): repair waits for it", why);
+                db_close(db);
+                return 1;
+        }
+        e = recovery_rows(db, cfg->storage_dir, cfg->disk.require_mountpoint, instance_id);
         adopt_orphans(db, cfg);
         db_close(db);
-        free(c.rows);
-        return e < 0 ? e : 0;
+        return e < 0 ? e : e > 0 ? 1 : 0;
 }
 
 int64_t recovery_next_segment_num(const struct mwr_config *cfg, const char *camera_id, const char *instance_id)

@@ -7,12 +7,25 @@
 #ifndef MWR_WORKER_RECOVERY_H
 #define MWR_WORKER_RECOVERY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/config.h"
 
-/* 0, or -errno when the DB cannot be opened (the worker must not start). */
+struct db;
+
+/* 0; 1 when something waits for the storage to come back (the disk guard
+ * calls recovery_rows then); -errno when the DB cannot be opened (the
+ * worker must not start). */
 int recovery_run(const struct mwr_config *cfg, const char *instance_id);
+
+/* Repairs the 'recording' rows no live process writes.  The rows left for
+ * later (storage unavailable), or -errno. */
+int recovery_rows(struct db *db, const char *storage_dir, bool require_mp, const char *instance_id);
+
+/* Indexes a segment file that has no row, from the file ("partial").
+ * file is its name in its camera's day directory.  True when indexed. */
+bool recovery_adopt(struct db *db, const char *camera, const char *path, const char *file);
 
 /* The segment number the next segment of (camera, instance) gets: one more
  * than any this instance id ever wrote, so names never repeat. */

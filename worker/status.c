@@ -18,7 +18,12 @@ void status_evaluate(struct status_snapshot *s, int64_t *ready_since_real_us)
                 *ready_since_real_us = s->now_real_us;
         s->ready_since_real_us = *ready_since_real_us;
 
-        if (!s->db_ok || s->disk_full || s->storage_error)
+        s->reason = s->disk_unavailable ? "storage_unavailable"
+                  : s->disk_full        ? "disk_full"
+                  : s->storage_error    ? "write_error"
+                  : !s->db_ok           ? "database_error"
+                                        : "";
+        if (*s->reason)
                 s->status = "unhealthy";
         else if (!*ready_since_real_us)
                 s->status = "starting";

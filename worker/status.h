@@ -21,9 +21,9 @@ struct status_camera {
         const char *state;        /* recording, connecting, down, paused, stopped */
         bool recording;
         uint64_t frames, bytes, segments, reconnects, ts_anomalies, write_errors;
-        uint64_t dropped_prekey, dropped_disk_full, non_picture_packets;
+        uint64_t dropped_prekey, dropped_disk_full, dropped_storage, non_picture_packets;
         double last_frame_age_s;  /* -1 when no frame yet */
-        double gap_s_camera_down, gap_s_disk_full;
+        double gap_s_camera_down, gap_s_disk_full, gap_s_storage;
         uint64_t gaps, gap_alerts;
         uint64_t audio_packets, audio_dropped, audio_transcode_errors, param_changes, rtp_lost, input_errors;
         uint64_t unrecorded_streams, rtcp_rejected, rtcp_late;
@@ -35,6 +35,7 @@ struct status_camera {
 
 struct status_snapshot {
         const char *status; /* starting, healthy, degraded, unhealthy */
+        const char *reason; /* unhealthy: storage_unavailable, disk_full, write_error, database_error; else "" */
         int http_code;      /* 200 or 503 */
         const char *instance_id;
         int64_t now_real_us, uptime_us, ready_since_real_us; /* 0: not ready yet */
@@ -42,7 +43,10 @@ struct status_snapshot {
         struct status_camera cameras[CONFIG_MAX_CAMERAS];
         bool db_ok;
         uint64_t db_queue, db_errors;
-        bool disk_full;
+        bool disk_full;       /* recording paused for the storage: full, or ... */
+        bool disk_unavailable; /* ... not there at all */
+        char disk_why[160];    /* the storage's state in words, naming the directory */
+        uint64_t disk_unavailable_events, disk_adopted_files;
         bool storage_error;   /* a segment write failed within STATUS_DB_ERROR_WINDOW_US */
         uint64_t disk_free_bytes, disk_min_free_bytes, disk_deleted_segments;
         uint64_t rss_bytes;

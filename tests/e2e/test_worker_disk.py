@@ -6,7 +6,8 @@ import sqlite3
 import time
 
 from conftest import framecheck, wait_for
-from test_worker_records import FPS, recording_frames, rows, segments, start_worker, try_segments, write_config
+from conftest import free_port
+from test_worker_records import FPS, WORKER, recording_frames, rows, segments, start_worker, try_segments, write_config
 
 
 def fill(path):
@@ -64,3 +65,61 @@ def test_full_disk_pauses_then_resumes_without_corruption(procs, camsim, tmp_pat
             assert rep["missing"] == 0 and rep["duplicated"] == 0 and rep["unreadable"] == 0, (s, rep)
         gaps = rows(cfg, "SELECT * FROM gaps WHERE camera_id = ? AND reason = 'disk_full'", cam)
         assert len(gaps) == 1, rows(cfg, "SELECT * FROM gaps")
+
+
+def finished_rows(cfg):
+    try:
+        return {r["id"]: r for r in rows(cfg, "SELECT * FROM video_segments WHERE status != 'recording'")}
+    except sqlite3.Error:  # the worker has not made the DB yet
+        return {}
+
+
+def test_storage_gone_for_6_s_loses_no_row_and_resumes_within_2_s(procs, camsim, tmp_path):
+    """Regression: storage behind a link that dangled for 6 s (as an unmount
+    or a stalled disk): statvfs failed, the disk guard took that as 0 bytes
+    free, "deleted" every finished segment (unlink's ENOENT counted as done)
+    and deleted every finished row; the gap was filed as disk_full."""
+    from test_worker_health import get
+    cs = camsim(cameras=2, gop=FPS)
+    real = tmp_path / "disk"
+    real.mkdir()
+    link = tmp_path / "storage"
+    os.symlink(real, link)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 2, segment_seconds=1, disk={"min_free_mb": 1})
+    cfg["storage_dir"] = str(link)
+    import json
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    port = free_port()
+    w = procs.start("worker-a", [WORKER, "--config", cfg_path, "--instance-id", "a", "--port", str(port)])
+    wait_for(lambda: len(finished_rows(cfg)) >= 6, 30, "six finished segments")
+    before = finished_rows(cfg)
+    # the link dangles, as a disk that is gone
+    os.symlink(tmp_path / "nowhere", tmp_path / "storage.tmp")
+    os.replace(tmp_path / "storage.tmp", link)
+    t_gone = time.time()
+    wait_for(lambda: '"storage_unavailable"' in get(port, "/health")[1], 5, "/health naming the storage")
+    code, body = get(port, "/api/health")
+    assert code == 503 and json.loads(body)["disk"]["status"] == "unavailable", body
+    assert json.loads(body)["reason"] == "storage_unavailable" and str(link) in json.loads(body)["disk"]["detail"]
+    time.sleep(max(0.0, 6 - (time.time() - t_gone)))
+    os.symlink(real, tmp_path / "storage.tmp")
+    os.replace(tmp_path / "storage.tmp", link)
+    t_back = time.time()
+    wait_for(lambda: any(r["start_us"] > t_back * 1e6 for r in try_segments(cfg, "cam1")) and
+             any(r["start_us"] > t_back * 1e6 for r in try_segments(cfg, "cam2")), 10, "recording resumed")
+    for cam in ("cam1", "cam2"):
+        first = min(r["start_us"] for r in segments(cfg, cam) if r["start_us"] > t_back * 1e6)
+        assert first - t_back * 1e6 <= 2e6, (cam, (first - t_back * 1e6) / 1e6)
+    wait_for(lambda: get(port, "/health")[0] == 200, 10, "healthy again")
+    os.kill(w.pid, signal.SIGTERM)
+    assert w.wait(timeout=30) == 0
+    after = finished_rows(cfg)
+    lost = [before[i]["path"] for i in before if i not in after]
+    assert not lost, lost  # 0 rows lost
+    assert all(os.path.exists(r["path"]) for r in after.values())
+    gaps = rows(cfg, "SELECT * FROM gaps")
+    assert any(g["reason"] == "storage_unavailable" for g in gaps), gaps
+    assert not any(g["reason"] == "disk_full" for g in gaps), gaps
+    err = open(w.err_path).read()
+    assert "storage unavailable" in err and "disk: deleted" not in err, err[-3000:]
