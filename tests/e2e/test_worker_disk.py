@@ -110,6 +110,7 @@ def test_storage_gone_for_6_s_loses_no_row_and_resumes_within_2_s(procs, camsim,
              any(r["start_us"] > t_back * 1e6 for r in try_segments(cfg, "cam2")), 10, "recording resumed")
     for cam in ("cam1", "cam2"):
         first = min(r["start_us"] for r in segments(cfg, cam) if r["start_us"] > t_back * 1e6)
+        print(f"{cam}: recording again {(first - t_back * 1e6) / 1e6:.3f} s after the storage came back")
         assert first - t_back * 1e6 <= 2e6, (cam, (first - t_back * 1e6) / 1e6)
     wait_for(lambda: get(port, "/health")[0] == 200, 10, "healthy again")
     os.kill(w.pid, signal.SIGTERM)
