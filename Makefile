@@ -85,8 +85,8 @@ $(BUILD)/bin/mwr: $(MWR_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON)) -lm
 
-SUPERVISOR_OBJS := $(addprefix $(BUILD)/obj/supervisor/,main.o daemon.o deploy.o slot.o control.o control_cmd.o \
-                     health.o metrics.o restart_policy.o) \
+SUPERVISOR_OBJS := $(addprefix $(BUILD)/obj/supervisor/,main.o daemon.o deploy.o slot.o child_env.o control.o \
+                     control_cmd.o health.o metrics.o restart_policy.o) \
                    $(addprefix $(BUILD)/obj/proxy-config/,haproxy_cfg.o haproxy_runtime.o haproxy_sync.o) \
                    $(BUILD)/obj/common/config.o $(BUILD)/obj/common/timefmt.o $(BUILD)/obj/common/fsutil.o $(DB_OBJS)
 $(BUILD)/bin/mwr-supervisor: $(SUPERVISOR_OBJS)
@@ -148,6 +148,11 @@ $(BUILD)/unit/test_haproxy_runtime: $(BUILD)/obj/tests/unit/test_haproxy_runtime
 $(BUILD)/unit/test_control_cmd: $(BUILD)/obj/tests/unit/test_control_cmd.o $(BUILD)/obj/supervisor/control_cmd.o
 $(BUILD)/unit/test_restart_policy: $(BUILD)/obj/tests/unit/test_restart_policy.o \
                                    $(BUILD)/obj/supervisor/restart_policy.o
+$(BUILD)/unit/test_child_env: $(BUILD)/obj/tests/unit/test_child_env.o $(BUILD)/obj/supervisor/child_env.o
+$(BUILD)/unit/test_haproxy_sync: $(BUILD)/obj/tests/unit/test_haproxy_sync.o \
+                                  $(BUILD)/obj/proxy-config/haproxy_sync.o $(BUILD)/obj/proxy-config/haproxy_runtime.o \
+                                  $(BUILD)/obj/proxy-config/haproxy_cfg.o $(BUILD)/obj/common/config.o
+$(BUILD)/unit/test_continuity_loader: $(BUILD)/obj/tests/unit/test_continuity_loader.o $(CONTINUITY_OBJS) $(DB_OBJS)
 $(BUILD)/unit/test_health: $(BUILD)/obj/tests/unit/test_health.o $(BUILD)/obj/supervisor/health.o
 $(BUILD)/unit/test_health: UNIT_EXTRA_LIBS = $(call pkg_libs,libsystemd libcurl libmicrohttpd)
 $(BUILD)/obj/tests/unit/test_health.o: OBJ_CFLAGS = -I. -Itests/common -Itests \

@@ -16,6 +16,7 @@ struct row {
 struct rows {
         struct row *v;
         size_t n, cap;
+        size_t seen; /* rows the DB returned, kept or not: what a page is measured by */
         int error;
 };
 
@@ -24,6 +25,7 @@ static int collect(const struct db_segment *seg, void *ctx)
         struct rows *r = ctx;
         struct row *x;
 
+        r->seen++;
         if (strcmp(seg->status, "corrupt") == 0)
                 return 0;
         if (r->n == r->cap) {
@@ -66,13 +68,16 @@ int tl_load(struct db *db, const char *camera, int64_t from_us, int64_t to_us, s
         memset(in, 0, sizeof(*in));
         if (to_us <= from_us)
                 return -EINVAL;
+        /* The last page is the first one shorter than the limit in rows the
+         * DB returned; counting only the rows kept would take a full page
+         * with a corrupt row in it for the last and drop the rest. */
         for (int64_t offset = 0;; offset += DB_QUERY_LIMIT_MAX) {
-                size_t before = rows.n;
+                size_t before = rows.seen;
 
                 e = db_segments_range(db, camera, lo, hi, DB_QUERY_LIMIT_MAX, offset, collect, &rows);
                 if (e < 0)
                         goto fail;
-                if (rows.n - before < DB_QUERY_LIMIT_MAX)
+                if (rows.seen - before < DB_QUERY_LIMIT_MAX)
                         break;
         }
         in->segs = calloc(rows.n ? rows.n : 1, sizeof(*in->segs));

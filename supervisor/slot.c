@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/time_util.h"
+#include "supervisor/child_env.h"
 
 const char *slot_state_name(enum slot_state st)
 {
@@ -152,42 +153,66 @@ static int watch_exit(struct slot *s, sd_event *e)
         return r;
 }
 
+/* exec failed: say so on stderr with async-signal-safe calls only (no
+ * stdio, no strerror; glibc documents strerrordesc_np as AS-safe: it reads
+ * a constant table), then exit. */
+static _Noreturn void child_exec_failed(const char *binary, int err)
+{
+        static const char prefix[] = SD_ERR "supervisor: exec ";
+        const char *desc = strerrordesc_np(err);
+        const char *parts[] = { prefix, binary, ": ", desc ? desc : "unknown error", "\n" };
+        char msg[PATH_MAX + 128];
+        size_t len = 0;
+
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+                size_t l = strlen(parts[i]);
+
+                if (l > sizeof(msg) - len)
+                        l = sizeof(msg) - len;
+                memcpy(msg + len, parts[i], l);
+                len += l;
+        }
+        (void)!write(STDERR_FILENO, msg, len);
+        _exit(127);
+}
+
+/* Between fork and exec: async-signal-safe calls only, as the supervisor has
+ * threads and the child is a copy of just one of them (a lock another held
+ * at the fork stays held forever).  env and argv were built before fork. */
+static _Noreturn void child_exec(struct child_env *env, char *const argv[])
+{
+        sigset_t none;
+
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL); /* the loop blocks signals: the worker must not */
+        setsid();
+        child_env_set_pid(env, getpid());
+        syscall(SYS_close_range, 3U, ~0U, 0U);
+        execve(argv[0], argv, env->envp);
+        child_exec_failed(argv[0], errno);
+}
+
 int slot_spawn(struct slot *s, sd_event *e, const char *binary, const char *config, uint64_t watchdog_us)
 {
-        char port[8], wd[24];
+        char port[8];
+        char *const argv[] = { (char *)binary, "--config", (char *)config, "--instance-id", s->name,
+                               "--port", port, NULL };
+        struct child_env env;
         pid_t pid;
         int r;
 
         if (s->pid > 0)
                 return -EBUSY;
         snprintf(port, sizeof(port), "%u", (unsigned)s->port);
-        snprintf(wd, sizeof(wd), "%llu", (unsigned long long)watchdog_us);
+        if ((r = child_env_build(&env, environ, s->notify_path, watchdog_us)) < 0)
+                return r;
         pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                char self[16];
-                sigset_t none;
-
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL); /* the loop blocks signals: the worker must not */
-                setsid();
-                setenv("NOTIFY_SOCKET", s->notify_path, 1);
-                if (watchdog_us) {
-                        snprintf(self, sizeof(self), "%d", (int)getpid());
-                        setenv("WATCHDOG_USEC", wd, 1);
-                        setenv("WATCHDOG_PID", self, 1);
-                } else {
-                        unsetenv("WATCHDOG_USEC");
-                        unsetenv("WATCHDOG_PID");
-                }
-                unsetenv("LISTEN_FDS");
-                unsetenv("LISTEN_PID");
-                syscall(SYS_close_range, 3U, ~0U, 0U);
-                execl(binary, binary, "--config", config, "--instance-id", s->name, "--port", port, (char *)NULL);
-                fprintf(stderr, SD_ERR "supervisor: exec %s: %s\n", binary, strerror(errno));
-                _exit(127);
-        }
+        if (pid == 0)
+                child_exec(&env, argv);
+        r = pid < 0 ? -errno : 0;
+        child_env_free(&env);
+        if (r < 0)
+                return r;
         s->pid = pid;
         s->adopted = false;
         s->stop_requested = false;
