@@ -129,6 +129,9 @@ static enum MHD_Result api_health(struct http_server *h, struct MHD_Connection *
         o = cJSON_AddObjectToObject(j, "database");
         cJSON_AddStringToObject(o, "status", s->db_ok ? "connected" : "error");
         cJSON_AddNumberToObject(o, "queued_updates", (double)s->db_queue);
+        cJSON_AddNumberToObject(o, "queued_bytes", (double)s->db_queue_bytes);
+        cJSON_AddNumberToObject(o, "dropped_updates", (double)s->db_dropped);
+        cJSON_AddNumberToObject(o, "rebuild_waiting", (double)s->db_rebuild_waiting);
         cJSON_AddNumberToObject(o, "errors", (double)s->db_errors);
         o = cJSON_AddObjectToObject(j, "disk");
         cJSON_AddStringToObject(o, "status", s->disk_unavailable ? "unavailable"
@@ -283,6 +286,15 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
         M("# TYPE mwr_process_threads gauge\nmwr_process_threads %d\n", s->threads);
         M("# TYPE mwr_db_errors_total counter\nmwr_db_errors_total %" PRIu64 "\n", s->db_errors);
         M("# TYPE mwr_db_queued_updates gauge\nmwr_db_queued_updates %" PRIu64 "\n", s->db_queue);
+        M("# HELP mwr_db_queued_bytes Memory of the index updates waiting for the database.\n"
+          "# TYPE mwr_db_queued_bytes gauge\nmwr_db_queued_bytes %" PRIu64 "\n", s->db_queue_bytes);
+        M("# HELP mwr_db_dropped_updates_total Index updates dropped because the queue was full.\n"
+          "# TYPE mwr_db_dropped_updates_total counter\nmwr_db_dropped_updates_total %" PRIu64 "\n", s->db_dropped);
+        M("# HELP mwr_db_rebuilt_segments_total Segment rows rebuilt from their files after the queue overflowed.\n"
+          "# TYPE mwr_db_rebuilt_segments_total counter\nmwr_db_rebuilt_segments_total %" PRIu64 "\n", s->db_rebuilt);
+        M("# TYPE mwr_db_rebuild_waiting gauge\nmwr_db_rebuild_waiting %" PRIu64 "\n", s->db_rebuild_waiting);
+        M("# HELP mwr_db_rebuild_left_total Segments past the rebuild list: left to the next start's recovery.\n"
+          "# TYPE mwr_db_rebuild_left_total counter\nmwr_db_rebuild_left_total %" PRIu64 "\n", s->db_rebuild_lost);
         M("# TYPE mwr_disk_free_bytes gauge\nmwr_disk_free_bytes %" PRIu64 "\n", s->disk_free_bytes);
         M("# TYPE mwr_disk_full gauge\nmwr_disk_full %d\n", s->disk_full && !s->disk_unavailable);
         M("# HELP mwr_storage_unavailable 1 while the storage directory is not there (recording paused).\n"

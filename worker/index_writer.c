@@ -1,12 +1,14 @@
 /* index_writer: a FIFO of events applied by one thread with its own SQLite
- * connection (see index_writer.h).  The queue, its count and every
- * seg_ref.pending pointer are guarded by iw->lock; seg_ref.db_id is touched
- * by the writer thread only.  A busy or full DB keeps the event at the head
- * and is retried every RETRY_US; other errors drop the event, counted and
- * logged once per event (recovery rebuilds rows from the files). */
+ * connection (see index_writer.h).  The queue, its count and bytes, the
+ * re-index list and every seg_ref's pending/dirty are guarded by iw->lock;
+ * seg_ref.db_id is touched by the writer thread only.  A busy or full DB
+ * keeps the event at the head and is retried every RETRY_US; other errors
+ * drop the event, counted and logged once per event (recovery rebuilds rows
+ * from the files). */
 #include "worker/index_writer.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -18,6 +20,7 @@
 #include "common/log.h"
 #include "common/time_util.h"
 #include "db/db.h"
+#include "worker/recovery.h"
 
 #define RETRY_US (100 * USEC_PER_MSEC)
 #define DETAIL_MAX 128
@@ -42,19 +45,41 @@ struct seg_ref {
         atomic_int refs;
         int64_t db_id;         /* writer thread only */
         struct event *pending; /* queued, unapplied update (iw->lock) */
+        bool dirty;            /* an event of it was dropped and none queued since (iw->lock) */
+        bool listed;           /* on the re-index list (iw->lock) */
+};
+
+/* A segment whose row could not be queued: rebuilt from its file once the
+ * camera has closed it and the queue is empty.  Small: the path is its own
+ * allocation, not PATH_MAX. */
+struct reindex {
+        struct reindex *next;
+        struct seg_ref *ref; /* holds a reference */
+        char camera[CONFIG_ID_MAX], instance[CONFIG_ID_MAX], time_source[8], status[12];
+        char video_codec[16], audio_codec[16];
+        char *path;
+        int64_t segment_num, start_us, clock_offset_us;
+        int width, height;
 };
 
 struct index_writer {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         struct event *head, *tail;
-        size_t n;
-        bool stopping;
+        size_t n, bytes, max_bytes;
+        struct reindex *rx; /* LIFO: order does not matter */
+        size_t n_rx;
+        bool stopping, overflowing;
         int64_t drain_deadline_mono_us;
         struct db *db;
         pthread_t thread;
         struct index_writer_stats stats;
 };
+
+static size_t event_cost(const struct event *ev)
+{
+        return sizeof(*ev) + ev->len + (ev->url ? strlen(ev->url) + 1 : 0);
+}
 
 static void seg_ref_put(struct seg_ref *ref)
 {
@@ -135,6 +160,67 @@ static bool retryable(int e)
         return e == -EBUSY || e == -ENOSPC;
 }
 
+/* The first listed segment its camera has closed (the list holds the last
+ * reference), taken off the list; NULL when none.  iw->lock held. */
+static struct reindex *rx_take_closed(struct index_writer *iw)
+{
+        for (struct reindex **pp = &iw->rx; *pp; pp = &(*pp)->next) {
+                struct reindex *x = *pp;
+
+                if (atomic_load(&x->ref->refs) == 1) {
+                        *pp = x->next;
+                        iw->n_rx--;
+                        x->ref->listed = false;
+                        return x;
+                }
+        }
+        return NULL;
+}
+
+static void rx_free(struct reindex *x)
+{
+        seg_ref_put(x->ref);
+        free(x->path);
+        free(x);
+}
+
+/* Rebuilds x's row from its file, unless a later update of it was queued
+ * (and so carried everything).  -EBUSY: the DB is busy again, try later. */
+static int rx_apply(struct index_writer *iw, struct reindex *x, bool dirty)
+{
+        struct recovery_hint h = { .id = x->ref->db_id, .camera = x->camera, .instance = x->instance,
+                                   .path = x->path, .time_source = x->time_source,
+                                   .status = strcmp(x->status, "recording") ? x->status : "partial",
+                                   .segment_num = x->segment_num, .start_us = x->start_us,
+                                   .clock_offset_us = x->clock_offset_us, .pid = getpid(),
+                                   .video_codec = x->video_codec, .audio_codec = x->audio_codec,
+                                   .width = x->width, .height = x->height };
+        int64_t frames = 0;
+        int e;
+
+        if (!dirty)
+                return 0;
+        e = recovery_index_file(iw->db, &h, &frames);
+        if (retryable(e))
+                return -EBUSY;
+        pthread_mutex_lock(&iw->lock);
+        if (e < 0) {
+                iw->stats.db_errors++;
+                iw->stats.last_error_mono_us = now_mono_us();
+        } else {
+                iw->stats.reindexed++;
+        }
+        pthread_mutex_unlock(&iw->lock);
+        if (e < 0)
+                log_err("index: %s: its row could not be queued and is not rebuilt from the file: %s (%s); "
+                        "the next start's recovery does it",
+                        x->path, strerror(-e), db_errmsg(iw->db));
+        else
+                log_notice("index: %s: row rebuilt from the file (%" PRId64 " frames) after the queue overflowed",
+                           x->path, frames);
+        return 0;
+}
+
 static void *writer_thread(void *arg)
 {
         struct index_writer *iw = arg;
@@ -145,15 +231,57 @@ static void *writer_thread(void *arg)
                 struct event *ev;
                 int e;
 
-                while (!iw->head && !iw->stopping)
-                        pthread_cond_wait(&iw->cond, &iw->lock);
-                if (!iw->head || (iw->stopping && now_mono_us() >= iw->drain_deadline_mono_us))
+                if (!iw->head) {
+                        struct reindex *x;
+
+                        if (iw->overflowing) {
+                                iw->overflowing = false;
+                                log_notice("index: queue drained; %" PRIu64 " updates were dropped so far, "
+                                           "%zu segments wait to be rebuilt from their files",
+                                           iw->stats.dropped, iw->n_rx);
+                        }
+                        if (iw->stopping && now_mono_us() >= iw->drain_deadline_mono_us)
+                                break;
+                        if ((x = rx_take_closed(iw))) {
+                                bool dirty = x->ref->dirty;
+
+                                pthread_mutex_unlock(&iw->lock);
+                                e = rx_apply(iw, x, dirty);
+                                pthread_mutex_lock(&iw->lock);
+                                if (e == -EBUSY) { /* back on the list, after a breath */
+                                        x->next = iw->rx;
+                                        iw->rx = x;
+                                        iw->n_rx++;
+                                        x->ref->listed = true;
+                                        pthread_mutex_unlock(&iw->lock);
+                                        usleep(RETRY_US);
+                                        pthread_mutex_lock(&iw->lock);
+                                } else {
+                                        rx_free(x);
+                                }
+                                continue;
+                        }
+                        if (iw->stopping)
+                                break;
+                        if (iw->rx) { /* a camera closing a listed segment does not signal: look again */
+                                struct timespec t;
+
+                                clock_gettime(CLOCK_REALTIME, &t);
+                                t.tv_sec += 1;
+                                pthread_cond_timedwait(&iw->cond, &iw->lock, &t);
+                        } else {
+                                pthread_cond_wait(&iw->cond, &iw->lock);
+                        }
+                        continue;
+                }
+                if (iw->stopping && now_mono_us() >= iw->drain_deadline_mono_us)
                         break; /* what is left is counted by index_writer_stop */
                 ev = iw->head;
                 iw->head = ev->next;
                 if (!iw->head)
                         iw->tail = NULL;
                 iw->n--;
+                iw->bytes -= event_cost(ev);
                 if (ev->kind == EV_SEG_UPDATE && ev->ref->pending == ev)
                         ev->ref->pending = NULL;
                 pthread_mutex_unlock(&iw->lock);
@@ -163,8 +291,9 @@ static void *writer_thread(void *arg)
                 pthread_mutex_lock(&iw->lock);
                 if (e < 0 && retryable(e) && (!iw->stopping || now_mono_us() < iw->drain_deadline_mono_us)) {
                         if (now_mono_us() - last_busy_log > 10 * USEC_PER_SEC) {
-                                log_warn("index: database %s (%s), holding %zu updates and retrying",
-                                         e == -EBUSY ? "busy" : "full", db_errmsg(iw->db), iw->n + 1);
+                                log_warn("index: database %s (%s), holding %zu updates (%.1f MB) and retrying",
+                                         e == -EBUSY ? "busy" : "full", db_errmsg(iw->db), iw->n + 1,
+                                         (double)(iw->bytes + event_cost(ev)) / 1e6);
                                 last_busy_log = now_mono_us();
                         }
                         if (ev->kind == EV_SEG_UPDATE && ev->ref->pending) {
@@ -177,6 +306,7 @@ static void *writer_thread(void *arg)
                                 if (!iw->tail)
                                         iw->tail = ev;
                                 iw->n++;
+                                iw->bytes += event_cost(ev); /* it was counted in: may go over by one */
                         }
                         pthread_mutex_unlock(&iw->lock);
                         usleep(RETRY_US);
@@ -199,24 +329,78 @@ static void *writer_thread(void *arg)
 
 /* ---- queue side (camera threads) ---------------------------------------------------- */
 
-/* Appends ev; the caller holds iw->lock.  Only gap and camera rows are ever
- * dropped (at INDEX_QUEUE_MAX): segment events are at most two per segment
- * (begin, plus one coalesced update), so they cannot grow without bound. */
-static void enqueue_locked(struct index_writer *iw, struct event *ev)
+/* ev does not fit: counted, and a segment's is listed for a rebuild from
+ * its file.  The caller holds iw->lock and frees ev. */
+static void overflow_locked(struct index_writer *iw, const struct event *ev)
 {
-        if (iw->n >= INDEX_QUEUE_MAX && (ev->kind == EV_GAP || ev->kind == EV_CAMERA)) {
-                iw->stats.dropped++;
-                event_free(ev);
+        struct reindex *x;
+
+        iw->stats.dropped++;
+        if (!iw->overflowing) {
+                iw->overflowing = true;
+                log_err("index: %zu updates (%.1f MB) wait for the database: new ones are dropped and counted; "
+                        "segments are rebuilt from their files once it answers",
+                        iw->n, (double)iw->bytes / 1e6);
+        }
+        if (ev->kind != EV_SEG_BEGIN && ev->kind != EV_SEG_UPDATE)
+                return; /* a gap or camera row: the timeline still shows the hole */
+        ev->ref->dirty = true;
+        if (ev->ref->listed)
+                goto status;
+        if (iw->n_rx >= INDEX_REINDEX_MAX || !(x = calloc(1, sizeof(*x))) || !(x->path = strdup(ev->info.path))) {
+                if (iw->n_rx < INDEX_REINDEX_MAX)
+                        free(x);
+                if (iw->stats.reindex_lost++ == 0)
+                        log_err("index: more than %d segments wait to be rebuilt: %s and later ones are left to the "
+                                "next start's recovery",
+                                INDEX_REINDEX_MAX, ev->info.path);
                 return;
         }
+        x->ref = ev->ref;
+        atomic_fetch_add(&x->ref->refs, 1);
+        snprintf(x->camera, sizeof(x->camera), "%s", ev->info.camera_id);
+        snprintf(x->instance, sizeof(x->instance), "%s", ev->info.instance_id);
+        snprintf(x->time_source, sizeof(x->time_source), "%s", ev->info.time_source);
+        snprintf(x->video_codec, sizeof(x->video_codec), "%s", ev->info.video_codec);
+        snprintf(x->audio_codec, sizeof(x->audio_codec), "%s", ev->info.audio_codec);
+        x->segment_num = ev->info.segment_num;
+        x->start_us = ev->info.start_us;
+        x->clock_offset_us = ev->info.clock_offset_us;
+        x->width = ev->info.width;
+        x->height = ev->info.height;
+        x->next = iw->rx;
+        iw->rx = x;
+        iw->n_rx++;
+        ev->ref->listed = true;
+status:
+        for (x = iw->rx; x; x = x->next)
+                if (x->ref == ev->ref)
+                        snprintf(x->status, sizeof(x->status), "%s", ev->info.status ? ev->info.status : "recording");
+}
+
+/* Appends ev, or drops it when the queue would pass its byte bound; the
+ * caller holds iw->lock. */
+static bool enqueue_locked(struct index_writer *iw, struct event *ev)
+{
+        size_t cost = event_cost(ev);
+
+        if (iw->bytes + cost > iw->max_bytes) {
+                overflow_locked(iw, ev);
+                event_free(ev);
+                return false;
+        }
+        if (ev->kind == EV_SEG_UPDATE)
+                ev->ref->dirty = false; /* it carries the whole row */
         if (iw->tail)
                 iw->tail->next = ev;
         else
                 iw->head = ev;
         iw->tail = ev;
         iw->n++;
+        iw->bytes += cost;
         iw->stats.queued++;
         pthread_cond_signal(&iw->cond);
+        return true;
 }
 
 static void enqueue(struct index_writer *iw, struct event *ev)
@@ -271,11 +455,13 @@ void index_writer_segment_update(struct index_writer *iw, struct seg_ref *ref, c
                 memcpy(copy, blob, len);
         ev = event_new(EV_SEG_UPDATE); /* allocated outside the lock; freed if coalesced */
         pthread_mutex_lock(&iw->lock);
-        if (ref->pending) { /* coalesce: the queued update is not applied yet */
+        if (ref->pending) { /* coalesce: the queued update is not applied yet (one per segment: never dropped) */
+                iw->bytes = iw->bytes - ref->pending->len + len;
                 ref->pending->info = *s;
                 free(ref->pending->blob);
                 ref->pending->blob = copy;
                 ref->pending->len = len;
+                ref->dirty = false;
         } else if (ev) {
                 ev->info = *s;
                 ev->blob = copy;
@@ -283,7 +469,8 @@ void index_writer_segment_update(struct index_writer *iw, struct seg_ref *ref, c
                 ev->ref = ref;
                 atomic_fetch_add(&ref->refs, 1);
                 ref->pending = ev;
-                enqueue_locked(iw, ev);
+                if (!enqueue_locked(iw, ev)) /* dropped (and freed) */
+                        ref->pending = NULL;
                 ev = NULL;
         } else {
                 free(copy);
@@ -330,6 +517,8 @@ void index_writer_get_stats(struct index_writer *iw, struct index_writer_stats *
         pthread_mutex_lock(&iw->lock);
         *out = iw->stats;
         out->queue_len = iw->n;
+        out->queue_bytes = iw->bytes;
+        out->reindex_waiting = iw->n_rx;
         pthread_mutex_unlock(&iw->lock);
 }
 
@@ -345,6 +534,13 @@ int index_writer_start(const char *db_path, struct index_writer **out, char *err
                 snprintf(err, errlen, "%s: cannot open the index database: %s", db_path, strerror(-e));
                 free(iw);
                 return e;
+        }
+        iw->max_bytes = INDEX_QUEUE_MAX_BYTES;
+        {
+                const char *t = getenv("MWR_TEST_INDEX_QUEUE_BYTES"); /* tests only: a small bound */
+
+                if (t && atol(t) > 0)
+                        iw->max_bytes = (size_t)atol(t);
         }
         pthread_mutex_init(&iw->lock, NULL);
         pthread_cond_init(&iw->cond, NULL);
@@ -374,6 +570,13 @@ size_t index_writer_stop(struct index_writer *iw, int64_t drain_timeout_us)
                 iw->head = ev->next;
                 event_free(ev);
                 left++;
+        }
+        while (iw->rx) {
+                struct reindex *x = iw->rx;
+
+                iw->rx = x->next;
+                left += x->ref->dirty;
+                rx_free(x);
         }
         db_close(iw->db);
         pthread_mutex_destroy(&iw->lock);

@@ -1,8 +1,13 @@
-/* index_writer: the only thread of a worker that touches SQLite.  Camera
- * threads hand it segment rows, progress, gaps and camera rows through a
- * queue and never wait on the database: a locked or full DB delays the
- * index, never the recording.  Events are applied in order; a busy DB is
- * retried, progress updates of one segment are coalesced while queued. */
+/* index_writer: the only thread of a worker that writes rows while it
+ * records.  Camera threads hand it segment rows, progress, gaps and camera
+ * rows through a queue and never wait on the database: a locked or full DB
+ * delays the index, never the recording.  Events are applied in order; a
+ * busy DB is retried, progress updates of one segment are coalesced while
+ * queued.  The queue is bounded in bytes (INDEX_QUEUE_MAX_BYTES): past it
+ * new events are dropped and counted, and a segment whose row could not be
+ * queued is listed (at most INDEX_REINDEX_MAX) and rebuilt from its file
+ * once its camera closed it and the queue is empty; beyond that list the
+ * next start's recovery does it.  Nothing is lost silently. */
 #ifndef MWR_WORKER_INDEX_WRITER_H
 #define MWR_WORKER_INDEX_WRITER_H
 
@@ -12,7 +17,8 @@
 
 #include "common/config.h"
 
-#define INDEX_QUEUE_MAX 100000 /* events; beyond it new gap and camera rows are dropped and counted */
+#define INDEX_QUEUE_MAX_BYTES (64u << 20) /* ~12 000 closed segments of 60 s at 25 fps */
+#define INDEX_REINDEX_MAX 16384           /* segments listed for a rebuild; ~200 bytes each */
 
 struct index_writer;
 struct seg_ref; /* one segment's row, shared by its camera thread and the writer */
@@ -34,7 +40,10 @@ struct seg_info {
 
 struct index_writer_stats {
         uint64_t queued, applied, dropped, db_errors;
-        uint64_t queue_len; /* events waiting now */
+        uint64_t reindexed;       /* rows rebuilt from their files after an overflow */
+        uint64_t reindex_lost;    /* not listed (list full): left to the next start's recovery */
+        uint64_t queue_len, queue_bytes; /* events waiting now, and their memory */
+        uint64_t reindex_waiting; /* segments listed now */
         int64_t last_error_mono_us;
 };
 

@@ -267,6 +267,11 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
         s->disk_deleted_segments = atomic_load(&d->deleted_segments);
         index_writer_get_stats(w->iw, &ist);
         s->db_queue = ist.queue_len;
+        s->db_queue_bytes = ist.queue_bytes;
+        s->db_dropped = ist.dropped;
+        s->db_rebuilt = ist.reindexed;
+        s->db_rebuild_waiting = ist.reindex_waiting;
+        s->db_rebuild_lost = ist.reindex_lost;
         s->db_errors = ist.db_errors;
         s->db_ok = ist.db_errors == 0 || now - ist.last_error_mono_us > STATUS_DB_ERROR_WINDOW_US;
         status_read_process(&s->rss_bytes, &s->threads);

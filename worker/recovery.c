@@ -133,6 +133,53 @@ static bool repair(struct db *db, const struct pending *p, const char *storage_d
         return true;
 }
 
+int recovery_index_file(struct db *db, const struct recovery_hint *h, int64_t *frames)
+{
+        struct fmp4_scan scan;
+        struct fmp4_frames fr = { 0 };
+        struct fi_encoder fi;
+        struct db_segment seg, old;
+        const uint8_t *blob = NULL;
+        size_t len = 0;
+        int64_t id = h->id;
+        int e;
+
+        *frames = 0;
+        fi_encoder_init(&fi);
+        e = fmp4_truncate(h->path, &scan);
+        if (e == 0)
+                e = fmp4_read_frames(h->path, &fi, &fr);
+        if (e == 0 && fr.frames == 0)
+                e = -ENODATA;
+        if (e < 0) {
+                fi_encoder_free(&fi);
+                return e;
+        }
+        fi_encoder_data(&fi, &blob, &len);
+        seg = (struct db_segment){ .camera_id = h->camera, .instance_id = h->instance, .path = h->path,
+                                   .segment_num = h->segment_num, .start_us = h->start_us,
+                                   .end_us = h->start_us + fr.end_offset_us, .frames = fr.frames,
+                                   .bytes = scan.file_size, .keyframes = fr.keyframes, .fragments = scan.fragments,
+                                   .status = h->status, .overlap_status = "unique", .time_source = h->time_source,
+                                   .clock_offset_us = h->clock_offset_us,
+                                   .video_codec = h->video_codec ? h->video_codec : "",
+                                   .audio_codec = h->audio_codec ? h->audio_codec : "", .width = h->width,
+                                   .height = h->height, .pid = h->pid, .created_us = now_real_us(),
+                                   .updated_us = now_real_us() };
+        if (!id && db_segment_by_path(db, h->path, &old) == 0)
+                id = old.id;
+        if (!id && (e = db_segment_begin(db, &seg, &id)) < 0) {
+                fi_encoder_free(&fi);
+                return e;
+        }
+        seg.id = id;
+        e = db_segment_update(db, &seg, blob, len);
+        fi_encoder_free(&fi);
+        if (e == 0)
+                *frames = fr.frames;
+        return e;
+}
+
 /* ---- files without rows ------------------------------------------------------------ */
 
 /* "{start_ms}_{instance}_{num}.mp4" after the "{camera}_" prefix. */

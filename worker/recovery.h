@@ -23,6 +23,20 @@ int recovery_run(const struct mwr_config *cfg, const char *instance_id);
  * later (storage unavailable), or -errno. */
 int recovery_rows(struct db *db, const char *storage_dir, bool require_mp, const char *instance_id);
 
+/* What a segment's row says that its file cannot. */
+struct recovery_hint {
+        int64_t id; /* the row; 0: by path, inserted when there is none */
+        const char *camera, *instance, *path, *time_source, *status;
+        int64_t segment_num, start_us, clock_offset_us, pid;
+        const char *video_codec, *audio_codec; /* for a new row */
+        int width, height;
+};
+
+/* Indexes a segment from its file, cut back to its last whole fragment:
+ * frames, end time, bytes and frame index.  0 (frames set), -ENODATA when
+ * no whole fragment is in it, or -errno (the DB's message in db_errmsg). */
+int recovery_index_file(struct db *db, const struct recovery_hint *h, int64_t *frames);
+
 /* Indexes a segment file that has no row, from the file ("partial").
  * file is its name in its camera's day directory.  True when indexed. */
 bool recovery_adopt(struct db *db, const char *camera, const char *path, const char *file);

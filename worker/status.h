@@ -43,6 +43,7 @@ struct status_snapshot {
         struct status_camera cameras[CONFIG_MAX_CAMERAS];
         bool db_ok;
         uint64_t db_queue, db_errors;
+        uint64_t db_queue_bytes, db_dropped, db_rebuilt, db_rebuild_waiting, db_rebuild_lost;
         bool disk_full;       /* recording paused for the storage: full, or ... */
         bool disk_unavailable; /* ... not there at all */
         char disk_why[160];    /* the storage's state in words, naming the directory */

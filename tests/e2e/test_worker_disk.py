@@ -124,3 +124,65 @@ def test_storage_gone_for_6_s_loses_no_row_and_resumes_within_2_s(procs, camsim,
     assert not any(g["reason"] == "disk_full" for g in gaps), gaps
     err = open(w.err_path).read()
     assert "storage unavailable" in err and "disk: deleted" not in err, err[-3000:]
+
+
+def gauge(port, name):
+    """A metric without labels from /metrics, or None."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_a_locked_db_for_60_s_keeps_memory_bounded_and_loses_no_row(procs, camsim, tmp_path):
+    """Regression: the index writer's queue had no byte bound (each event
+    carries a PATH_MAX path): a DB locked by another process grew the
+    worker's memory without limit.  Now the queue stops at its bound, the
+    rows it could not hold are rebuilt from the segment files once the DB
+    answers, and every drop is counted."""
+    import json
+    bound = 64 * 1024  # a small bound, so 60 s of 4 cameras go far past it
+    cs = camsim(cameras=4, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 4, segment_seconds=1)
+    port = free_port()
+    w = procs.start("worker-a", [WORKER, "--config", cfg_path, "--instance-id", "a", "--port", str(port)],
+                    env={**os.environ, "MWR_TEST_INDEX_QUEUE_BYTES": str(bound)})
+    wait_for(recording_frames(cfg, 2 * FPS), 30, "recording")
+    rss0 = gauge(port, "mwr_process_resident_memory_bytes")
+    lock = sqlite3.connect(cfg["db_path"], timeout=10, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    t_end = time.monotonic() + 60
+    peak_q, peak_rss = 0.0, rss0
+    while time.monotonic() < t_end:
+        q = gauge(port, "mwr_db_queued_bytes")
+        assert q is not None, "mwr_db_queued_bytes not in /metrics"
+        peak_q = max(peak_q, q)
+        peak_rss = max(peak_rss, gauge(port, "mwr_process_resident_memory_bytes"))
+        time.sleep(1)  # a sample a second: the DB stays locked whatever we do
+    dropped = gauge(port, "mwr_db_dropped_updates_total")
+    lock.execute("ROLLBACK")
+    lock.close()
+    print(f"locked 60 s: queue peak {peak_q / 1024:.1f} KiB (bound {bound / 1024:.0f} KiB), "
+          f"RSS {rss0 / 1e6:.1f} -> peak {peak_rss / 1e6:.1f} MB, {dropped:.0f} updates dropped")
+    assert peak_q <= bound + 16 * 1024, peak_q  # one event may be put back over it
+    assert dropped > 0
+    assert peak_rss - rss0 < 16e6, (rss0, peak_rss)
+    wait_for(lambda: gauge(port, "mwr_db_rebuild_waiting") == 0 and gauge(port, "mwr_db_queued_updates") == 0, 60,
+             "the index caught up")
+    assert gauge(port, "mwr_db_rebuilt_segments_total") > 0
+    os.kill(w.pid, signal.SIGTERM)
+    assert w.wait(timeout=30) == 0
+    # every segment file has its row, and the row says what the file holds
+    files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(cfg["storage_dir"]) for f in fs if f.endswith(".mp4"))
+    by_path = {r["path"]: r for r in rows(cfg, "SELECT * FROM video_segments")}
+    assert [f for f in files if f not in by_path] == []
+    assert not [r for r in by_path.values() if r["status"] == "recording"]
+    for cam in range(1, 5):
+        segs = segments(cfg, f"cam{cam}")
+        rep, _ = framecheck([s["path"] for s in segs], "--camera", f"cam{cam}")
+        assert rep["frames"] == sum(s["frames"] for s in segs), cam
+        assert rep["missing"] == 0 and rep["duplicated"] == 0, (cam, rep["missing_ranges"])
+        for s, f in zip(segs, rep["files"]):
+            assert s["frames"] == f["frames"], (s["path"], s["frames"], f["frames"])
