@@ -82,6 +82,11 @@ static const char *const migrations[] = {
         "DROP TABLE gaps;"
         "ALTER TABLE gaps_v3 RENAME TO gaps;"
         "CREATE INDEX gaps_camera_start ON gaps(camera_id, start_us);",
+        /* 4: the disk guard's oldest-first walk over all cameras and the
+         * gap prune by end: without these each round sorted the whole table
+         * (a sweep of 100 000 rows deleted ~420 rows/s, slower as it grew). */
+        "CREATE INDEX video_segments_start ON video_segments(start_us, id);"
+        "CREATE INDEX gaps_end ON gaps(end_us);",
 };
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "one migration step per schema version");
 
@@ -614,6 +619,16 @@ int db_segment_set_overlap(struct db *db, int64_t id, const char *overlap_status
 int db_segment_delete(struct db *db, int64_t id)
 {
         return segment_change(db, ST_SEGMENT_DELETE, id, NULL);
+}
+
+int db_segments_delete(struct db *db, const int64_t *ids, size_t n)
+{
+        int r = tx_begin(db);
+
+        for (size_t i = 0; i < n && r == 0; i++)
+                if ((r = segment_change(db, ST_SEGMENT_DELETE, ids[i], NULL)) == -ENOENT)
+                        r = 0; /* another instance was first */
+        return tx_end(db, r);
 }
 
 static const char *column_text(sqlite3_stmt *s, int i)

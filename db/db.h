@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_BUSY_TIMEOUT_MS 5000      /* wait for another writer before -EBUSY */
-#define DB_SCHEMA_VERSION 3          /* the user_version this binary migrates to */
+#define DB_SCHEMA_VERSION 4          /* the user_version this binary migrates to */
 #define DB_ERRMSG_MAX 256
 #define DB_TEXT_MAX 4096             /* any text argument: ids, paths, urls, details */
 #define DB_BLOB_MAX (8u << 20)       /* a frame index blob */
@@ -102,6 +102,9 @@ int db_segment_set_status(struct db *db, int64_t id, const char *status); /* -EN
  * -EINVAL for another value (the schema's CHECK), -ENOENT. */
 int db_segment_set_overlap(struct db *db, int64_t id, const char *overlap_status);
 int db_segment_delete(struct db *db, int64_t id); /* and its frame index; -ENOENT */
+/* Deletes the n rows (and frame indexes) in one transaction; rows already
+ * gone are not an error. */
+int db_segments_delete(struct db *db, const int64_t *ids, size_t n);
 
 /* Segments with that status, by start_us, id. */
 int db_segments_by_status(struct db *db, const char *status, db_segment_cb cb, void *ctx);

@@ -80,6 +80,7 @@ struct tick {
         int64_t deadline_us; /* monotonic */
         bool behind;         /* budget ran out with work left */
         bool gone;           /* the storage went away during the tick */
+        int64_t round_bytes; /* of the files unlinked this round, rows not yet deleted */
 };
 
 static int collect(const struct db_segment *s, void *ctx)
@@ -111,56 +112,78 @@ static bool storage_ok(struct tick *t, uint64_t *free_b)
         return false;
 }
 
-/* 1 deleted; 0 not (logged; the next round tries again); -ENODEV the
- * storage is gone: stop, the row stays. */
-static int delete_one(struct disk_guard *g, struct tick *t, const struct victim *v, const char *why)
+/* The victim's file: 1 gone (unlinked, or already gone while the storage
+ * is there); 0 still there (logged; the next round tries again); -ENODEV
+ * the storage is gone: stop, the row stays. */
+static int unlink_file(struct tick *t, const struct victim *v, const char *why)
 {
         uint64_t free_b;
-        bool gone_before = false;
 
-        if (unlink(v->path) < 0) {
-                if (errno != ENOENT) {
-                        log_err("disk: cannot delete %s: %s; its row stays", v->path, strerror(errno));
-                        return 0;
-                }
-                /* no file: deleted by another instance, or the storage is not there */
-                if (!storage_ok(t, &free_b))
-                        return -ENODEV;
-                gone_before = true;
+        if (unlink(v->path) == 0) {
+                log_notice("disk: deleted %s (%s)", v->path, why);
+                return 1;
         }
-        if (db_segment_delete(g->db, v->id) < 0 && strcmp(db_errmsg(g->db), "") != 0)
-                log_warn("disk: %s deleted but its row stays: %s", v->path, db_errmsg(g->db));
-        g->total_bytes -= v->bytes > 0 ? v->bytes : 0;
-        atomic_fetch_add(&g->state.deleted_segments, 1);
-        atomic_fetch_add(&g->state.deleted_bytes, (uint64_t)(v->bytes > 0 ? v->bytes : 0));
-        log_notice("disk: deleted %s (%s)%s", v->path, why, gone_before ? ", the file was already gone" : "");
+        if (errno != ENOENT) {
+                log_err("disk: cannot delete %s: %s; its row stays", v->path, strerror(errno));
+                return 0;
+        }
+        /* no file: deleted by another instance, or the storage is not there */
+        if (!storage_ok(t, &free_b))
+                return -ENODEV;
+        log_notice("disk: %s was already gone: its row goes (%s)", v->path, why);
         return 1;
 }
 
-/* Deletes oldest-first while need() says so and the tick's budget lasts. */
+/* The rows of the files gone, in one transaction; counted when done. */
+static void rows_delete(struct disk_guard *g, const struct victims *gone)
+{
+        int64_t ids[DISK_DELETE_BATCH], bytes = 0;
+
+        if (gone->n == 0)
+                return;
+        for (size_t i = 0; i < gone->n; i++) {
+                ids[i] = gone->v[i].id;
+                bytes += gone->v[i].bytes > 0 ? gone->v[i].bytes : 0;
+        }
+        if (db_segments_delete(g->db, ids, gone->n) < 0) {
+                log_warn("disk: %zu segment files deleted but their rows stay: %s (the next round retries)", gone->n,
+                         db_errmsg(g->db));
+                return;
+        }
+        g->total_bytes -= bytes;
+        atomic_fetch_add(&g->state.deleted_segments, gone->n);
+        atomic_fetch_add(&g->state.deleted_bytes, (uint64_t)bytes);
+}
+
+/* Deletes oldest-first while need() says so and the tick's budget lasts:
+ * files one by one, then their rows in one transaction a round. */
 static void delete_while(struct disk_guard *g, struct tick *t,
                          bool (*need)(struct disk_guard *, struct tick *, const struct victim *), const char *why)
 {
         for (;;) {
-                struct victims vs = { .n = 0 };
-                size_t round = 0;
+                struct victims vs = { .n = 0 }, gone = { .n = 0 };
+                bool stop = false;
 
                 if (db_segments_oldest(g->db, DISK_DELETE_BATCH, collect, &vs) < 0 || vs.n == 0)
                         return;
-                for (size_t i = 0; i < vs.n; i++) {
+                t->round_bytes = 0;
+                for (size_t i = 0; i < vs.n && !stop; i++) {
                         int e;
 
                         if (!need(g, t, &vs.v[i]))
-                                return;
-                        if (now_mono_us() >= t->deadline_us) {
-                                t->behind = true;
-                                return;
+                                stop = true;
+                        else if (now_mono_us() >= t->deadline_us)
+                                stop = t->behind = true;
+                        else if ((e = unlink_file(t, &vs.v[i], why)) < 0)
+                                stop = true;
+                        else if (e > 0) {
+                                gone.v[gone.n++] = vs.v[i];
+                                t->round_bytes += vs.v[i].bytes > 0 ? vs.v[i].bytes : 0;
                         }
-                        if ((e = delete_one(g, t, &vs.v[i], why)) < 0)
-                                return;
-                        round += (size_t)e;
                 }
-                if (round == 0)
+                rows_delete(g, &gone);
+                t->round_bytes = 0;
+                if (stop || gone.n == 0)
                         return;
         }
 }
@@ -179,7 +202,9 @@ static bool too_old(struct disk_guard *g, struct tick *t, const struct victim *v
 
 static bool too_big(struct disk_guard *g, struct tick *t, const struct victim *v)
 {
-        return g->total_bytes > 0 && (uint64_t)g->total_bytes > t->lim.max_total_bytes;
+        int64_t total = g->total_bytes - t->round_bytes;
+
+        return total > 0 && (uint64_t)total > t->lim.max_total_bytes;
 }
 
 /* ---- files without a row, in the older day directories ------------------------------ */

@@ -1,5 +1,7 @@
-/* http: routes and renderers (see http.h).  All handlers run on MHD's one
- * internal thread, which alone uses h->db; request counters are atomics. */
+/* http: routes and renderers (see http.h).  Handlers run on a pool of
+ * HTTP_THREADS MHD threads, so a long request (a 6-hour playlist) never
+ * holds up /health; each thread has its own DB connection (hdb), request
+ * counters are atomics. */
 #include "worker/http.h"
 #include "worker/http_query.h"
 
@@ -10,6 +12,7 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <limits.h>
+#include <pthread.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -31,12 +34,36 @@ static const int code_values[N_CODES] = { 200, 400, 403, 404, 405, 416, 500, 503
 
 struct http_server {
         struct MHD_Daemon *d;
-        struct db *db;
+        char db_path[PATH_MAX];
+        pthread_key_t db_key; /* this thread's connection */
         char storage_dir[PATH_MAX]; /* resolved: media is served from below it only */
         http_snapshot_fn snapshot;
         void *ctx;
         _Atomic uint64_t requests[N_CODES];
 };
+
+static void db_key_close(void *db)
+{
+        db_close(db);
+}
+
+/* The calling HTTP thread's DB connection, opened on its first use; NULL
+ * when the DB cannot be opened (the request then says 503). */
+static struct db *hdb(struct http_server *h)
+{
+        struct db *db = pthread_getspecific(h->db_key);
+
+        if (db)
+                return db;
+        if (db_open(h->db_path, &db) < 0)
+                return NULL;
+        db_set_busy_timeout_ms(db, HTTP_DB_BUSY_TIMEOUT_MS);
+        if (pthread_setspecific(h->db_key, db)) {
+                db_close(db);
+                return NULL;
+        }
+        return db;
+}
 
 /* ---- responses -------------------------------------------------------------------- */
 
@@ -374,14 +401,14 @@ static enum MHD_Result api_index(struct http_server *h, struct MHD_Connection *c
 
         if (bad)
                 return reply_error(h, c, 400, bad);
-        if (!h->db)
+        if (!hdb(h))
                 return reply_error(h, c, 503, "index database not available");
         arr = cJSON_CreateArray();
-        e = gaps ? db_gaps_range(h->db, q.camera, q.from_us, q.to_us, q.limit, q.offset, gap_json, arr)
-                 : db_segments_range(h->db, q.camera, q.from_us, q.to_us, q.limit, q.offset, segment_json, arr);
+        e = gaps ? db_gaps_range(hdb(h), q.camera, q.from_us, q.to_us, q.limit, q.offset, gap_json, arr)
+                 : db_segments_range(hdb(h), q.camera, q.from_us, q.to_us, q.limit, q.offset, segment_json, arr);
         if (e < 0) {
                 cJSON_Delete(arr);
-                return reply_error(h, c, e == -EBUSY ? 503 : 500, db_errmsg(h->db));
+                return reply_error(h, c, e == -EBUSY ? 503 : 500, db_errmsg(hdb(h)));
         }
         return reply_json(h, c, 200, arr);
 }
@@ -406,10 +433,10 @@ static enum MHD_Result playlist(struct http_server *h, struct MHD_Connection *c,
                 return reply_error(h, c, 400, "from: not RFC 3339 or unix seconds");
         if (o.from_us >= o.to_us || o.to_us - o.from_us > HTTP_PLAYLIST_MAX_US)
                 return reply_error(h, c, 400, "from must be before to, at most 6 hours apart");
-        if (!h->db)
+        if (!hdb(h))
                 return reply_error(h, c, 503, "index database not available");
-        if ((e = tl_load(h->db, camera, o.from_us, o.to_us, &in)) < 0)
-                return reply_error(h, c, e == -EBUSY ? 503 : 500, db_errmsg(h->db));
+        if ((e = tl_load(hdb(h), camera, o.from_us, o.to_us, &in)) < 0)
+                return reply_error(h, c, e == -EBUSY ? 503 : 500, db_errmsg(hdb(h)));
         if ((e = tl_build(in.segs, in.n, &o, &r)) < 0) {
                 tl_input_free(&in);
                 return reply_error(h, c, 500, strerror(-e));
@@ -440,10 +467,10 @@ static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, in
         enum MHD_Result ret;
         int fd, e;
 
-        if (!h->db)
+        if (!hdb(h))
                 return reply_error(h, c, 503, "index database not available");
-        if ((e = db_segment_by_id(h->db, id, &seg)) < 0)
-                return reply_error(h, c, e == -ENOENT ? 404 : 500, db_errmsg(h->db));
+        if ((e = db_segment_by_id(hdb(h), id, &seg)) < 0)
+                return reply_error(h, c, e == -ENOENT ? 404 : 500, db_errmsg(hdb(h)));
         if (!realpath(seg.path, real))
                 return reply_error(h, c, 404, "segment file is gone");
         if (!dl || strncmp(real, h->storage_dir, dl) != 0 || real[dl] != '/')
@@ -509,7 +536,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!s)
                 return MHD_NO;
         h->snapshot(h->ctx, s);
-        if (!h->db || db_check(h->db) < 0) { /* the DB must answer, not only accept writes */
+        if (!hdb(h) || db_check(hdb(h)) < 0) { /* the DB must answer, not only accept writes */
                 int64_t ready_since = s->ready_since_real_us;
 
                 s->db_ok = false;
@@ -544,18 +571,22 @@ int http_start(struct http_server **out, const char *bind, int port, const char 
         h->ctx = ctx;
         if (!realpath(storage_dir, h->storage_dir))
                 h->storage_dir[0] = '\0'; /* not there yet: no media until a restart creates it */
-        if (db_open(db_path, &h->db) < 0)
-                h->db = NULL; /* /health then says unhealthy; the recorder may still run */
-        else
-                db_set_busy_timeout_ms(h->db, HTTP_DB_BUSY_TIMEOUT_MS);
+        snprintf(h->db_path, sizeof(h->db_path), "%s", db_path);
+        if (pthread_key_create(&h->db_key, db_key_close)) {
+                snprintf(err, errlen, "no thread key for the HTTP threads' DB connections");
+                free(h);
+                return -EAGAIN;
+        }
+        /* (a DB that cannot be opened makes /health say unhealthy; recording goes on) */
         h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, (uint16_t)port, NULL, NULL, handler, h,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
                                 (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
                                 (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
+                                (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_THREAD_POOL_SIZE,
+                                (unsigned)HTTP_THREADS, MHD_OPTION_END);
         if (!h->d) {
                 snprintf(err, errlen, "cannot listen on %s:%d (port in use?)", bind, port);
-                db_close(h->db);
+                pthread_key_delete(h->db_key);
                 free(h);
                 return -EADDRINUSE;
         }
@@ -567,7 +598,7 @@ void http_stop(struct http_server *h)
 {
         if (!h)
                 return;
-        MHD_stop_daemon(h->d);
-        db_close(h->db);
+        MHD_stop_daemon(h->d); /* joins the threads: their connections close with them */
+        pthread_key_delete(h->db_key);
         free(h);
 }

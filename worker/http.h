@@ -14,6 +14,7 @@
 #include "worker/status.h"
 
 #define HTTP_MAX_CONNECTIONS 64
+#define HTTP_THREADS 4 /* a long request (playlist, media) holds one; /health gets another */
 #define HTTP_CONNECTION_TIMEOUT_S 10   /* idle or slow (slowloris) connections are closed */
 #define HTTP_CONNECTION_MEMORY (32 * 1024) /* request line + headers per connection */
 #define HTTP_DB_BUSY_TIMEOUT_MS 200        /* a locked DB answers /health in time, as "unhealthy" */

@@ -183,42 +183,59 @@ static void slots_from_config(struct worker *w)
 }
 
 /* SIGHUP: cameras removed or changed stop (segments finished), added or
- * changed start; the rest keep their recorder and lose nothing. */
+ * changed start; the rest keep their recorder and lose nothing.  The slots
+ * lock is held only to swap arrays: joining a recorder (up to its drain and
+ * segment close) and starting one (a DB lookup) happen outside it, so
+ * /health never waits on a reload. */
 static void worker_reload(struct worker *w)
 {
         char err[CONFIG_ERR_MAX];
-        struct mwr_config *next;
-        struct camera_slot old[CONFIG_MAX_CAMERAS];
-        size_t n_old = w->n_slots, kept = 0, started = 0, stopped = 0;
+        struct mwr_config *next, *prev;
+        struct camera_slot old[CONFIG_MAX_CAMERAS], fresh[CONFIG_MAX_CAMERAS];
+        size_t n_old = w->n_slots, n_kept = 0, n_fresh = 0, started = 0, stopped = 0;
 
         if (config_load(w->a.config, &next, err) < 0) {
                 log_err("reload refused, keeping the running config: %s", err);
                 return;
         }
+        memcpy(old, w->slots, sizeof(old)); /* this thread is the only one that changes slots */
         pthread_rwlock_wrlock(&w->slots_lock);
-        memcpy(old, w->slots, sizeof(old));
-        for (size_t i = 0; i < n_old; i++) {
-                const struct config_camera *c = config_camera_find(next, old[i].cam.id);
-                if (!c || !camera_same(c, &old[i].cam)) {
-                        camera_stop(&old[i]);
+        prev = w->cfg;
+        w->cfg = next;
+        slots_from_config(w); /* every camera of next, no recorder yet */
+        for (size_t i = 0; i < w->n_slots; i++)
+                for (size_t j = 0; j < n_old; j++)
+                        if (old[j].rec && camera_same(&w->slots[i].cam, &old[j].cam)) {
+                                w->slots[i].rec = old[j].rec; /* kept */
+                                old[j].rec = NULL;
+                        }
+        for (size_t i = 0; i < w->n_slots; i++) /* the new ones join once started */
+                if (w->slots[i].rec)
+                        w->slots[n_kept++] = w->slots[i];
+                else
+                        fresh[n_fresh++] = w->slots[i];
+        w->n_slots = n_kept;
+        pthread_rwlock_unlock(&w->slots_lock);
+        disk_guard_set_config(w->disk, next);
+
+        for (size_t j = 0; j < n_old; j++) /* removed or changed: all stop at once, then joined */
+                if (old[j].rec)
+                        recorder_request_stop(old[j].rec);
+        for (size_t j = 0; j < n_old; j++)
+                if (old[j].rec) {
+                        camera_stop(&old[j]);
                         stopped++;
                 }
-        }
-        disk_guard_set_config(w->disk, next);
-        config_free(w->cfg);
-        w->cfg = next;
-        slots_from_config(w);
-        for (size_t i = 0; i < w->n_slots; i++) {
-                for (size_t j = 0; j < n_old; j++)
-                        if (old[j].rec && !strcmp(old[j].cam.id, w->slots[i].cam.id)) {
-                                w->slots[i].rec = old[j].rec;
-                                kept++;
-                        }
-                if (!w->slots[i].rec && camera_start(w, &w->slots[i]) == 0)
+        config_free(prev); /* recorders keep copies of what they use */
+        for (size_t i = 0; i < n_fresh; i++)
+                if (camera_start(w, &fresh[i]) == 0)
                         started++;
-        }
+        pthread_rwlock_wrlock(&w->slots_lock);
+        for (size_t i = 0; i < n_fresh; i++)
+                if (fresh[i].rec)
+                        w->slots[w->n_slots++] = fresh[i];
         pthread_rwlock_unlock(&w->slots_lock);
-        log_notice("reloaded %s: %zu cameras kept, %zu started, %zu stopped", w->a.config, kept, started, stopped);
+        log_notice("reloaded %s: %zu cameras kept, %zu started, %zu stopped", w->a.config, n_kept, started, stopped);
 }
 
 static void worker_stop(struct worker *w)

@@ -10,3 +10,5 @@ echo "== mwr-worker against 16 ffmpeg -c copy -f segment, same cameras, same run
 tests/bench/worker_vs_ffmpeg.sh 16 60
 echo "== /health latency under load while recording 16 cameras"
 tests/bench/health_under_load.sh 16 30
+echo "== /health during a retention sweep, 6-hour playlists and SIGHUPs (16 cameras)"
+tests/bench/health_while_busy.py 16 100000

@@ -8,7 +8,9 @@ made from CHAOS_SEED spreads faults over CHAOS_MINUTES: deploys, SIGKILL of
 the active worker, SIGKILL of the standby during a deploy's overlap,
 SIGKILL of the supervisor, camera outages, all RTSP sessions dropped, the
 DB locked by another process, haproxy restarted, a local clock step (the
-workers' wall clock, through libfaketime), storage filled to the floor.
+workers' wall clock, through libfaketime), storage filled to the floor,
+storage gone for a few seconds (its link dangles, as an unmounted disk),
+and a deploy whose client hangs up in the overlap.
 At the end every camera is exported for the whole run and judged frame by
 frame; each missing stretch is attributed to the fault whose window holds
 it, and each fault kind is scored against its budget.
@@ -40,7 +42,8 @@ FPS = 25
 FRAME_US = 1_000_000 // FPS
 
 KINDS = ["deploy", "kill_worker", "kill_standby_in_overlap", "kill_supervisor", "camera_outage",
-         "drop_sessions", "db_lock", "haproxy_restart", "clock_step", "disk_fill"]
+         "drop_sessions", "db_lock", "haproxy_restart", "clock_step", "disk_fill", "storage_unavailable",
+         "deploy_client_hangup"]
 # frames a fault may cost per camera; None: not budgeted (reported only)
 BUDGET = {
     "deploy": 0,
@@ -53,6 +56,8 @@ BUDGET = {
     "haproxy_restart": 0,
     "clock_step": 0,
     "disk_fill": 0,
+    "storage_unavailable": 0,     # beyond the time it was gone + 2 s; and no row may go
+    "deploy_client_hangup": 0,    # and the supervisor idle (< 0.05 core) while the deploy goes on
     "sabotage": 0,                # --sabotage: deletes footage; the scorecard must fail
 }
 GRACE_S = 3.0     # a fault's window: from its start to its end + this
@@ -65,6 +70,13 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system) a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def log(msg):
@@ -131,12 +143,14 @@ class Run:
         os.makedirs(run, exist_ok=True)
         self.storage = os.path.join(self.dir, "rec")
         os.makedirs(self.storage, exist_ok=True)
+        self.storage_link = os.path.join(self.dir, "storage")  # what the config names: it can dangle
+        os.symlink(self.storage, self.storage_link)
         self.tmpfs = False
         if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={a.storage_mb}m", "tmpfs",
                                                  self.storage], capture_output=True).returncode == 0:
             self.tmpfs = True
         self.cfg = {
-            "storage_dir": self.storage, "db_path": os.path.join(self.dir, "mwr.db"), "segment_seconds": 4,
+            "storage_dir": self.storage_link, "db_path": os.path.join(self.dir, "mwr.db"), "segment_seconds": 4,
             "cameras": [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{rtsp}/cam{i}"} for i in range(1, a.cameras + 1)],
             "worker": {"binary": os.path.join(BIN, "mwr-worker"), "bind": "127.0.0.1",
                        "ports": [free_port(), free_port()]},
@@ -327,6 +341,46 @@ class Run:
         time.sleep(6)
         os.unlink(ballast)
 
+    def relink(self, target):
+        tmp = self.storage_link + ".tmp"
+        os.symlink(target, tmp)
+        os.replace(tmp, self.storage_link)
+
+    def finished_rows(self):
+        con = sqlite3.connect(self.cfg["db_path"], timeout=10)
+        try:
+            return {r[0] for r in con.execute("SELECT id FROM video_segments WHERE status != 'recording'")}
+        finally:
+            con.close()
+
+    def f_storage_unavailable(self, info, rng):
+        secs = round(rng.uniform(2, 6), 1)
+        info["seconds"] = secs
+        before = self.finished_rows()
+        self.relink(os.path.join(self.dir, "nowhere"))
+        time.sleep(secs)
+        self.relink(self.storage)
+        t_back = time.time()
+        self.wait(self.all_recording, 30, "recording after the storage came back")
+        info["resume_s"] = round(time.time() - t_back, 2)
+        info["rows_lost"] = len(before - self.finished_rows())
+        info["ok_extra"] = info["rows_lost"] == 0 and info["resume_s"] <= 2.0
+
+    def f_deploy_client_hangup(self, info, rng):
+        sup = self.procs["supervisor"].pid
+        before = self.active()
+        client = subprocess.Popen([os.path.join(BIN, "mwr-supervisor"), "deploy", "--config", self.cfg_path],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wait(lambda: (x := self.active()) and x["slot"] != before["slot"], 60, "the switch")
+        client.send_signal(signal.SIGINT)  # Ctrl-C in the overlap
+        client.wait(10)
+        t0, c0 = time.time(), cpu_seconds(sup)
+        old_slot = before["slot"]  # the deploy goes on without its client: it ends by stopping the old worker
+        self.wait(lambda: (st := self.status()) and next(s for s in st["slots"] if s["slot"] == old_slot)["pid"] <= 0,
+                  self.args.overlap + 60, "the deploy to end")
+        info["supervisor_cores"] = round((cpu_seconds(sup) - c0) / max(0.1, time.time() - t0), 4)
+        info["ok_extra"] = info["supervisor_cores"] < 0.05
+
     # ---- the end ------------------------------------------------------------------------
     def stop(self):
         for name in ("supervisor", "haproxy", "camsim"):
@@ -397,6 +451,8 @@ def score(run, cams):
             lost = n
             if owner["kind"] == "camera_outage" and owner.get("camera") == cam:
                 lost = max(0, n - int(round(owner["seconds"] * FPS)) - 2 * FPS)  # the outage and a reconnect
+            elif owner["kind"] == "storage_unavailable":
+                lost = max(0, n - int(round(owner["seconds"] * FPS)) - 2 * FPS)  # paused while gone, 2 s to resume
             owner["frames_lost"][cam] = owner["frames_lost"].get(cam, 0) + lost
     kinds = {}
     for f in run.faults:
@@ -416,7 +472,8 @@ def score(run, cams):
             # kill_worker: 25 frames (the fragment in progress) + the restart until recording again
             allowed = budget + (int((f.get("recovery_s") or 0) * FPS + 0.999) if f["kind"] == "kill_worker" else 0)
             f["budget_frames"] = allowed
-            f["ok"] = lost <= allowed and f.get("recovery_s") is not None and "error" not in f
+            f["ok"] = lost <= allowed and f.get("recovery_s") is not None and "error" not in f and \
+                f.get("ok_extra", True)
         else:
             f["ok"] = f.get("recovery_s") is not None and "error" not in f
         k["ok"] = k["ok"] and f["ok"]

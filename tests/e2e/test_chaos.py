@@ -31,6 +31,17 @@ def test_short_chaos_run_meets_every_budget(tmp_path):
     assert "PASS" in text
 
 
+def test_storage_gone_and_a_deploy_client_hanging_up_meet_their_budgets(tmp_path):
+    """Issue 12's fault kinds: the storage link dangles for 2-6 s (0 rows
+    lost, recording again within 2 s of its return), and a deploy's client
+    is interrupted in the overlap (the deploy goes on, the supervisor idle)."""
+    rc, text, card = chaos(tmp_path, "--minutes", "1", "--seed", "3", "--kinds",
+                           "storage_unavailable,deploy_client_hangup")
+    assert rc == 0 and card and card["ok"], text[-4000:]
+    assert sorted(card["kinds"]) == ["deploy_client_hangup", "storage_unavailable"], card
+    assert card["duplicated_frames"] == 0 and not card["unattributed_missing"]
+
+
 def test_the_scorecard_can_fail(tmp_path):
     rc, text, card = chaos(tmp_path, "--minutes", "1", "--seed", "2", "--kinds", "camera_outage", "--sabotage")
     assert rc == 1 and card and not card["ok"], text[-4000:]

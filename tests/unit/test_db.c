@@ -81,6 +81,21 @@ static int64_t raw_int(sqlite3 *s, const char *sql)
         return v;
 }
 
+/* True when SQLite's plan for sql names index. */
+static bool plan_uses(sqlite3 *s, const char *sql, const char *index)
+{
+        char q[512];
+        sqlite3_stmt *st;
+        bool found = false;
+
+        snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+        assert_int_equal(sqlite3_prepare_v2(s, q, -1, &st, NULL), SQLITE_OK);
+        while (sqlite3_step(st) == SQLITE_ROW)
+                found |= sqlite3_column_text(st, 3) && strstr((const char *)sqlite3_column_text(st, 3), index);
+        sqlite3_finalize(st);
+        return found;
+}
+
 static void raw_exec(sqlite3 *s, const char *sql)
 {
         char *err = NULL;
@@ -173,7 +188,10 @@ static void test_migrates_empty_file(void **state)
         assert_int_equal(raw_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
                                     "('cameras', 'video_segments', 'segment_frames', 'gaps')"),
                          4);
-        assert_int_equal(raw_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql NOT NULL"), 4);
+        assert_int_equal(raw_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql NOT NULL"), 6);
+        /* regression: the disk guard's oldest-first query sorted the whole table each round */
+        assert_true(plan_uses(s, "SELECT id FROM video_segments WHERE status != 'recording' ORDER BY start_us, id "
+                                 "LIMIT 64", "video_segments_start"));
         assert_int_equal(raw_int(s, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
         sqlite3_close(s);
         db_close(db);
@@ -670,7 +688,7 @@ static void test_migration_3_keeps_rows_and_widens_gap_reasons(void **state)
                     "PRAGMA user_version = 2");
         sqlite3_close(s);
         assert_int_equal(db_open(fx->path, &db), 0);
-        assert_int_equal(path_int(fx->path, "PRAGMA user_version"), 3);
+        assert_int_equal(path_int(fx->path, "PRAGMA user_version"), DB_SCHEMA_VERSION);
         assert_int_equal(path_int(fx->path, "SELECT count(*) FROM gaps WHERE detail = 'old'"), 1);
         assert_int_equal(path_int(fx->path, "SELECT count(*) FROM video_segments WHERE video_codec = '' AND "
                                             "width = 0"),
