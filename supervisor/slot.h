@@ -53,9 +53,10 @@ int slot_init(struct slot *s, int index, const char *name, uint16_t port, sd_eve
               slot_event_fn fn, void *userdata);
 
 /* fork + exec binary --config config --instance-id NAME --port PORT with
- * NOTIFY_SOCKET and WATCHDOG_USEC (0: none) set; the child runs in a
- * session of its own so a terminal's ^C or the supervisor's end does not
- * reach it.  0 or a negative errno. */
+ * NOTIFY_SOCKET and WATCHDOG_USEC (0: none) set (the environment is built
+ * before the fork, see child_env.h); the child runs in a session of its own
+ * so a terminal's ^C or the supervisor's end does not reach it.  0 or a
+ * negative errno. */
 int slot_spawn(struct slot *s, sd_event *e, const char *binary, const char *config, uint64_t watchdog_us);
 
 /* Watch a running worker this supervisor did not fork (after a restart). */
