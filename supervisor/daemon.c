@@ -45,6 +45,7 @@ struct sup {
         uint64_t stop_deadline_mono_us;
         int64_t started_real_us;
         struct deploy *deploy; /* the one running, if any */
+        bool deploy_over;      /* it has ended: freed from the loop (a defer, else the next scan) */
         unsigned scans;
         struct sup_metrics m;          /* counters; rendered once a second */
         struct metrics_server *metrics;
@@ -243,6 +244,10 @@ static int on_scan(sd_event_source *src, uint64_t usec, void *userdata)
         struct sup *s = userdata;
         uint64_t now = now_mono_us();
 
+        if (s->deploy && s->deploy_over) { /* its defer could not be added */
+                deploy_free(s->deploy);
+                s->deploy = NULL;
+        }
         for (int i = 0; i < 2; i++) {
                 struct slot *sl = &s->slots[i];
 
@@ -269,8 +274,12 @@ static int on_scan(sd_event_source *src, uint64_t usec, void *userdata)
         if (s->metrics)
                 metrics_server_set(s->metrics, render_metrics(s));
         /* a time source fires once: re-arm it (set_time alone leaves it off) */
-        sd_event_source_set_time(src, now + SUP_SCAN_US);
-        sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        if (sd_event_source_set_time(src, now + SUP_SCAN_US) < 0 ||
+            sd_event_source_set_enabled(src, SD_EVENT_ONESHOT) < 0) {
+                /* without its scan the supervisor restarts nothing: let systemd restart it */
+                log_err("supervisor: cannot re-arm the scan timer: exiting");
+                return sd_event_exit(sd_event_source_get_event(src), 1);
+        }
         return 0;
 }
 
@@ -311,6 +320,7 @@ static int free_deploy(sd_event_source *src, void *userdata)
 
         deploy_free(s->deploy);
         s->deploy = NULL;
+        s->deploy_over = false;
         sd_event_source_disable_unref(src);
         return 0;
 }
@@ -321,6 +331,7 @@ static void deploy_done(void *ud, bool ok)
         const struct deploy_result *r = deploy_get_result(s->deploy);
         char err[256];
 
+        s->deploy_over = true;
         s->m.have_deploy = true;
         s->m.last_deploy_ok = ok;
         s->m.last_deploy_s = r->duration_s;
@@ -334,8 +345,10 @@ static void deploy_done(void *ud, bool ok)
         }
         if (haproxy_save_state(s->cfg, err, sizeof(err)) < 0)
                 log_warn("supervisor: saving haproxy's server state: %s", err);
-        /* freed from the loop, not from inside the deploy's own call stack */
-        sd_event_add_defer(s->e, NULL, free_deploy, s);
+        /* freed from the loop, not from inside the deploy's own call stack; without
+         * a defer source the next scan frees it */
+        if (sd_event_add_defer(s->e, NULL, free_deploy, s) < 0)
+                log_warn("supervisor: cannot schedule freeing the finished deploy; the next scan does it");
         sd_notifyf(0, "STATUS=deploy %s; active %s", ok ? "done" : "FAILED, rolled back",
                    s->slots[s->active].name);
 }
@@ -633,17 +646,24 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
                 log_err("supervisor: control socket %s: %s", cfg->control_socket, strerror(-e));
                 goto out;
         }
-        sd_event_add_signal(s.e, NULL, SIGTERM, on_stop_signal, &s);
-        sd_event_add_signal(s.e, NULL, SIGINT, on_stop_signal, &s);
-        sd_event_add_signal(s.e, NULL, SIGHUP, on_reload_signal, &s); /* reload = deploy */
-        sd_event_add_signal(s.e, NULL, SIGUSR2, (sd_event_signal_handler_t)on_upgrade_signal, &s);
+        if ((e = sd_event_add_signal(s.e, NULL, SIGTERM, on_stop_signal, &s)) < 0 ||
+            (e = sd_event_add_signal(s.e, NULL, SIGINT, on_stop_signal, &s)) < 0 ||
+            (e = sd_event_add_signal(s.e, NULL, SIGHUP, on_reload_signal, &s)) < 0 || /* reload = deploy */
+            (e = sd_event_add_signal(s.e, NULL, SIGUSR2, (sd_event_signal_handler_t)on_upgrade_signal, &s)) < 0) {
+                log_err("supervisor: signal handlers: %s", strerror(-e));
+                goto out;
+        }
         find_mwr_tool(&s);
         if (cfg->supervisor.metrics_port &&
             (e = metrics_server_start(cfg->worker.bind, cfg->supervisor.metrics_port, &s.metrics)) < 0)
                 log_warn("supervisor: metrics on %s:%u: %s (going on without)", cfg->worker.bind,
                          (unsigned)cfg->supervisor.metrics_port, strerror(-e));
-        sd_event_add_time_relative(s.e, &s.scan_timer, CLOCK_MONOTONIC, SUP_SCAN_US, 0, on_scan, &s);
-        sd_event_set_watchdog(s.e, true);
+        if ((e = sd_event_add_time_relative(s.e, &s.scan_timer, CLOCK_MONOTONIC, SUP_SCAN_US, 0, on_scan, &s)) < 0) {
+                log_err("supervisor: scan timer: %s", strerror(-e));
+                goto out;
+        }
+        if ((e = sd_event_set_watchdog(s.e, true)) < 0)
+                log_warn("supervisor: systemd watchdog: %s (going on without)", strerror(-e));
         db_slots_each(s.db, adopt_row, &ac);
         end_interrupted(&s);
         if (s.slots[s.active].pid > 0)

@@ -1,6 +1,8 @@
-/* deploy: the blue-green state machine (see deploy.h).  One state per step;
- * every event (timer, child exit, health answer, slot event) lands in a
- * handler that checks the state it expects and moves on, or fails. */
+/* deploy: the blue-green state machine (see deploy.h).  One state per step,
+ * and one table, actions[state][event] (after the steps), says what each
+ * event does in each state: every callback (timer, child exit, health
+ * answer, slot event) only records its payload and calls dispatch().  An
+ * empty cell: the event does not matter in that state. */
 #include "supervisor/deploy.h"
 
 #include <cjson/cJSON.h>
@@ -35,6 +37,18 @@ enum dstate {
         D_DEDUP,
         D_ROLLBACK, /* waiting for the new worker to be gone */
         D_END,
+        D_COUNT,
+};
+
+/* What can happen to a deploy.  Payloads are in struct deploy. */
+enum devent {
+        E_CHILD_EXIT, /* the step's child process ended: child_status */
+        E_TIMER,      /* the state's timer */
+        E_HEALTH,     /* the new worker's /health answered: healthy, last_health */
+        E_NEW_READY,  /* the new worker sent READY=1 */
+        E_NEW_EXITED, /* the new worker's process ended */
+        E_OLD_EXITED, /* the old worker's process ended */
+        E_COUNT,
 };
 
 struct child {
@@ -61,13 +75,15 @@ struct deploy {
         int64_t t0_real_us, new_ready_real_us, old_stop_real_us;
         int64_t id;
         bool switched;
+        int child_status; /* E_CHILD_EXIT: exit code, 128+signal, -1 unknown */
+        bool healthy;     /* E_HEALTH */
         char last_health[256];
         struct deploy_result res;
 };
 
 static void step(struct deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(struct deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void advance(struct deploy *d);
+static bool dispatch(struct deploy *d, enum devent ev);
 
 /* One progress line: to the client and to the log. */
 static void step(struct deploy *d, const char *fmt, ...)
@@ -107,14 +123,17 @@ static const char *backend(const struct deploy *d)
 
 static int on_timer(sd_event_source *src, uint64_t usec, void *userdata);
 
-static void arm(struct deploy *d, uint64_t in_us)
+/* The state's timer: E_TIMER in in_us.  0 or a negative errno (the
+ * caller fails the deploy: a step without its timer could wait forever). */
+static int arm(struct deploy *d, uint64_t in_us)
 {
+        int r;
+
         if (!d->timer)
-                sd_event_add_time_relative(d->env.e, &d->timer, CLOCK_MONOTONIC, in_us, 1000, on_timer, d);
-        else {
-                sd_event_source_set_time_relative(d->timer, in_us);
-                sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
-        }
+                return sd_event_add_time_relative(d->env.e, &d->timer, CLOCK_MONOTONIC, in_us, 1000, on_timer, d);
+        if ((r = sd_event_source_set_time_relative(d->timer, in_us)) < 0)
+                return r;
+        return sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
 }
 
 static void child_reset(struct child *c)
@@ -150,8 +169,6 @@ static int on_child_out(sd_event_source *src, int fd, uint32_t revents, void *us
         return 0;
 }
 
-static void child_done(struct deploy *d, int status);
-
 static int on_child_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
         struct deploy *d = userdata;
@@ -162,7 +179,8 @@ static int on_child_exit(sd_event_source *src, int fd, uint32_t revents, void *u
                 status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
         child_drain(&d->child);
         child_reset(&d->child);
-        child_done(d, status);
+        d->child_status = status;
+        dispatch(d, E_CHILD_EXIT);
         return 0;
 }
 
@@ -210,7 +228,12 @@ static int child_run(struct deploy *d, char *const argv[], uint64_t timeout_us)
                 child_reset(c);
                 return -EIO;
         }
-        arm(d, timeout_us);
+        if ((r = arm(d, timeout_us)) < 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                child_reset(c);
+                return r;
+        }
         return 0;
 }
 
@@ -270,44 +293,113 @@ static void fail(struct deploy *d, const char *fmt, ...)
                 step(d, "traffic back on slot %s", old_slot(d)->name);
         }
         if (n->pid > 0) {
-                slot_kill(n, SIGTERM);
                 d->state = D_ROLLBACK;
-                arm(d, (uint64_t)d->env.cfg->deploy.stop_timeout_seconds * 1000000ULL);
+                /* without a timer to escalate, SIGKILL at once */
+                slot_kill(n, arm(d, (uint64_t)d->env.cfg->deploy.stop_timeout_seconds * 1000000ULL) < 0 ? SIGKILL
+                                                                                                       : SIGTERM);
                 return;
         }
         finish(d, false);
 }
 
-/* ---- the steps ---------------------------------------------------------------------------- */
+/* Arms the state's timer or fails the deploy. */
+static void arm_or_fail(struct deploy *d, uint64_t in_us)
+{
+        int e = arm(d, in_us);
+
+        if (e < 0)
+                fail(d, "cannot arm the deploy's timer: %s", strerror(-e));
+}
+
+/* ---- the steps: the table's actions ------------------------------------------------- */
+
+/* validate: `binary --version`, then `binary --check-config` */
+static void a_run_version(struct deploy *d)
+{
+        char *argv[] = { d->binary, "--version", NULL };
+        int e;
+
+        d->state = D_VERSION;
+        if ((e = child_run(d, argv, DEPLOY_CHECK_TIMEOUT_US)) < 0)
+                fail(d, "cannot run %s: %s", d->binary, strerror(-e));
+}
+
+static void a_version_done(struct deploy *d)
+{
+        char *argv[] = { d->binary, "--config", d->env.cfg->path, "--check-config", NULL };
+        char *nl;
+        int e;
+
+        if (d->child_status != 0) {
+                fail(d, "%s --version exited with %d: %.200s", d->binary, d->child_status, d->child.out);
+                return;
+        }
+        if ((nl = strchr(d->child.out, '\n')))
+                *nl = '\0';
+        snprintf(d->version, sizeof(d->version), "%.63s", d->child.out);
+        step(d, "binary %s: %s", d->binary, d->version);
+        d->state = D_CHECK_CONFIG;
+        if ((e = child_run(d, argv, DEPLOY_CHECK_TIMEOUT_US)) < 0)
+                fail(d, "cannot run %s: %s", d->binary, strerror(-e));
+}
+
+/* the config is accepted: spawn the new worker, wait for READY */
+static void a_check_config_done(struct deploy *d)
+{
+        struct slot *n = new_slot(d);
+        int e;
+
+        if (d->child_status != 0) {
+                fail(d, "%s --check-config exited with %d: %.300s", d->binary, d->child_status, d->child.out);
+                return;
+        }
+        step(d, "config %s accepted by the new binary", d->env.cfg->path);
+        if ((e = slot_spawn(n, d->env.e, d->binary, d->env.cfg->path, SUP_WORKER_WATCHDOG_US)) < 0) {
+                fail(d, "starting %s in slot %s: %s", d->binary, n->name, strerror(-e));
+                return;
+        }
+        snprintf(n->version, sizeof(n->version), "%s", d->version);
+        d->env.changed(d->env.ud);
+        step(d, "slot %s started: pid %d, port %u; waiting for READY (up to %d s)", n->name, (int)n->pid,
+             (unsigned)n->port, d->health_timeout_s);
+        d->state = D_WAIT_READY;
+        d->deadline_mono_us = now_mono_us() + (int64_t)d->health_timeout_s * 1000000;
+        arm_or_fail(d, (uint64_t)d->health_timeout_s * 1000000ULL);
+}
+
+/* a validation step's child overran its time: killed, its exit ends the step */
+static void a_child_timeout(struct deploy *d)
+{
+        if (d->child.pid <= 0)
+                return;
+        kill(d->child.pid, SIGKILL);
+        snprintf(d->child.out, sizeof(d->child.out), "timed out");
+}
+
+static void a_no_ready(struct deploy *d)
+{
+        fail(d, "slot %s sent no READY within %d s", new_slot(d)->name, d->health_timeout_s);
+}
 
 static void on_health(struct health_checker *h, const struct health_result *r, void *userdata)
 {
         struct deploy *d = userdata;
         cJSON *j;
-        bool healthy = false;
 
-        if (d->state != D_HEALTH)
-                return;
+        d->healthy = false;
         if (r->status == 200 && (j = cJSON_Parse(r->body))) {
                 const cJSON *st = cJSON_GetObjectItem(j, "status");
 
-                healthy = cJSON_IsString(st) && strcmp(st->valuestring, "healthy") == 0;
+                d->healthy = cJSON_IsString(st) && strcmp(st->valuestring, "healthy") == 0;
                 cJSON_Delete(j);
         }
         snprintf(d->last_health, sizeof(d->last_health), "HTTP %d %s%.150s", r->status,
                  r->error ? strerror(-r->error) : "", r->body);
-        if (healthy) {
-                step(d, "slot %s healthy: every enabled camera recording (%s)", new_slot(d)->name, d->last_health);
-                advance(d);
-        } else if (now_mono_us() >= d->deadline_mono_us) {
-                fail(d, "slot %s not healthy within %d s (last answer: %s)", new_slot(d)->name, d->health_timeout_s,
-                     d->last_health);
-        } else {
-                arm(d, DEPLOY_HEALTH_RETRY_US);
-        }
+        dispatch(d, E_HEALTH);
 }
 
-static void health_check(struct deploy *d)
+/* GET /health of the new worker (at most 2 s, and never past the deadline) */
+static void a_health_check(struct deploy *d)
 {
         char url[128];
         uint64_t left = d->deadline_mono_us > now_mono_us() ? (uint64_t)(d->deadline_mono_us - now_mono_us()) : 1;
@@ -318,12 +410,32 @@ static void health_check(struct deploy *d)
                 fail(d, "health check of %s: %s", url, strerror(-e));
 }
 
-/* new ready, old drain: the switch.  Errors before it change nothing. */
-static void do_switch(struct deploy *d)
+static void a_ready(struct deploy *d)
+{
+        struct slot *n = new_slot(d);
+
+        d->new_ready_real_us = now_real_us();
+        step(d, "slot %s READY after %.1f s", n->name, (double)(now_mono_us() - n->started_mono_us) / 1e6);
+        d->state = D_HEALTH;
+        a_health_check(d);
+}
+
+/* healthy: new ready, old drain -- the switch (errors before it change
+ * nothing); else ask again until the deadline */
+static void a_health_answer(struct deploy *d)
 {
         char err[256];
         int e;
 
+        if (!d->healthy) {
+                if (now_mono_us() >= d->deadline_mono_us)
+                        fail(d, "slot %s not healthy within %d s (last answer: %s)", new_slot(d)->name,
+                             d->health_timeout_s, d->last_health);
+                else
+                        arm_or_fail(d, DEPLOY_HEALTH_RETRY_US);
+                return;
+        }
+        step(d, "slot %s healthy: every enabled camera recording (%s)", new_slot(d)->name, d->last_health);
         if ((e = hap_set_state(hap_sock(d), backend(d), new_slot(d)->name, HAP_READY, err, sizeof(err))) < 0) {
                 fail(d, "haproxy refused %s/%s ready: %s (%s)", backend(d), new_slot(d)->name, err, strerror(-e));
                 return;
@@ -338,17 +450,48 @@ static void do_switch(struct deploy *d)
         step(d, "haproxy: %s ready, %s drain: traffic on slot %s; both record for %d s", new_slot(d)->name,
              old_slot(d)->name, new_slot(d)->name, d->overlap_s);
         d->state = D_OVERLAP;
-        arm(d, (uint64_t)d->overlap_s * 1000000ULL);
+        arm_or_fail(d, (uint64_t)d->overlap_s * 1000000ULL);
 }
 
-static void drain_poll(struct deploy *d)
+static void a_new_died(struct deploy *d)
+{
+        fail(d, "the new worker (slot %s) exited (status %d) during the deploy", new_slot(d)->name,
+             new_slot(d)->exit_status);
+}
+
+/* before the switch (or after a rollback) the old worker has the traffic:
+ * it comes back at once */
+static void a_old_restart(struct deploy *d)
+{
+        struct slot *s = old_slot(d);
+        int e = slot_spawn(s, d->env.e, s->binary[0] ? s->binary : d->env.cfg->worker.binary, d->env.cfg->path,
+                           SUP_WORKER_WATCHDOG_US);
+
+        step(d, "slot %s (the old worker) exited during the deploy; restarted: %s", s->name,
+             e < 0 ? strerror(-e) : "ok");
+}
+
+static void a_drain_poll(struct deploy *d);
+
+static void a_overlap_done(struct deploy *d)
+{
+        step(d, "overlap done; waiting for slot %s's sessions to end", old_slot(d)->name);
+        d->state = D_DRAIN;
+        d->deadline_mono_us = now_mono_us() + (int64_t)DEPLOY_DRAIN_MAX_US;
+        a_drain_poll(d);
+}
+
+static void old_gone(struct deploy *d);
+
+/* the old server's sessions to 0 (or DEPLOY_DRAIN_MAX_US), then maint and SIGTERM */
+static void a_drain_poll(struct deploy *d)
 {
         struct hap_server s;
         char err[256];
         int e = hap_server_get(hap_sock(d), backend(d), old_slot(d)->name, &s);
 
         if (e == 0 && s.scur > 0 && now_mono_us() < d->deadline_mono_us) {
-                arm(d, 200000);
+                arm_or_fail(d, 200000);
                 return;
         }
         if (e < 0)
@@ -363,45 +506,71 @@ static void drain_poll(struct deploy *d)
                 step(d, "haproxy: %s maint", old_slot(d)->name);
         d->state = D_STOP_OLD;
         if (old_slot(d)->pid <= 0) {
-                advance(d);
+                old_gone(d);
                 return;
         }
         slot_kill(old_slot(d), SIGTERM);
         step(d, "SIGTERM to slot %s (pid %d)", old_slot(d)->name, (int)old_slot(d)->pid);
-        arm(d, (uint64_t)d->env.cfg->deploy.stop_timeout_seconds * 1000000ULL);
+        if (arm(d, (uint64_t)d->env.cfg->deploy.stop_timeout_seconds * 1000000ULL) < 0)
+                slot_kill(old_slot(d), SIGKILL); /* no timer to escalate with */
 }
 
-static void dedup(struct deploy *d)
+static void a_old_kill(struct deploy *d)
+{
+        step(d, "slot %s still running %d s after SIGTERM: SIGKILL", old_slot(d)->name,
+             d->env.cfg->deploy.stop_timeout_seconds);
+        slot_kill(old_slot(d), SIGKILL);
+}
+
+static void a_old_stopped(struct deploy *d)
+{
+        struct slot *s = old_slot(d);
+
+        step(d, "slot %s stopped (%s)", s->name,
+             s->exit_status == 0 ? "exit 0" : s->exit_status < 0 ? "status unknown" : "abnormal exit");
+        old_gone(d);
+}
+
+/* the old worker is gone: `mwr dedup` over the handover window */
+static void old_gone(struct deploy *d)
 {
         char from[32], to[32];
         char *argv[] = { d->env.mwr_tool, "dedup", "--config", d->env.cfg->path, "--from", from, "--to", to, "--json",
                          NULL };
-        int64_t lo = d->new_ready_real_us - (int64_t)DEPLOY_WINDOW_MARGIN_US;
-        int64_t hi = d->old_stop_real_us + (int64_t)DEPLOY_WINDOW_MARGIN_US;
+        int64_t lo, hi;
         int e;
 
+        d->old_stop_real_us = now_real_us();
+        lo = d->new_ready_real_us - (int64_t)DEPLOY_WINDOW_MARGIN_US;
+        hi = d->old_stop_real_us + (int64_t)DEPLOY_WINDOW_MARGIN_US;
         d->state = D_DEDUP;
         if (!d->env.mwr_tool[0]) {
                 step(d, "continuity check skipped: no mwr tool next to the supervisor");
-                advance(d);
+                finish(d, true);
                 return;
         }
         snprintf(from, sizeof(from), "%.6f", (double)lo / 1e6);
         snprintf(to, sizeof(to), "%.6f", (double)hi / 1e6);
         if ((e = child_run(d, argv, DEPLOY_DEDUP_TIMEOUT_US)) < 0) {
                 step(d, "continuity check: cannot run %s: %s", d->env.mwr_tool, strerror(-e));
-                advance(d);
+                finish(d, true);
         }
 }
 
-static void dedup_result(struct deploy *d, int status)
+static void a_dedup_kill(struct deploy *d)
+{
+        if (d->child.pid > 0)
+                kill(d->child.pid, SIGKILL); /* its exit ends the step */
+}
+
+static void a_dedup_done(struct deploy *d)
 {
         cJSON *j = cJSON_Parse(d->child.out), *cams;
         double frames = 0, dups = 0, gaps = 0;
         int n = 0;
 
-        if (status != 0 || !j || !(cams = cJSON_GetObjectItem(j, "cameras"))) {
-                step(d, "continuity check failed (exit %d): %.300s", status, d->child.out);
+        if (d->child_status != 0 || !j || !(cams = cJSON_GetObjectItem(j, "cameras"))) {
+                step(d, "continuity check failed (exit %d): %.300s", d->child_status, d->child.out);
         } else {
                 for (cJSON *c = cams->child; c; c = c->next, n++) {
                         double g = cJSON_GetNumberValue(cJSON_GetObjectItem(c, "gaps"));
@@ -422,180 +591,84 @@ static void dedup_result(struct deploy *d, int status)
                      n, frames, dups, gaps);
         }
         cJSON_Delete(j);
+        finish(d, true);
 }
 
-static void child_done(struct deploy *d, int status)
+static void a_new_kill(struct deploy *d)
 {
-        char *nl;
-
-        switch (d->state) {
-        case D_VERSION:
-                if (status != 0) {
-                        fail(d, "%s --version exited with %d: %.200s", d->binary, status, d->child.out);
-                        return;
-                }
-                if ((nl = strchr(d->child.out, '\n')))
-                        *nl = '\0';
-                snprintf(d->version, sizeof(d->version), "%.63s", d->child.out);
-                step(d, "binary %s: %s", d->binary, d->version);
-                advance(d);
-                return;
-        case D_CHECK_CONFIG:
-                if (status != 0) {
-                        fail(d, "%s --check-config exited with %d: %.300s", d->binary, status, d->child.out);
-                        return;
-                }
-                step(d, "config %s accepted by the new binary", d->env.cfg->path);
-                advance(d);
-                return;
-        case D_DEDUP:
-                dedup_result(d, status);
-                advance(d);
-                return;
-        default:
-                return;
-        }
+        slot_kill(new_slot(d), SIGKILL);
 }
 
-/* Move from the current state to the next and start its work. */
-static void advance(struct deploy *d)
+static void a_rolled_back(struct deploy *d)
 {
-        struct slot *n = new_slot(d);
-        int e;
+        step(d, "slot %s stopped", new_slot(d)->name);
+        finish(d, false);
+}
 
-        switch (d->state) {
-        case D_CHECK_HAPROXY: {
-                char *argv[] = { d->binary, "--version", NULL };
+/* Not the deploy's: the new worker has the traffic, the daemon's restart
+ * policy applies.  Never called; dispatch() compares against it. */
+static void a_daemon(struct deploy *d)
+{
+}
 
-                d->state = D_VERSION;
-                if ((e = child_run(d, argv, DEPLOY_CHECK_TIMEOUT_US)) < 0)
-                        fail(d, "cannot run %s: %s", d->binary, strerror(-e));
-                return;
-        }
-        case D_VERSION: {
-                char *argv[] = { d->binary, "--config", d->env.cfg->path, "--check-config", NULL };
+/* ---- the table -------------------------------------------------------------------------- */
 
-                d->state = D_CHECK_CONFIG;
-                if ((e = child_run(d, argv, DEPLOY_CHECK_TIMEOUT_US)) < 0)
-                        fail(d, "cannot run %s: %s", d->binary, strerror(-e));
-                return;
-        }
-        case D_CHECK_CONFIG:
-                if ((e = slot_spawn(n, d->env.e, d->binary, d->env.cfg->path, SUP_WORKER_WATCHDOG_US)) < 0) {
-                        fail(d, "starting %s in slot %s: %s", d->binary, n->name, strerror(-e));
-                        return;
-                }
-                snprintf(n->version, sizeof(n->version), "%s", d->version);
-                d->env.changed(d->env.ud);
-                step(d, "slot %s started: pid %d, port %u; waiting for READY (up to %d s)", n->name, (int)n->pid,
-                     (unsigned)n->port, d->health_timeout_s);
-                d->state = D_WAIT_READY;
-                d->deadline_mono_us = now_mono_us() + (int64_t)d->health_timeout_s * 1000000;
-                arm(d, (uint64_t)d->health_timeout_s * 1000000ULL);
-                return;
-        case D_WAIT_READY:
-                d->new_ready_real_us = now_real_us();
-                step(d, "slot %s READY after %.1f s", n->name, (double)(now_mono_us() - n->started_mono_us) / 1e6);
-                d->state = D_HEALTH;
-                health_check(d);
-                return;
-        case D_HEALTH:
-                do_switch(d);
-                return;
-        case D_OVERLAP:
-                step(d, "overlap done; waiting for slot %s's sessions to end", old_slot(d)->name);
-                d->state = D_DRAIN;
-                d->deadline_mono_us = now_mono_us() + (int64_t)DEPLOY_DRAIN_MAX_US;
-                drain_poll(d);
-                return;
-        case D_STOP_OLD:
-                d->old_stop_real_us = now_real_us();
-                dedup(d);
-                return;
-        case D_DEDUP:
-                finish(d, true);
-                return;
-        default:
-                return;
-        }
+typedef void action_fn(struct deploy *d);
+
+static action_fn *const actions[D_COUNT][E_COUNT] = {
+        /* D_CHECK_HAPROXY: deploy_start() checks haproxy, then a_run_version */
+        [D_VERSION] = { [E_CHILD_EXIT] = a_version_done, [E_TIMER] = a_child_timeout,
+                        [E_OLD_EXITED] = a_old_restart },
+        [D_CHECK_CONFIG] = { [E_CHILD_EXIT] = a_check_config_done, [E_TIMER] = a_child_timeout,
+                             [E_OLD_EXITED] = a_old_restart },
+        [D_WAIT_READY] = { [E_NEW_READY] = a_ready, [E_TIMER] = a_no_ready, [E_NEW_EXITED] = a_new_died,
+                           [E_OLD_EXITED] = a_old_restart },
+        [D_HEALTH] = { [E_HEALTH] = a_health_answer, [E_TIMER] = a_health_check, [E_NEW_EXITED] = a_new_died,
+                       [E_OLD_EXITED] = a_old_restart },
+        /* switched: the traffic is on the new worker; the old one only has to stop */
+        [D_OVERLAP] = { [E_TIMER] = a_overlap_done, [E_NEW_EXITED] = a_new_died },
+        [D_DRAIN] = { [E_TIMER] = a_drain_poll, [E_NEW_EXITED] = a_new_died },
+        [D_STOP_OLD] = { [E_OLD_EXITED] = a_old_stopped, [E_TIMER] = a_old_kill, [E_NEW_EXITED] = a_daemon },
+        [D_DEDUP] = { [E_CHILD_EXIT] = a_dedup_done, [E_TIMER] = a_dedup_kill, [E_NEW_EXITED] = a_daemon },
+        /* failed: the traffic is back on the old worker, the new one on its way out */
+        [D_ROLLBACK] = { [E_NEW_EXITED] = a_rolled_back, [E_TIMER] = a_new_kill, [E_OLD_EXITED] = a_old_restart },
+        [D_END] = { [E_NEW_READY] = a_daemon, [E_NEW_EXITED] = a_daemon, [E_OLD_EXITED] = a_daemon },
+};
+
+/* The one way an event reaches the deploy.  False: not the deploy's (the
+ * daemon handles it). */
+static bool dispatch(struct deploy *d, enum devent ev)
+{
+        action_fn *a = actions[d->state][ev];
+
+        if (a == a_daemon)
+                return false;
+        if (a)
+                a(d);
+        return true;
 }
 
 static int on_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
-        struct deploy *d = userdata;
-
-        switch (d->state) {
-        case D_VERSION:
-        case D_CHECK_CONFIG:
-        case D_DEDUP:
-                if (d->child.pid > 0) {
-                        kill(d->child.pid, SIGKILL); /* its exit ends the step */
-                        if (d->state != D_DEDUP)
-                                snprintf(d->child.out, sizeof(d->child.out), "timed out");
-                }
-                break;
-        case D_WAIT_READY:
-                fail(d, "slot %s sent no READY within %d s", new_slot(d)->name, d->health_timeout_s);
-                break;
-        case D_HEALTH:
-                health_check(d);
-                break;
-        case D_OVERLAP:
-                advance(d);
-                break;
-        case D_DRAIN:
-                drain_poll(d);
-                break;
-        case D_STOP_OLD:
-                step(d, "slot %s still running %d s after SIGTERM: SIGKILL", old_slot(d)->name,
-                     d->env.cfg->deploy.stop_timeout_seconds);
-                slot_kill(old_slot(d), SIGKILL);
-                break;
-        case D_ROLLBACK:
-                slot_kill(new_slot(d), SIGKILL);
-                break;
-        default:
-                break;
-        }
+        dispatch(userdata, E_TIMER);
         return 0;
 }
 
 bool deploy_on_slot(struct deploy *d, struct slot *s, enum slot_event ev)
 {
+        bool is_new;
+
         if (!d || d->state == D_END)
                 return false;
-        if (s == new_slot(d)) {
-                if (ev == SLOT_EV_READY && d->state == D_WAIT_READY) {
-                        advance(d);
-                } else if (ev == SLOT_EV_EXITED) {
-                        if (d->state == D_ROLLBACK) {
-                                step(d, "slot %s stopped", s->name);
-                                finish(d, false);
-                        } else if (d->state < D_STOP_OLD) {
-                                fail(d, "the new worker (slot %s) exited (status %d) during the deploy", s->name,
-                                     s->exit_status);
-                        } else {
-                                return false; /* it has the traffic now: the daemon restarts it */
-                        }
-                }
-                return true;
-        }
-        if (ev != SLOT_EV_EXITED)
-                return true;
-        if (d->state == D_STOP_OLD) {
-                step(d, "slot %s stopped (%s)", s->name,
-                     s->exit_status == 0 ? "exit 0" : s->exit_status < 0 ? "status unknown" : "abnormal exit");
-                advance(d);
-        } else if (!d->switched && d->state < D_STOP_OLD) {
-                /* the old worker crashed mid-deploy: it still has the traffic, so it comes back at once */
-                int e = slot_spawn(s, d->env.e, s->binary[0] ? s->binary : d->env.cfg->worker.binary,
-                                   d->env.cfg->path, SUP_WORKER_WATCHDOG_US);
-
-                step(d, "slot %s (the old worker) exited during the deploy; restarted: %s", s->name,
-                     e < 0 ? strerror(-e) : "ok");
-        }
-        return true;
+        is_new = s == new_slot(d);
+        if (ev == SLOT_EV_EXITED)
+                return dispatch(d, is_new ? E_NEW_EXITED : E_OLD_EXITED);
+        if (ev == SLOT_EV_READY && is_new)
+                return dispatch(d, E_NEW_READY);
+        return true; /* STATUS, STOPPING, the old worker's READY: nothing to do */
 }
+
+/* ---- the start ---------------------------------------------------------------------------- */
 
 int deploy_start(struct deploy **out, const struct deploy_env *env, const char *binary, int overlap_s,
                  int health_timeout_s, struct control_conn *conn, void (*done)(void *ud, bool ok), void *ud)
@@ -643,7 +716,7 @@ int deploy_start(struct deploy **out, const struct deploy_env *env, const char *
                 return 0;
         }
         step(d, "haproxy: backend %s has %zu servers", backend(d), n);
-        advance(d);
+        a_run_version(d);
         return 0;
 }
 
