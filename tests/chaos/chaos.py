@@ -152,7 +152,7 @@ class Run:
         self.cfg = {
             "storage_dir": self.storage_link, "db_path": os.path.join(self.dir, "mwr.db"), "segment_seconds": 4,
             "cameras": [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{rtsp}/cam{i}"} for i in range(1, a.cameras + 1)],
-            "worker": {"binary": os.path.join(BIN, "mwr-worker"), "bind": "127.0.0.1",
+            "worker": {"binary": self.worker_binary(run), "bind": "127.0.0.1",
                        "ports": [free_port(), free_port()]},
             "haproxy": {"socket": os.path.join(run, "haproxy.sock"), "frontend_port": free_port(),
                         "stats_port": free_port()},
@@ -177,12 +177,26 @@ class Run:
         self.start("haproxy", ["haproxy", "-db", "-f", self.hcfg])
         self.wait(lambda: os.path.exists(self.cfg["haproxy"]["socket"]), 10, "haproxy socket")
 
+    def worker_binary(self, run):
+        """mwr-worker, under libfaketime when it is installed (clock_step).
+        Each worker gets a faketime state of its own: libfaketime shares a
+        semaphore with every child of the process that made it, and a
+        worker SIGKILLed while holding it wedged the next one in its
+        constructor (seen as kill_worker never recovering)."""
+        real = os.path.join(BIN, "mwr-worker")
+        if not os.path.exists(FAKETIME_LIB):
+            return real
+        path = os.path.join(run, "mwr-worker")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nunset FAKETIME_SHARED\n"
+                    f"export LD_PRELOAD={FAKETIME_LIB} FAKETIME_TIMESTAMP_FILE={self.faketime_rc} "
+                    "FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1\n"
+                    f'exec {real} "$@"\n')
+        os.chmod(path, 0o755)
+        return path
+
     def start_supervisor(self):
-        env = dict(os.environ)
-        if os.path.exists(FAKETIME_LIB):  # the workers inherit it: their wall clock can be stepped
-            env.update(LD_PRELOAD=FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE=self.faketime_rc,
-                       FAKETIME_CACHE_DURATION="1", FAKETIME_DONT_FAKE_MONOTONIC="1")
-        self.start("supervisor", [os.path.join(BIN, "mwr-supervisor"), "run", "--config", self.cfg_path], env=env)
+        self.start("supervisor", [os.path.join(BIN, "mwr-supervisor"), "run", "--config", self.cfg_path])
         self.wait(lambda: self.status(), 15, "supervisor answering")
 
     def active(self):
