@@ -383,11 +383,15 @@ class Run:
     def f_deploy_client_hangup(self, info, rng):
         sup = self.procs["supervisor"].pid
         before = self.active()
+        # SIGINT as a terminal's foreground job has it (a background shell job inherits it ignored)
         client = subprocess.Popen([os.path.join(BIN, "mwr-supervisor"), "deploy", "--config", self.cfg_path],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.wait(lambda: (x := self.active()) and x["slot"] != before["slot"], 60, "the switch")
         client.send_signal(signal.SIGINT)  # Ctrl-C in the overlap
-        client.wait(10)
+        info["client_rc"] = client.wait(10)
+        if info["client_rc"] != -signal.SIGINT:
+            raise RuntimeError(f"the deploy client was not interrupted (exit {info['client_rc']})")
         t0, c0 = time.time(), cpu_seconds(sup)
         old_slot = before["slot"]  # the deploy goes on without its client: it ends by stopping the old worker
         self.wait(lambda: (st := self.status()) and next(s for s in st["slots"] if s["slot"] == old_slot)["pid"] <= 0,

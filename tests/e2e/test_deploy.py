@@ -306,7 +306,10 @@ def test_deploy_client_hang_up_leaves_the_supervisor_idle(procs, camsim, tmp_pat
     ends that connection, stays idle (< 0.05 core; it spun at a full core
     on the hung-up socket) and finishes the deploy as it would have."""
     cs, cfg_path, cfg, sup, a = setup_all(procs, camsim, tmp_path, cameras=1)
-    client = procs.start("deploy", [SUPERVISOR, "deploy", "--config", cfg_path, "--overlap", "8"])
+    # SIGINT as a terminal's foreground job has it: a shell's background job
+    # (a CI runner's) inherits it ignored, and the Ctrl-C would do nothing
+    client = procs.start("deploy", [SUPERVISOR, "deploy", "--config", cfg_path, "--overlap", "8"],
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: "both record for" in open(client.out_path).read() + open(client.err_path).read(), 60,
              "the deploy's overlap")
     os.kill(client.pid, signal.SIGINT)
