@@ -79,7 +79,8 @@ struct tick {
         struct limits lim;
         int64_t deadline_us; /* monotonic */
         bool behind;         /* budget ran out with work left */
-        bool gone;           /* the storage went away during the tick */
+        bool gone;           /* the storage went away during the tick ... */
+        char gone_why[WHY_MAX]; /* ... and why, in the failed probe's words */
         int64_t round_bytes; /* of the files unlinked this round, rows not yet deleted */
 };
 
@@ -104,9 +105,8 @@ static void set_why(struct disk_guard *g, const char *why)
 
 static bool storage_ok(struct tick *t, uint64_t *free_b)
 {
-        char why[WHY_MAX];
-
-        if (storage_probe(t->lim.storage_dir, t->lim.require_mountpoint, free_b, why, sizeof(why)) == 0)
+        if (storage_probe(t->lim.storage_dir, t->lim.require_mountpoint, free_b, t->gone_why, sizeof(t->gone_why)) ==
+            0)
                 return true;
         t->gone = true;
         return false;
@@ -320,10 +320,8 @@ static void walk_step(struct disk_guard *g, struct tick *t)
 
 static void went_away(struct disk_guard *g, const struct tick *t)
 {
-        char why[WHY_MAX];
-        uint64_t free_b;
+        const char *why = t->gone_why; /* the probe that failed: not asked again */
 
-        storage_probe(t->lim.storage_dir, t->lim.require_mountpoint, &free_b, why, sizeof(why));
         set_why(g, why);
         if (!atomic_load(&g->state.unavailable)) {
                 atomic_fetch_add(&g->state.unavailable_events, 1);
