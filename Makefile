@@ -149,6 +149,10 @@ $(BUILD)/unit/test_control_cmd: $(BUILD)/obj/tests/unit/test_control_cmd.o $(BUI
 $(BUILD)/unit/test_restart_policy: $(BUILD)/obj/tests/unit/test_restart_policy.o \
                                    $(BUILD)/obj/supervisor/restart_policy.o
 $(BUILD)/unit/test_child_env: $(BUILD)/obj/tests/unit/test_child_env.o $(BUILD)/obj/supervisor/child_env.o
+$(BUILD)/unit/test_segment_writer: $(BUILD)/obj/tests/unit/test_segment_writer.o \
+                                    $(BUILD)/obj/worker/segment_writer.o $(BUILD)/obj/common/avio_fd.o
+$(BUILD)/unit/test_segment_writer: UNIT_EXTRA_LIBS = $(call pkg_libs,$(PKGS_AV))
+$(BUILD)/obj/tests/unit/test_segment_writer.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_AV))
 $(BUILD)/unit/test_haproxy_sync: $(BUILD)/obj/tests/unit/test_haproxy_sync.o \
                                   $(BUILD)/obj/proxy-config/haproxy_sync.o $(BUILD)/obj/proxy-config/haproxy_runtime.o \
                                   $(BUILD)/obj/proxy-config/haproxy_cfg.o $(BUILD)/obj/common/config.o

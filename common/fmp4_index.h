@@ -8,6 +8,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What a fragment holds (the recorder writes it so, playlists and exports
+ * rely on it): every keyframe starts a fragment, and a fragment holds the
+ * sound that starts from FMP4_AUDIO_CUT_US after its keyframe is shown up
+ * to that long after the next one is (B-frames: not its decode time; a
+ * fragment cut between keyframes, after a second of media, cuts at its
+ * first frame's decode time).  Two instances must file every sound packet in
+ * the same fragment (a playlist switches copies at a keyframe), but each
+ * maps the camera's RTP clocks to time through its own sender reports, a
+ * sample or so apart (125 us at 8 kHz); many cameras start a sound packet
+ * exactly on a frame's time, so a cut exactly at the keyframe is a coin toss
+ * per instance.  2 ms is off the grid of common packet and frame lengths
+ * (20, 64 and 21.3 ms sound; 25 and 30 fps): 0.67 ms or more from any packet
+ * start such a camera makes.  After the keyframe, not before it: the sound
+ * of a segment's first fragment never starts before the segment.  A
+ * recording's very first fragment (nothing before it) keeps its first 2 ms:
+ * sound is not dropped for the rule's sake. */
+#define FMP4_AUDIO_CUT_US 2000
+
 struct fmp4_fragment {
         uint64_t offset, size;   /* from the moof through the end of its mdat */
         uint32_t first_sample;   /* index of its first video sample among the file's video samples */

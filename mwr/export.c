@@ -21,6 +21,7 @@
 #include <libavformat/avformat.h>
 
 #include "common/avio_fd.h"
+#include "common/fmp4_index.h"
 #include "common/payload_hash.h"
 #include "common/time_util.h"
 
@@ -397,8 +398,11 @@ static int write_packet(struct export_ctx *x, const struct input *in, AVPacket *
 
 /* Audio inside the piece's span is copied, unless it would replay sound the
  * previous piece already covered (pieces from different files overlap by up
- * to a frame).  Returns 1 once the audio is past the span: it comes in time
- * order, so nothing more of it belongs to the piece. */
+ * to a frame).  The span's sound reaches FMP4_AUDIO_CUT_US past its end: the
+ * recorder files a packet that starts that little after a keyframe before
+ * it (common/fmp4_index.h), so the next piece's file may not hold it.
+ * Returns 1 once the audio is past that: it comes in time order, so nothing
+ * more of it belongs to the piece. */
 static int copy_audio(struct export_ctx *x, const struct input *in, AVPacket *pkt, const struct piece_span *sp)
 {
         AVRational tb = in->ic->streams[in->a]->time_base;
@@ -408,7 +412,7 @@ static int copy_audio(struct export_ctx *x, const struct input *in, AVPacket *pk
         if (pkt->pts == AV_NOPTS_VALUE)
                 return 0;
         t_us = clock_of(in->p, pkt->pts, tb);
-        if (t_us >= sp->end_us)
+        if (t_us >= sp->end_us + FMP4_AUDIO_CUT_US)
                 return 1;
         dur_us = pkt->duration > 0      ? av_rescale_q(pkt->duration, tb, AV_TIME_BASE_Q)
                  : sp->audio_frame_us > 0 ? sp->audio_frame_us

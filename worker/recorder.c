@@ -4,13 +4,15 @@
  * and a segment starts at a keyframe's decode time, after segment_seconds or
  * when the stream's parameter sets change.  Sound is filed by its time, not
  * by when it arrived, so that every fragment holds the audio of its own span
- * (a playlist is whole fragments, from any instance's copy):
+ * (a playlist is whole fragments, from any instance's copy; the cut is
+ * FMP4_AUDIO_CUT_US after the keyframe, see common/fmp4_index.h):
  *   - audio ahead of the video waits until video has passed its time;
  *   - audio behind it (a camera sends a packet after its last sample) is
  *     waited for: a keyframe boundary is held, with the video after it,
  *     until the sound reaches it (BOUNDARY_WAIT_US at most).
  * On stop the session drains: frames shown before the last frame written
- * (B-frames) are still read and written.  The current segment and its frame
+ * (B-frames) are still read and written, and the sound up to the end of
+ * the last frame (it comes after the pictures).  The current segment and its frame
  * index belong to this thread alone; the index writer gets copies. */
 #include "worker/recorder.h"
 
@@ -30,6 +32,7 @@
 #include <libavformat/avformat.h>
 #include <libavcodec/avcodec.h>
 
+#include "common/fmp4_index.h"
 #include "common/log.h"
 #include "common/payload_hash.h"
 #include "common/time_util.h"
@@ -52,6 +55,12 @@
 #define AUDIO_AHEAD_MAX_US (2 * USEC_PER_SEC) /* audio this far ahead of video goes out anyway */
 #define VIDEO_Q_MAX 128                  /* video held at a boundary, waiting for the sound... */
 #define BOUNDARY_WAIT_US (1 * USEC_PER_SEC) /* ...at most this much of it */
+/* A session's first keyframe waits for this many pictures when the probe
+ * found no B-frames: libavformat's decode times for what it read while
+ * probing are the pts, so the writer makes its own (segment_writer.c) and
+ * must know the reorder depth before the first frame. */
+#define REORDER_PROBE_PICTURES 8
+#define REORDER_WINDOW 16 /* pictures looked back over for the depth */
 #define DRAIN_MAX_US (700 * USEC_PER_MSEC) /* stop: how long to read the B-frames still due */
 /* a camera without an early sender report: later sessions wait only this */
 #define RTCP_WAIT_KNOWN_LATE_US (1 * USEC_PER_SEC)
@@ -65,6 +74,7 @@ struct rstream {
         AVRational tb;                 /* of the packets given to the segment writer */
         struct audio_transcode *xcode; /* audio the MP4 muxer refuses, made FLAC */
         char name[48];                 /* "h264", "aac", "flac (from pcm_alaw)" */
+        int64_t nominal_frame_us;      /* video: the stream's declared frame spacing, 0 if none */
 };
 
 struct qaudio {
@@ -110,12 +120,18 @@ struct recorder {
         int aq_n;
         struct qvideo vq[VIDEO_Q_MAX]; /* a keyframe boundary and the video after it, waiting for sound */
         int vq_n;
+        bool reorder_probe;           /* the first keyframe is held to learn the reorder depth */
+        int vq_pictures;              /* pictures among vq */
+        int reorder_depth;            /* most earlier pictures shown after a later one, this session */
+        int64_t recent_pts[REORDER_WINDOW];
+        int n_recent;
         int64_t audio_max_us;         /* latest audio time seen this session */
         int64_t last_video_us, frame_us, video_seen_us; /* decode time, spacing, latest decode time */
         int64_t max_video_pts_us;     /* latest presentation time written */
         int64_t last_end_us;          /* end of the last frame recorded, across sessions */
         uint64_t rtp_lost_seen;       /* rtp_lost at the last frame: loss since then explains a hole */
         bool draining;                /* stop asked: reading the frames still due */
+        bool drain_video_done;        /* ...and they have all come: now the sound up to them */
         bool closing;                 /* in avformat_close_input: TEARDOWN on its way */
         int64_t drain_pts_us;         /* ...those shown before this */
         int64_t rtcp_wait_us;         /* how long the next session waits for a sender report */
@@ -124,6 +140,20 @@ struct recorder {
 };
 
 #define DRAIN_DONE 1 /* packet_in: a frame shown after the last one written came: the drain is over */
+
+/* The sound a drain keeps: what belongs with the last frame's fragment. */
+static int64_t drain_audio_end(const struct recorder *r)
+{
+        return r->drain_pts_us + r->frame_us + FMP4_AUDIO_CUT_US;
+}
+
+/* The drain is over once the pictures due have come and the sound has
+ * reached their end (a camera sends sound after its samples, so it lags
+ * the pictures by up to a packet). */
+static bool drain_done(const struct recorder *r)
+{
+        return r->drain_video_done && (r->n_rs < 2 || r->audio_max_us >= drain_audio_end(r));
+}
 
 /* libavformat's blocking calls end when this says so.  On stop a read is
  * not cut at once: the B-frames still due must come in (a cut read also
@@ -200,7 +230,11 @@ static int segment_start(struct recorder *r, int64_t start_us, const uint8_t *pa
 
         for (int i = 0; i < r->n_rs; i++)
                 ss[i] = (struct segment_stream){ .par = r->rs[i].par, .time_base = r->rs[i].tb,
-                                                 .in_index = r->rs[i].index };
+                                                 .in_index = r->rs[i].index,
+                                                 .frame_us = !r->rs[i].video ? 0
+                                                             : r->rs[i].nominal_frame_us ? r->rs[i].nominal_frame_us
+                                                                                         : r->frame_us,
+                                                 .reorder = r->rs[i].video ? r->reorder_depth : 0 };
         if ((e = segment_open(&r->seg, &r->sctx, start_us, ss, r->n_rs, &d, params, plen)) < 0)
                 return e;
         atomic_fetch_add(&r->stats.segments, 1);
@@ -260,16 +294,17 @@ static void audio_take(struct recorder *r, int pos, const AVPacket *pkt, int64_t
 
         if (t_us > r->audio_max_us)
                 r->audio_max_us = t_us;
-        if (r->draining && t_us >= r->drain_pts_us + r->frame_us)
+        if (r->draining && t_us >= drain_audio_end(r))
                 return; /* after the last frame kept */
         if (r->vq_n > 0) { /* a keyframe boundary waits for the sound */
-                if (t_us < r->vq[0].d_us) {
+                if (t_us < r->vq[0].t_us + FMP4_AUDIO_CUT_US) {
                         audio_write(r, pos, (AVPacket *)pkt, t_us); /* the fragment before it */
                         return;
                 }
-                boundary_execute(r); /* the sound has reached it */
+                if (!r->reorder_probe)
+                        boundary_execute(r); /* the sound has reached it */
         }
-        if (r->video_seen_us != INT64_MIN && t_us < r->video_seen_us && r->aq_n == 0) {
+        if (r->video_seen_us != INT64_MIN && t_us < r->video_seen_us + FMP4_AUDIO_CUT_US && r->aq_n == 0) {
                 audio_write(r, pos, (AVPacket *)pkt, t_us);
                 return;
         }
@@ -461,7 +496,12 @@ static int video_write(struct recorder *r, AVPacket *pkt, int64_t t_us, int64_t 
         struct segment *s;
         int e;
 
-        audio_release(r, d_us); /* audio before this frame can no longer move to a later fragment */
+        /* it can no longer move to a later fragment; a keyframe cuts the sound
+         * where it is shown (B-frames: after its decode time, as the frames
+         * before it are); before the first keyframe there is nothing to cut,
+         * and the first 2 ms after it are the first fragment's */
+        if (r->seg)
+                audio_release(r, (key ? t_us : d_us) + FMP4_AUDIO_CUT_US);
         r->video_seen_us = d_us;
         if (atomic_load(&r->o.disk->full)) {
                 bool gone = atomic_load(&r->o.disk->unavailable);
@@ -518,7 +558,8 @@ static int boundary_execute(struct recorder *r)
 {
         int n = r->vq_n, e = 0;
 
-        r->vq_n = 0;
+        r->vq_n = r->vq_pictures = 0;
+        r->reorder_probe = false;
         for (int i = 0; i < n; i++) {
                 if (e == 0)
                         e = video_write(r, r->vq[i].pkt, r->vq[i].t_us, r->vq[i].d_us);
@@ -537,8 +578,22 @@ static int video_hold(struct recorder *r, const AVPacket *pkt, int64_t t_us, int
         return 0;
 }
 
+/* The reorder depth: how many pictures decoded before this one are shown
+ * after it (B-frames: 1 for I P B B, 2 with a B-pyramid). */
+static void reorder_note(struct recorder *r, int64_t t_us)
+{
+        int later = 0, n = r->n_recent < REORDER_WINDOW ? r->n_recent : REORDER_WINDOW;
+
+        for (int i = 0; i < n; i++)
+                later += r->recent_pts[i] > t_us;
+        if (later > r->reorder_depth)
+                r->reorder_depth = later;
+        r->recent_pts[r->n_recent++ % REORDER_WINDOW] = t_us;
+}
+
 /* One video packet: written, or held behind a keyframe boundary whose
- * sound has not come yet (the audio of a span arrives after its video). */
+ * sound has not come yet (the audio of a span arrives after its video),
+ * or, a session's first keyframe, until the reorder depth is known. */
 static int video_packet(struct recorder *r, AVPacket *pkt, int64_t t_us, int64_t d_us)
 {
         bool key = pkt->flags & AV_PKT_FLAG_KEY;
@@ -548,6 +603,8 @@ static int video_packet(struct recorder *r, AVPacket *pkt, int64_t t_us, int64_t
          * it is copied into the file like any packet, but it is not a frame */
         if (!payload_has_picture(pkt->data, (size_t)pkt->size, r->nal_length_size, r->hevc)) {
                 atomic_fetch_add(&r->stats.non_picture_packets, 1);
+                if (r->drain_video_done)
+                        return 0; /* with a frame after the last one kept */
                 if (r->vq_n > 0) {
                         video_hold(r, pkt, t_us, d_us); /* with the frame it comes with */
                         return 0;
@@ -561,15 +618,26 @@ static int video_packet(struct recorder *r, AVPacket *pkt, int64_t t_us, int64_t
                 return DRAIN_DONE; /* shown after the last frame written: the stop's boundary */
         if ((e = video_clock(r, d_us)) < 0)
                 return e;
+        reorder_note(r, t_us);
         if (r->vq_n > 0) {
                 if ((e = video_hold(r, pkt, t_us, d_us)) < 0)
                         return e;
+                r->vq_pictures++;
                 if (r->vq_n == VIDEO_Q_MAX || d_us - r->vq[0].d_us >= BOUNDARY_WAIT_US)
                         return boundary_execute(r); /* the sound is not coming: do not wait for it */
+                if (r->reorder_probe && r->vq_pictures >= REORDER_PROBE_PICTURES)
+                        return boundary_execute(r); /* the depth is known: the first segment can start */
                 return 0;
         }
-        if (key && r->seg && r->n_rs > 1 && r->audio_max_us < d_us && !atomic_load(&r->o.disk->full)) {
-                audio_release(r, d_us); /* what came before it belongs before it */
+        if (key && !r->seg && r->rs[0].par->video_delay == 0 && r->reorder_depth == 0 &&
+            !atomic_load(&r->o.disk->full)) {
+                r->reorder_probe = true;
+                r->vq_pictures = 1;
+                return video_hold(r, pkt, t_us, d_us);
+        }
+        if (key && r->seg && r->n_rs > 1 && r->audio_max_us < t_us + FMP4_AUDIO_CUT_US &&
+            !atomic_load(&r->o.disk->full)) {
+                audio_release(r, t_us + FMP4_AUDIO_CUT_US); /* what came before it belongs before it */
                 return video_hold(r, pkt, t_us, d_us);
         }
         return video_write(r, pkt, t_us, d_us);
@@ -742,6 +810,26 @@ static int stream_take(struct recorder *r, struct rstream *rs, unsigned i, bool 
         return 0;
 }
 
+/* The frame spacing the stream declares (the shorter of its average and
+ * its base rate, 5 ms .. 1 s), 0 if neither is usable.  Decode times of a
+ * B-frame stream are spaced by it (segment_writer.c): too short is safe. */
+static int64_t nominal_frame_us(const AVStream *st)
+{
+        AVRational rates[2] = { st->avg_frame_rate, st->r_frame_rate };
+        int64_t best = 0;
+
+        for (int i = 0; i < 2; i++) {
+                int64_t us;
+
+                if (rates[i].num <= 0 || rates[i].den <= 0)
+                        continue;
+                us = av_rescale(USEC_PER_SEC, rates[i].den, rates[i].num);
+                if (us >= 5 * USEC_PER_MSEC && us <= USEC_PER_SEC && (best == 0 || us < best))
+                        best = us;
+        }
+        return best;
+}
+
 /* The streams to record: the best video, and the first audio the MP4
  * muxer takes as it is or that can be made FLAC.  The rest is named once in
  * the log, counted and shown in /api/cameras. */
@@ -754,6 +842,7 @@ static int streams_select(struct recorder *r)
 
         if (v < 0)
                 return AVERROR_STREAM_NOT_FOUND;
+        r->rs[0].nominal_frame_us = nominal_frame_us(r->ic->streams[v]);
         if (stream_take(r, &r->rs[0], (unsigned)v, true) < 0)
                 return AVERROR(ENOMEM);
         r->n_rs = 1;
@@ -867,7 +956,7 @@ static void session_close(struct recorder *r, const char *why)
                 if (r->n_rs > 1 && r->rs[1].xcode)
                         audio_transcode_flush(r->rs[1].xcode, on_transcoded, r);
                 boundary_execute(r);
-                audio_release(r, r->draining ? r->drain_pts_us + r->frame_us : INT64_MAX);
+                audio_release(r, r->draining ? drain_audio_end(r) : INT64_MAX);
         }
         for (int i = 0; i < r->vq_n; i++)
                 av_packet_free(&r->vq[i].pkt);
@@ -896,6 +985,7 @@ static bool drain_begin(struct recorder *r)
         if (r->draining || !r->seg || r->max_video_pts_us == INT64_MIN)
                 return false;
         r->draining = true;
+        r->drain_video_done = false;
         r->drain_pts_us = r->max_video_pts_us;
         for (int i = 0; i < r->vq_n; i++) /* held at a boundary: as good as written */
                 if (r->vq[i].t_us > r->drain_pts_us)
@@ -914,7 +1004,9 @@ static void session_run(struct recorder *r)
         int e;
 
         r->last_video_us = r->video_seen_us = r->max_video_pts_us = r->audio_max_us = INT64_MIN;
-        r->draining = false;
+        r->draining = r->drain_video_done = false;
+        r->reorder_probe = false;
+        r->vq_pictures = r->reorder_depth = r->n_recent = 0;
         atomic_store(&r->stats.state, RECORDER_CONNECTING);
         atomic_store(&r->stats.time_source, TIMELINE_UNKNOWN);
         e = pkt ? session_open(r) : AVERROR(ENOMEM);
@@ -942,7 +1034,11 @@ static void session_run(struct recorder *r)
                         while (!atomic_load(&r->stop)) /* test hook: a stuck loop, no heartbeat */
                                 usleep(10000);
                 av_packet_unref(pkt);
-                if (e == DRAIN_DONE || (stalled && r->draining))
+                if (e == DRAIN_DONE) {
+                        r->drain_video_done = true;
+                        e = 0;
+                }
+                if ((r->draining && drain_done(r)) || (stalled && r->draining))
                         break;
                 if (stalled && e >= 0)
                         e = AVERROR_EXIT;

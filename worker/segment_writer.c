@@ -22,7 +22,8 @@ struct segment_writer {
         int fd; /* we write through it; holds flock(LOCK_SH): recovery leaves the file alone */
         char *path;
         int map[64]; /* input stream index -> output stream index, -1 if unused */
-        int64_t last_dts[SEGMENT_MAX_STREAMS];
+        int64_t last_dts[SEGMENT_MAX_STREAMS], last_pts[SEGMENT_MAX_STREAMS];
+        int64_t reorder_us[SEGMENT_MAX_STREAMS], frame_us[SEGMENT_MAX_STREAMS]; /* B-frame video, else 0 */
         AVRational in_tb[SEGMENT_MAX_STREAMS]; /* packets' own time base, per output stream */
         int pending;  /* packets in the fragment being built */
         int fragments;
@@ -91,8 +92,14 @@ int segment_writer_open(struct segment_writer **out, const char *path, const str
                 os->codecpar->codec_tag = 0;
                 os->time_base = is->time_base;
                 w->map[is->in_index] = os->index;
-                w->last_dts[i] = INT64_MIN;
+                w->last_dts[i] = w->last_pts[i] = INT64_MIN;
                 w->in_tb[i] = is->time_base;
+                if (is->par->codec_type == AVMEDIA_TYPE_VIDEO && is->frame_us > 0 &&
+                    (is->par->video_delay > 0 || is->reorder > 0)) {
+                        w->reorder_us[i] = (is->reorder > is->par->video_delay ? is->reorder : is->par->video_delay) *
+                                           is->frame_us;
+                        w->frame_us[i] = is->frame_us;
+                }
                 /* FLAC in MP4 is standard; Debian's ffmpeg 5.1 still calls it experimental */
                 if (is->par->codec_id == AV_CODEC_ID_FLAC)
                         w->oc->strict_std_compliance = FF_COMPLIANCE_EXPERIMENTAL;
@@ -129,9 +136,26 @@ int segment_writer_write(struct segment_writer *w, const AVPacket *pkt, int in_i
         os = w->oc->streams[oi];
         /* the muxer may have chosen another time base (audio: 1/sample rate) */
         pts = av_rescale_q(pts_offset_us, AV_TIME_BASE_Q, os->time_base);
-        dts = pkt->dts != AV_NOPTS_VALUE && pkt->pts != AV_NOPTS_VALUE
-                      ? pts - av_rescale_q(pkt->pts - pkt->dts, w->in_tb[oi], os->time_base)
-                      : pts;
+        if (w->reorder_us[oi] > 0) {
+                /* B-frames: RTP carries no decode time, and libavformat's guess
+                 * for the packets it read while probing the stream is the pts,
+                 * which a B-frame after its reference cannot follow (its pts
+                 * was bumped: the frame shown at the wrong time).  Our own: the
+                 * segment's keyframe decodes the reorder delay before it is
+                 * shown, each frame one spacing later, never after its pts. */
+                int64_t step = av_rescale_q(w->frame_us[oi], AV_TIME_BASE_Q, os->time_base);
+
+                if (w->last_dts[oi] == INT64_MIN)
+                        dts = pts - av_rescale_q(w->reorder_us[oi], AV_TIME_BASE_Q, os->time_base);
+                else if (pts == w->last_pts[oi])
+                        dts = w->last_dts[oi] + 1; /* a packet of the same picture (SEI split off) */
+                else
+                        dts = pts < w->last_dts[oi] + step ? pts : w->last_dts[oi] + step;
+        } else {
+                dts = pkt->dts != AV_NOPTS_VALUE && pkt->pts != AV_NOPTS_VALUE
+                              ? pts - av_rescale_q(pkt->pts - pkt->dts, w->in_tb[oi], os->time_base)
+                              : pts;
+        }
         if (w->last_dts[oi] != INT64_MIN && dts <= w->last_dts[oi]) {
                 dts = w->last_dts[oi] + 1;
                 if (pts < dts)
@@ -139,6 +163,7 @@ int segment_writer_write(struct segment_writer *w, const AVPacket *pkt, int in_i
                 w->dts_fixes++;
         }
         w->last_dts[oi] = dts;
+        w->last_pts[oi] = pts;
 
         p = av_packet_clone(pkt);
         if (!p)

@@ -20,6 +20,9 @@ struct segment_stream {
         const AVCodecParameters *par;
         AVRational time_base;
         int in_index; /* 0..63 */
+        int64_t frame_us; /* video: the frame spacing, for decode times of B-frame streams; 0 otherwise */
+        int reorder;      /* video: pictures shown after a later one, as seen (the larger of it and
+                           * par->video_delay counts); 0: decode times as libavformat gives them */
 };
 
 /* Creates path (O_EXCL: an existing file is never overwritten: -EEXIST) and

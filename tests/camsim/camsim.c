@@ -967,6 +967,8 @@ static void on_play_request(GstRTSPClient *client, GstRTSPContext *ctx, gpointer
         struct camsim *cs = data;
         struct camera *cam = camera_of(cs, ctx);
 
+        if (cam && cs->o.keyframe_on_play)
+                encoder_request_keyframe(cam->enc); /* the new session starts at once, in the worker's probe */
         if (!cam || cs->o.no_rtcp || cs->o.first_sr_delay_s <= 0)
                 return;
         g_mutex_lock(&cam->lock);

@@ -9,7 +9,7 @@
 
 enum {
         O_CAMERAS = 256, O_WIDTH, O_HEIGHT, O_FPS, O_BITRATE, O_GOP, O_ENCODERS, O_PORT, O_CONTROL_PORT, O_BIND,
-        O_CODEC, O_BFRAMES, O_AUDIO, O_AUDIO_RATE, O_AUDIO_FPP, O_NO_RTCP, O_SR_DELAY, O_RANGE_OFFSET,
+        O_CODEC, O_BFRAMES, O_AUDIO, O_AUDIO_RATE, O_AUDIO_FPP, O_NO_RTCP, O_SR_DELAY, O_RANGE_OFFSET, O_KEY_ON_PLAY,
         O_TRANSPORT, O_RES_CHANGE, O_RTP_TS_START, O_LOSS, O_SEED, O_METADATA, O_HELP, O_VERSION,
 };
 
@@ -34,6 +34,7 @@ void camsim_usage(FILE *f)
                 "  --no-rtcp          send no RTCP sender reports\n"
                 "  --first-sr-delay S no sender report until S seconds after each PLAY\n"
                 "  --play-range-offset  answer PLAY with Range: npt=<seconds since the stream began>-\n"
+                "  --keyframe-on-play   a new session's PLAY asks the encoder for an IDR (most IP cameras)\n"
                 "  --transport udp-only|any     refuse RTP over TCP (461) with udp-only\n"
                 "  --resolution-change-at S WxH  switch the picture to WxH S seconds after start\n"
                 "                     (also S:WxH)\n"
@@ -176,6 +177,7 @@ static int parse_one(FILE *err, int c, const char *arg, int argc, char **argv, s
         case O_NO_RTCP: o->no_rtcp = true; return 0;
         case O_SR_DELAY: return parse_double(err, "first-sr-delay", arg, 0, CAMSIM_MAX_SR_DELAY_S, &o->first_sr_delay_s);
         case O_RANGE_OFFSET: o->play_range_offset = true; return 0;
+        case O_KEY_ON_PLAY: o->keyframe_on_play = true; return 0;
         case O_TRANSPORT:
                 r = parse_choice(err, "transport", arg, transports, &v);
                 o->udp_only = v == 1;
@@ -239,6 +241,7 @@ int camsim_opts_parse(int argc, char **argv, struct opts *o, FILE *err)
                 { "no-rtcp", no_argument, NULL, O_NO_RTCP },
                 { "first-sr-delay", required_argument, NULL, O_SR_DELAY },
                 { "play-range-offset", no_argument, NULL, O_RANGE_OFFSET },
+                { "keyframe-on-play", no_argument, NULL, O_KEY_ON_PLAY },
                 { "transport", required_argument, NULL, O_TRANSPORT },
                 { "resolution-change-at", required_argument, NULL, O_RES_CHANGE },
                 { "rtp-ts-start", required_argument, NULL, O_RTP_TS_START },

@@ -33,6 +33,7 @@ struct opts {
         bool no_rtcp;
         double first_sr_delay_s;    /* no sender report this long after each PLAY */
         bool play_range_offset;     /* PLAY answered with Range: npt=<seconds since the media began>- */
+        bool keyframe_on_play;      /* each PLAY asks the encoder for an IDR, as most IP cameras do */
         bool udp_only;              /* RTP over UDP only: TCP interleaved is refused (461) */
         double res_change_at_s;     /* < 0: never */
         int res_width, res_height;  /* the picture after the change */

@@ -5,6 +5,7 @@ from the pictures (frame numbers) and the sound (time-coded samples): no
 frame missing or twice, no audio hole or overlap of a packet or more, A/V in
 sync with the camera's own, and both instances agreeing on every frame's
 camera time within one frame."""
+import bisect
 import json
 import os
 import random
@@ -84,6 +85,68 @@ def frame_times(cfg, instance):
     return {f["n"]: starts[f["file"]] + round(f["pts"] * 1e6) for f in rep["frame_list"] if f.get("n") is not None}
 
 
+def top_boxes(path, kind):
+    """Offsets of an MP4 file's top-level boxes of one kind."""
+    out, off, size_all = [], 0, os.path.getsize(path)
+    with open(path, "rb") as f:
+        while off + 8 <= size_all:
+            f.seek(off)
+            head = f.read(16)
+            size = int.from_bytes(head[:4], "big")
+            if size == 1:
+                size = int.from_bytes(head[8:16], "big")
+            elif size == 0:
+                size = size_all - off
+            if head[4:8] == kind:
+                out.append(off)
+            if size < 8:
+                break
+            off += size
+    return out
+
+
+def audio_filing(cfg, instance):
+    """[(camera time of a sound packet, camera time of the keyframe that
+    starts the fragment holding it, whether that is the instance's first
+    fragment)] over an instance's segment files."""
+    out = []
+    for n, s in enumerate(segments(cfg, "cam1", instance)):
+        moofs = top_boxes(s["path"], b"moof")
+        r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "packet=stream_index,pts_time,pos,flags",
+                            "-of", "json", s["path"]], capture_output=True, timeout=60)
+        pkts = json.loads(r.stdout)["packets"]
+        frag_key = {}
+        for p in pkts:
+            if p["stream_index"] == 0 and "K" in p["flags"]:
+                frag_key.setdefault(bisect.bisect_right(moofs, int(p["pos"])), s["start_us"] + round(float(p["pts_time"]) * 1e6))
+        for p in pkts:
+            frag = bisect.bisect_right(moofs, int(p["pos"]))
+            key = frag_key.get(frag)
+            if p["stream_index"] == 1 and key is not None:
+                out.append((s["start_us"] + round(float(p["pts_time"]) * 1e6), key, n == 0 and frag == min(frag_key)))
+    return sorted(out)
+
+
+def assert_audio_filed_alike(cfg, packet_ms, what):
+    """Both instances put every sound packet in the fragment of the same
+    keyframe: a playlist can switch copies at any keyframe without a hole
+    or an overlap.  Not judged: an instance's first fragment, which has no
+    fragment before it to hold the sound of its first 2 ms."""
+    fa, fb = audio_filing(cfg, "a"), audio_filing(cfg, "b")
+    tb = [t for t, _, _ in fb]
+    compared, differ = 0, []
+    for t, key, first in fa:
+        i = bisect.bisect_left(tb, t)
+        near = [j for j in (i - 1, i) if 0 <= j < len(tb) and abs(tb[j] - t) < packet_ms * 250]
+        if not near or first or fb[near[0]][2]:
+            continue
+        compared += 1
+        if abs(fb[near[0]][1] - key) > FRAME_US // 2:
+            differ.append((t, key, fb[near[0]][1]))
+    assert compared >= 1000 / packet_ms, (what, compared)  # a second of shared sound at least
+    assert not differ, (what, "sound packet (camera us), keyframe of its fragment in a, in b", differ)
+
+
 def hls_sections(tmp, port, text):
     """The playlist as a player sees it: each run between two
     EXT-X-DISCONTINUITY tags is its init section and its fragments, one
@@ -159,6 +222,8 @@ def test_two_overlapping_workers_lose_nothing(procs, camsim, tmp_path, name):
     # the playlist, read by ffmpeg across the handover, says the same
     assert rep_hls["missing"] == 0 and rep_hls["duplicated"] == 0, rep_hls
     assert_audio_clean(rep_hls, packet_ms, ref_sync, f"{name} playlist")
+    # and it could switch copies at any keyframe: both file the sound alike
+    assert_audio_filed_alike(cfg, packet_ms, name)
 
     # both instances file the same frame at the same camera time
     ta, tb = frame_times(cfg, "a"), frame_times(cfg, "b")
@@ -194,6 +259,36 @@ def test_sigterm_with_bframes_keeps_every_frame_received(procs, camsim, tmp_path
         rep, _ = framecheck([s["path"] for s in segs], "--camera", "cam1")
         assert rep["missing"] == 0 and rep["duplicated"] == 0, (run, rep)
         assert all(s["status"] == "complete" for s in segs)
+
+
+def test_bframes_of_a_session_s_first_gop_keep_their_times(procs, camsim, tmp_path):
+    """Regression: a camera that starts each session with an IDR (most do)
+    puts its first GOP in the packets libavformat reads while probing, whose
+    decode times it guesses as the pts; a B-frame after its reference then
+    got the reference's time (its pts bumped to keep decode times rising):
+    frames 80 ms off, two frames at one time, at the start of every
+    session.  (Whether the IDR lands before libavformat learns the reorder
+    delay is timing: about one session in two did; five sessions.)"""
+    cs = camsim(cameras=1, gop=FPS, bframes=2, audio="aac", keyframe_on_play=True)
+    cfg_path, cfg = camera_config(str(tmp_path), cs, {})
+    for run in range(5):
+        w, _ = start(procs, cfg_path, f"s{run}")
+        wait_for(indexed_frames(cfg, f"s{run}", 2 * FPS), 40, "recording")
+        rc, _ = sigterm_and_time(w)
+        assert rc == 0, open(w.err_path).read()[-3000:]
+    times = {}
+    for s in segments(cfg, "cam1"):
+        r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time",
+                            "-of", "csv=p=0", s["path"]], capture_output=True, timeout=60, text=True)
+        pts = sorted(float(x) for x in r.stdout.split())
+        steps = {round((b - a) * 1e6) for a, b in zip(pts, pts[1:])}
+        assert all(abs(d - FRAME_US) < 1000 for d in steps), (s["path"], sorted(steps)[:5], sorted(steps)[-5:])
+        rep, _ = framecheck([s["path"]], "--camera", "cam1", "--frames")
+        for f in rep["frame_list"]:
+            if f.get("n") is not None:
+                times[f["n"]] = s["start_us"] + round(f["pts"] * 1e6) - f["n"] * FRAME_US
+    # every frame at its capture time (as each file presents it) within a frame of the others
+    assert max(times.values()) - min(times.values()) < FRAME_US, (min(times.values()), max(times.values()))
 
 
 def test_session_ended_before_the_first_sender_report_keeps_its_footage(procs, camsim, tmp_path):
