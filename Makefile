@@ -86,7 +86,7 @@ $(BUILD)/bin/mwr: $(MWR_OBJS)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON)) -lm
 
 SUPERVISOR_OBJS := $(addprefix $(BUILD)/obj/supervisor/,main.o daemon.o deploy.o slot.o child_env.o control.o \
-                     control_cmd.o health.o metrics.o restart_policy.o) \
+                     control_cmd.o health.o metrics.o restart_policy.o offload.o chores.o) \
                    $(addprefix $(BUILD)/obj/proxy-config/,haproxy_cfg.o haproxy_runtime.o haproxy_sync.o) \
                    $(BUILD)/obj/common/config.o $(BUILD)/obj/common/timefmt.o $(BUILD)/obj/common/fsutil.o $(DB_OBJS)
 $(BUILD)/bin/mwr-supervisor: $(SUPERVISOR_OBJS)
@@ -153,6 +153,9 @@ $(BUILD)/unit/test_segment_writer: $(BUILD)/obj/tests/unit/test_segment_writer.o
                                     $(BUILD)/obj/worker/segment_writer.o $(BUILD)/obj/common/avio_fd.o
 $(BUILD)/unit/test_segment_writer: UNIT_EXTRA_LIBS = $(call pkg_libs,$(PKGS_AV))
 $(BUILD)/obj/tests/unit/test_segment_writer.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_AV))
+$(BUILD)/unit/test_offload: $(BUILD)/obj/tests/unit/test_offload.o $(BUILD)/obj/supervisor/offload.o
+$(BUILD)/unit/test_offload: UNIT_EXTRA_LIBS = $(call pkg_libs,libsystemd) -lpthread
+$(BUILD)/obj/tests/unit/test_offload.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_UNIT) libsystemd)
 $(BUILD)/unit/test_haproxy_sync: $(BUILD)/obj/tests/unit/test_haproxy_sync.o \
                                   $(BUILD)/obj/proxy-config/haproxy_sync.o $(BUILD)/obj/proxy-config/haproxy_runtime.o \
                                   $(BUILD)/obj/proxy-config/haproxy_cfg.o $(BUILD)/obj/common/config.o

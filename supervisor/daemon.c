@@ -22,7 +22,7 @@
 #include "common/time_util.h"
 #include "common/timefmt.h"
 #include "db/db.h"
-#include "proxy-config/haproxy_sync.h"
+#include "supervisor/chores.h"
 #include "supervisor/control.h"
 #include "supervisor/control_cmd.h"
 #include "supervisor/deploy.h"
@@ -34,7 +34,8 @@
 struct sup {
         const struct mwr_config *cfg;
         sd_event *e;
-        struct db *db;
+        struct db *db;           /* reads on the loop (start, status); writes go through chores */
+        struct chores *chores;
         struct control *ctl;
         struct slot slots[2];
         int active;              /* index of the slot that takes traffic */
@@ -58,17 +59,18 @@ struct sup {
 
 static void save(struct sup *s)
 {
+        struct db_slot rows[2];
+
         for (int i = 0; i < 2; i++) {
                 struct slot *sl = &s->slots[i];
-                struct db_slot row = { .name = sl->name, .port = sl->port, .pid = sl->pid,
-                                       .instance_id = sl->name, .binary = sl->binary, .version = sl->version,
-                                       .state = slot_state_name(sl->state), .active = i == s->active,
-                                       .started_us = sl->started_real_us, .updated_us = now_real_us() };
-                int e;
 
-                if (s->db && (e = db_slot_save(s->db, &row)) < 0)
-                        log_warn("supervisor: saving slot %s: %s (%s)", sl->name, strerror(-e), db_errmsg(s->db));
+                rows[i] = (struct db_slot){ .name = sl->name, .port = sl->port, .pid = sl->pid,
+                                            .instance_id = sl->name, .binary = sl->binary, .version = sl->version,
+                                            .state = slot_state_name(sl->state), .active = i == s->active,
+                                            .started_us = sl->started_real_us, .updated_us = now_real_us() };
         }
+        if (s->chores)
+                chores_save_slots(s->chores, rows);
 }
 
 static bool in_crash_loop(const struct sup *s)
@@ -213,16 +215,12 @@ static char *render_metrics(struct sup *s)
 
 /* haproxy must send traffic to the active slot only: after a haproxy
  * restart without a state file, or a hand edit, put it right, and keep the
- * state file current so a reload starts right.  (Blocking, but local and
- * capped at 2 s per command, every few seconds.) */
-static void proxy_sync(struct sup *s)
+ * state file current so a reload starts right.  Every few seconds, in the
+ * background (a hung haproxy holds each command up to 2 s). */
+static void proxy_synced(void *ud, int e, bool changed, const char *err)
 {
-        char err[256] = "";
-        bool changed = false;
-        int e = haproxy_sync(s->cfg, s->active, &changed, err, sizeof(err));
+        struct sup *s = ud;
 
-        if (e == 0 && (changed || s->hap_error[0] || s->scans <= SUP_HAPROXY_SYNC_SCANS))
-                e = haproxy_save_state(s->cfg, err, sizeof(err));
         if (e < 0) {
                 if (strcmp(err, s->hap_error) != 0)
                         log_warn("supervisor: haproxy: %s (recording is not affected; retrying)", err);
@@ -235,6 +233,12 @@ static void proxy_sync(struct sup *s)
         if (changed)
                 log_notice("supervisor: haproxy re-synced: %s ready, %s maint", s->slots[s->active].name,
                            s->slots[1 - s->active].name);
+}
+
+static void proxy_sync(struct sup *s)
+{
+        chores_proxy_sync(s->chores, s->active, s->hap_error[0] || s->scans <= SUP_HAPROXY_SYNC_SCANS, proxy_synced,
+                          s);
 }
 
 /* Once a second: kill a worker whose watchdog expired (its exit restarts
@@ -329,7 +333,6 @@ static void deploy_done(void *ud, bool ok)
 {
         struct sup *s = ud;
         const struct deploy_result *r = deploy_get_result(s->deploy);
-        char err[256];
 
         s->deploy_over = true;
         s->m.have_deploy = true;
@@ -343,8 +346,8 @@ static void deploy_done(void *ud, bool ok)
                 s->m.last_overlap_ratio = r->frames > 0 ? r->duplicate_frames / r->frames : 0;
                 s->m.last_handover_gaps = r->gaps;
         }
-        if (haproxy_save_state(s->cfg, err, sizeof(err)) < 0)
-                log_warn("supervisor: saving haproxy's server state: %s", err);
+        chores_deploy_running(s->chores, false, s->active);
+        chores_proxy_save_state(s->chores);
         /* freed from the loop, not from inside the deploy's own call stack; without
          * a defer source the next scan frees it */
         if (sd_event_add_defer(s->e, NULL, free_deploy, s) < 0)
@@ -355,8 +358,8 @@ static void deploy_done(void *ud, bool ok)
 
 static void start_deploy(struct sup *s, const char *binary, int overlap_s, int health_s, struct control_conn *k)
 {
-        struct deploy_env env = { .e = s->e, .cfg = s->cfg, .db = s->db, .slots = s->slots, .active = &s->active,
-                                  .changed = changed, .ud = s };
+        struct deploy_env env = { .e = s->e, .cfg = s->cfg, .chores = s->chores, .slots = s->slots,
+                                  .active = &s->active, .changed = changed, .ud = s };
         int e;
 
         if (s->deploy || s->stopping) {
@@ -378,9 +381,13 @@ static void start_deploy(struct sup *s, const char *binary, int overlap_s, int h
         }
         snprintf(env.mwr_tool, sizeof(env.mwr_tool), "%s", s->mwr_tool);
         sd_notify(0, "STATUS=deploying");
-        if ((e = deploy_start(&s->deploy, &env, binary, overlap_s, health_s, k, deploy_done, s)) < 0 && k) {
-                control_reply(k, "failed: cannot start the deploy: %s\n", strerror(-e));
-                control_close(k);
+        chores_deploy_running(s->chores, true, s->active); /* no background re-sync from here */
+        if ((e = deploy_start(&s->deploy, &env, binary, overlap_s, health_s, k, deploy_done, s)) < 0) {
+                chores_deploy_running(s->chores, false, s->active);
+                if (k) {
+                        control_reply(k, "failed: cannot start the deploy: %s\n", strerror(-e));
+                        control_close(k);
+                }
         }
 }
 
@@ -491,6 +498,50 @@ static int deploy_row(const struct db_deploy *d, void *ctx)
         return 0;
 }
 
+/* status: the slots as the loop knows them, the deploys from the database
+ * read in the background after the rows queued before (a deploy's result
+ * is there once its client has seen it end). */
+struct status_req {
+        cJSON *root, *deploys;
+        struct control_conn *k;
+};
+
+static void status_read(struct db *db, void *ctx)
+{
+        struct status_req *q = ctx;
+
+        if (db)
+                db_deploys_recent(db, 20, deploy_row, q->deploys);
+}
+
+static void status_send(void *ctx)
+{
+        struct status_req *q = ctx;
+        char *text = cJSON_PrintUnformatted(q->root);
+
+        control_reply(q->k, "%s\n", text ? text : "{}");
+        control_close(q->k);
+        free(text);
+        cJSON_Delete(q->root);
+        free(q);
+}
+
+static void status_reply(struct sup *s, struct control_conn *k)
+{
+        struct status_req *q = calloc(1, sizeof(*q));
+
+        if (q && (q->root = status_json(s)) && (q->deploys = cJSON_AddArrayToObject(q->root, "deploys"))) {
+                q->k = k;
+                if (chores_with_db(s->chores, status_read, status_send, q))
+                        return;
+        }
+        control_reply(k, "error: out of memory building the status\n");
+        control_close(k);
+        if (q)
+                cJSON_Delete(q->root);
+        free(q);
+}
+
 static void on_command(struct control_conn *k, const char *line, void *userdata)
 {
         struct sup *s = userdata;
@@ -504,17 +555,9 @@ static void on_command(struct control_conn *k, const char *line, void *userdata)
                 return;
         }
         switch (c.kind) {
-        case CTL_STATUS: {
-                cJSON *j = status_json(s), *deploys = cJSON_AddArrayToObject(j, "deploys");
-
-                if (s->db)
-                        db_deploys_recent(s->db, 20, deploy_row, deploys);
-                text = cJSON_PrintUnformatted(j);
-                cJSON_Delete(j);
-                control_reply(k, "%s\n", text ? text : "{}");
-                free(text);
-                break;
-        }
+        case CTL_STATUS:
+                status_reply(s, k);
+                return; /* answered once the deploys are read */
         case CTL_METRICS:
                 text = render_metrics(s);
                 control_reply(k, "%s", text ? text : "");
@@ -635,6 +678,10 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
                 log_err("supervisor: %s: %s", cfg->db_path, strerror(-e));
                 goto out;
         }
+        if ((e = chores_new(s.e, cfg, &s.chores)) < 0) {
+                log_err("supervisor: background writer (database %s): %s", cfg->db_path, strerror(-e));
+                goto out;
+        }
         for (int i = 0; i < 2; i++)
                 if ((e = slot_init(&s.slots[i], i, cfg->haproxy.servers[i], cfg->worker.ports[i], s.e, dir, on_slot,
                                    &s)) < 0) {
@@ -680,6 +727,7 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
         if (!s.reexec[0])
                 log_notice("supervisor: stopped");
 out:
+        chores_free(s.chores); /* the last rows are written here, and the last answers queued */
         for (int i = 0; i < 2; i++)
                 slot_close(&s.slots[i]);
         s.restart_timer = sd_event_source_disable_unref(s.restart_timer);

@@ -73,7 +73,7 @@ struct deploy {
         struct child child;
         int64_t t0_mono_us, deadline_mono_us;
         int64_t t0_real_us, new_ready_real_us, old_stop_real_us;
-        int64_t id;
+        struct chores_deploy *rec; /* its row in the database */
         bool switched;
         int child_status; /* E_CHILD_EXIT: exit code, 128+signal, -1 unknown */
         bool healthy;     /* E_HEALTH */
@@ -241,15 +241,12 @@ static int child_run(struct deploy *d, char *const argv[], uint64_t timeout_us)
 
 static void finish(struct deploy *d, bool ok)
 {
-        int e;
-
         d->state = D_END;
         d->res.ok = ok;
         d->res.duration_s = (double)(now_mono_us() - d->t0_mono_us) / 1e6;
         d->timer = sd_event_source_disable_unref(d->timer);
-        if (d->id && (e = db_deploy_finish(d->env.db, d->id, ok ? "ok" : "failed", ok ? "" : d->reason,
-                                           now_real_us())) < 0)
-                log_warn("deploy: recording the result: %s (%s)", strerror(-e), db_errmsg(d->env.db));
+        chores_deploy_finish(d->env.chores, d->rec, ok ? "ok" : "failed", ok ? "" : d->reason, now_real_us());
+        d->rec = NULL;
         if (ok)
                 step(d, "ok: slot %s (pid %d, %s) records and takes the traffic; deploy took %.1f s",
                      new_slot(d)->name, (int)new_slot(d)->pid, d->version,
@@ -702,8 +699,7 @@ int deploy_start(struct deploy **out, const struct deploy_env *env, const char *
              old_slot(d)->name, d->overlap_s);
         row = (struct db_deploy){ .started_us = d->t0_real_us, .from_slot = old_slot(d)->name,
                                   .to_slot = new_slot(d)->name, .binary = d->binary, .version = "" };
-        if ((e = db_deploy_begin(env->db, &row, &d->id)) < 0)
-                log_warn("deploy: recording the start: %s (%s)", strerror(-e), db_errmsg(env->db));
+        d->rec = chores_deploy_begin(env->chores, &row);
         d->state = D_CHECK_HAPROXY;
         if (new_slot(d)->pid > 0) {
                 fail(d, "slot %s is not free (pid %d)", new_slot(d)->name, (int)new_slot(d)->pid);
@@ -729,6 +725,9 @@ void deploy_free(struct deploy *d)
 {
         if (!d)
                 return;
+        if (d->rec) /* not ended: the supervisor stops */
+                chores_deploy_finish(d->env.chores, d->rec, "failed", "the supervisor stopped during the deploy",
+                                     now_real_us());
         health_checker_free(d->hc);
         if (d->child.pid > 0) {
                 kill(d->child.pid, SIGKILL);

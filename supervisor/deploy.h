@@ -8,7 +8,8 @@
  * Any failure before the old worker is stopped puts traffic back on the
  * old worker, stops the new one and ends "failed: reason"; the old worker
  * records throughout.  Timers and child processes only: nothing blocks
- * except haproxy runtime commands (local socket, 2 s cap each). */
+ * except haproxy runtime commands (local socket, 2 s cap each); its row
+ * in the database is written in the background (supervisor/chores.h). */
 #ifndef MWR_SUPERVISOR_DEPLOY_H
 #define MWR_SUPERVISOR_DEPLOY_H
 
@@ -18,7 +19,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/config.h"
-#include "db/db.h"
+#include "supervisor/chores.h"
 #include "supervisor/control.h"
 #include "supervisor/slot.h"
 
@@ -42,7 +43,7 @@ struct deploy_result {
 struct deploy_env {
         sd_event *e;
         const struct mwr_config *cfg;
-        struct db *db;
+        struct chores *chores; /* the deploy's row in the database */
         struct slot *slots; /* [2] */
         int *active;
         char mwr_tool[4096]; /* the `mwr` binary for dedup, "" to skip */

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import threading
@@ -325,4 +326,81 @@ def test_deploy_client_hang_up_leaves_the_supervisor_idle(procs, camsim, tmp_pat
     assert b["slot"] == "b" and b["pid"] > 0, b
     procs.track_pid(b["pid"])
     wait_for(lambda: not alive(a["pid"]), 20, "old worker stopped")
+    assert sup.poll() is None
+
+
+def watchdog_gaps(notify, seconds, during=None):
+    """The longest time between two WATCHDOG=1 the supervisor sent in the
+    next `seconds` (during() is called once a second meanwhile)."""
+    last, worst, end, tick = time.monotonic(), 0.0, time.monotonic() + seconds, time.monotonic() + 1
+    while time.monotonic() < end:
+        try:
+            msg = notify.sock.recv(4096).decode()
+        except (socket.timeout, BlockingIOError):
+            msg = ""
+        now = time.monotonic()
+        if "WATCHDOG=1" in msg:
+            worst, last = max(worst, now - last), now
+        if during and now >= tick:
+            during()
+            tick = now + 1
+    return max(worst, time.monotonic() - last)
+
+
+def test_hung_haproxy_and_locked_database_do_not_stall_the_supervisor(procs, camsim, tmp_path):
+    """Regression: the supervisor's loop waited on haproxy runtime commands
+    (2 s each, a re-sync every 3 s) and on SQLite writes (5 s busy timeout
+    a row): a stopped haproxy or a database another process keeps locked
+    held back its WATCHDOG=1 for seconds at a time, and systemd would kill
+    it.  Now they run in the background: the watchdog keeps its pace, a
+    killed worker is still restarted at once, and everything is written
+    once the database is free."""
+    from test_supervisor import Notify
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = sup_config(str(tmp_path), cs, 1)
+    hp = start_haproxy(procs, str(tmp_path), cfg_path, cfg)
+    notify = Notify(str(tmp_path))
+    env = dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="2000000")
+    sup = procs.start("supervisor", [SUPERVISOR, "run", "--config", cfg_path], env=env)
+    wait_for(lambda: "READY=1" in notify.drain(), 30, "supervisor READY=1")
+    a = wait_for(lambda: (s := active_slot(cfg_path)) and s["state"] == "ready" and s, 30, "worker a ready")
+    procs.track_pid(a["pid"])
+    # sd-event pings between 1/2 and 3/4 of WATCHDOG_USEC; systemd kills at WATCHDOG_USEC
+    assert watchdog_gaps(notify, 3) < 2.0
+
+    # haproxy hung: it takes connections and answers nothing
+    os.kill(hp.pid, signal.SIGSTOP)
+    try:
+        slow = []
+
+        def ask():
+            t0 = time.monotonic()
+            assert active_slot(cfg_path)["slot"] == "a"
+            slow.append(time.monotonic() - t0)
+        worst = watchdog_gaps(notify, 8, ask)
+    finally:
+        os.kill(hp.pid, signal.SIGCONT)
+    assert worst < 2.0, f"no WATCHDOG=1 for {worst:.1f} s while haproxy hung"
+    assert max(slow) < 1.5, slow
+
+    # the database locked by another process; the worker is killed meanwhile
+    con = sqlite3.connect(cfg["db_path"], timeout=10, isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        os.kill(a["pid"], signal.SIGKILL)
+
+        def restarts():
+            r = subprocess.run([SUPERVISOR, "metrics", "--config", cfg_path], capture_output=True, timeout=5)
+            return b"mwr_supervisor_worker_restarts_total 1" in r.stdout
+        worst = watchdog_gaps(notify, 8)
+        assert restarts(), "the killed worker was not restarted"
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    assert worst < 2.0, f"no WATCHDOG=1 for {worst:.1f} s while the database was locked"
+    # once it is free, the slots are saved: the restarted worker's pid is in the table
+    new = wait_for(lambda: (s := active_slot(cfg_path)) and s["pid"] not in (0, a["pid"]) and s, 30, "restarted")
+    procs.track_pid(new["pid"])
+    saved = lambda: sqlite3.connect(cfg["db_path"]).execute("SELECT pid FROM supervisor_slots WHERE name = 'a'").fetchone()
+    wait_for(lambda: saved() == (new["pid"],), 30, "slot row saved")
     assert sup.poll() is None
