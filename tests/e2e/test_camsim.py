@@ -184,11 +184,13 @@ def test_aac_frames_per_packet_packs_several_frames_into_one_rtp_packet(camsim):
     """libavformat timestamps only an RTP packet's first AU from the packet
     (it carries the sender-report time); the others are derived."""
     cs = camsim(cameras=1, audio="aac", audio_frames_per_packet=3)
-    pkts = probe_url(cs.url(), 5, "pts", select="a")
+    # the first sender report comes 0-4 s after PLAY (RTCP's randomised
+    # interval): 8 s leave 4 s or more of packets after it
+    pkts = probe_url(cs.url(), 8, "pts", select="a")
     first = next(i for i, p in enumerate(pkts) if has_prft(p))  # from the first sender report on
     pkts = pkts[first:]
     timed = [p for p in pkts if has_prft(p)]
-    assert len(pkts) > 30 and abs(len(timed) * 3 - len(pkts)) <= 3, (len(timed), len(pkts))
+    assert len(timed) >= 10 and abs(len(timed) * 3 - len(pkts)) <= 3, (len(timed), len(pkts))
 
 
 def test_no_rtcp_and_a_late_first_sender_report(camsim):
