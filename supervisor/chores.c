@@ -334,11 +334,6 @@ bool chores_with_db(struct chores *c, void (*fn)(struct db *db, void *ctx), void
         return true;
 }
 
-size_t chores_pending(const struct chores *c)
-{
-        return offload_pending(c->off) + offload_pending(c->off_hap);
-}
-
 /* ---- life ---- */
 
 int chores_new(sd_event *e, const struct mwr_config *cfg, struct chores **out)

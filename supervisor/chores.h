@@ -60,7 +60,4 @@ void chores_deploy_running(struct chores *c, bool running, int active);
  * queued. */
 bool chores_with_db(struct chores *c, void (*fn)(struct db *db, void *ctx), void (*done)(void *ctx), void *ctx);
 
-/* Queued and not done yet (status, metrics). */
-size_t chores_pending(const struct chores *c);
-
 #endif

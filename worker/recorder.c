@@ -1038,7 +1038,7 @@ static void session_run(struct recorder *r)
                         r->drain_video_done = true;
                         e = 0;
                 }
-                if ((r->draining && drain_done(r)) || (stalled && r->draining))
+                if (r->draining && (drain_done(r) || stalled))
                         break;
                 if (stalled && e >= 0)
                         e = AVERROR_EXIT;

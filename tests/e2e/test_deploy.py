@@ -17,7 +17,7 @@ import pytest
 
 from conftest import framecheck, wait_for
 from test_continuity import MWR
-from test_supervisor import SUPERVISOR, active_slot, alive, healthy, start_supervisor, status, sup_config
+from test_supervisor import SUPERVISOR, Notify, active_slot, alive, healthy, start_supervisor, status, sup_config
 from test_worker_records import FPS, WORKER, recording_frames, segments
 
 
@@ -355,7 +355,6 @@ def test_hung_haproxy_and_locked_database_do_not_stall_the_supervisor(procs, cam
     it.  Now they run in the background: the watchdog keeps its pace, a
     killed worker is still restarted at once, and everything is written
     once the database is free."""
-    from test_supervisor import Notify
     cs = camsim(cameras=1, gop=FPS)
     cfg_path, cfg = sup_config(str(tmp_path), cs, 1)
     hp = start_haproxy(procs, str(tmp_path), cfg_path, cfg)
@@ -401,6 +400,11 @@ def test_hung_haproxy_and_locked_database_do_not_stall_the_supervisor(procs, cam
     # once it is free, the slots are saved: the restarted worker's pid is in the table
     new = wait_for(lambda: (s := active_slot(cfg_path)) and s["pid"] not in (0, a["pid"]) and s, 30, "restarted")
     procs.track_pid(new["pid"])
-    saved = lambda: sqlite3.connect(cfg["db_path"]).execute("SELECT pid FROM supervisor_slots WHERE name = 'a'").fetchone()
+    def saved():
+        db = sqlite3.connect(cfg["db_path"])
+        try:
+            return db.execute("SELECT pid FROM supervisor_slots WHERE name = 'a'").fetchone()
+        finally:
+            db.close()
     wait_for(lambda: saved() == (new["pid"],), 30, "slot row saved")
     assert sup.poll() is None
