@@ -288,12 +288,128 @@ void chores_proxy_save_state(struct chores *c)
                 log_warn("supervisor: cannot queue saving haproxy's server state");
 }
 
-void chores_deploy_running(struct chores *c, bool running, int active)
+struct fence_job {
+        struct offload_job j;
+        struct chores *c;
+        bool running;
+        int active;
+};
+
+static void fence_set(struct chores *c, bool running, int active)
 {
         pthread_mutex_lock(&c->hap_mu);
         c->deploy_running = running;
         c->active = active;
         pthread_mutex_unlock(&c->hap_mu);
+}
+
+static void fence_run(struct offload_job *oj)
+{
+        struct fence_job *fj = (struct fence_job *)oj;
+
+        fence_set(fj->c, fj->running, fj->active);
+}
+
+static void fence_done(struct offload_job *oj)
+{
+        free(oj);
+}
+
+void chores_deploy_running(struct chores *c, bool running, int active)
+{
+        struct fence_job *fj = calloc(1, sizeof(*fj));
+
+        if (fj) {
+                *fj = (struct fence_job){ .j = { .run = fence_run, .done = fence_done }, .c = c, .running = running,
+                                          .active = active };
+                if (offload_submit(c->off_hap, &fj->j) == 0)
+                        return;
+                free(fj);
+        }
+        /* not queued: set it here (waits for a re-sync under way, if any) */
+        log_warn("supervisor: cannot queue the deploy's haproxy fence; setting it on the loop");
+        fence_set(c, running, active);
+}
+
+struct chores_hap {
+        struct offload_job j;
+        const struct mwr_config *cfg;
+        struct chores_hap_op ops[CHORES_HAP_OPS_MAX];
+        size_t n;
+        bool stop_on_error;
+        void (*done)(void *ud, const struct chores_hap_op *ops, size_t n); /* NULL: forgotten */
+        void *ud;
+};
+
+static void hap_run(struct offload_job *oj)
+{
+        struct chores_hap *h = (struct chores_hap *)oj;
+        const char *sock = h->cfg->haproxy.socket, *be = h->cfg->haproxy.backend;
+        bool failed = false;
+
+        for (size_t i = 0; i < h->n; i++) {
+                struct chores_hap_op *op = &h->ops[i];
+                struct hap_server srv[4];
+
+                if (failed && h->stop_on_error) {
+                        op->e = -ECANCELED;
+                        continue;
+                }
+                switch (op->kind) {
+                case CHORES_HAP_SHOW:
+                        op->e = hap_show_servers(sock, be, srv, 4, &op->n_servers);
+                        break;
+                case CHORES_HAP_SET:
+                        op->e = hap_set_state(sock, be, op->server, op->state, op->err, sizeof(op->err));
+                        break;
+                case CHORES_HAP_GET:
+                        op->e = hap_server_get(sock, be, op->server, &op->srv);
+                        break;
+                }
+                if (op->e < 0 && !op->err[0])
+                        snprintf(op->err, sizeof(op->err), "%s", strerror(-op->e));
+                failed = failed || op->e < 0;
+        }
+}
+
+static void hap_done(struct offload_job *oj)
+{
+        struct chores_hap *h = (struct chores_hap *)oj;
+
+        if (h->done)
+                h->done(h->ud, h->ops, h->n);
+        free(h);
+}
+
+struct chores_hap *chores_haproxy(struct chores *c, const struct chores_hap_op *ops, size_t n, bool stop_on_error,
+                                  void (*done)(void *ud, const struct chores_hap_op *ops, size_t n), void *ud)
+{
+        struct chores_hap *h;
+
+        if (n > CHORES_HAP_OPS_MAX || !(h = calloc(1, sizeof(*h))))
+                return NULL;
+        h->j = (struct offload_job){ .run = hap_run, .done = hap_done };
+        h->cfg = c->cfg;
+        h->n = n;
+        h->stop_on_error = stop_on_error;
+        h->done = done;
+        h->ud = ud;
+        for (size_t i = 0; i < n; i++) {
+                h->ops[i] = ops[i];
+                h->ops[i].e = 0;
+                h->ops[i].err[0] = '\0';
+        }
+        if (offload_submit(c->off_hap, &h->j) < 0) {
+                free(h);
+                return NULL;
+        }
+        return h;
+}
+
+void chores_haproxy_forget(struct chores_hap *h)
+{
+        if (h)
+                h->done = NULL;
 }
 
 struct db_job {

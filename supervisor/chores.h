@@ -5,9 +5,10 @@
  * re-sync and the haproxy state file (a hung haproxy delays no row).  Each call copies what it is given and returns at once; failures are
  * logged from the loop, naming what was not saved.
  *
- * haproxy has two writers: the background re-sync and a deploy's own
- * commands (on the loop).  chores_deploy_running() fences them: once it
- * returns, no re-sync runs until the deploy ends, and a re-sync that starts
+ * haproxy has two writers, both on the haproxy thread: the background
+ * re-sync and a deploy's own commands (chores_haproxy()).
+ * chores_deploy_running() fences them: it is queued like the rest, so a
+ * re-sync queued after it is skipped until the deploy ends, and one queued
  * later uses the active slot the deploy left. */
 #ifndef MWR_SUPERVISOR_CHORES_H
 #define MWR_SUPERVISOR_CHORES_H
@@ -19,6 +20,7 @@
 
 #include "common/config.h"
 #include "db/db.h"
+#include "proxy-config/haproxy_runtime.h"
 
 struct chores;
 
@@ -49,9 +51,40 @@ bool chores_proxy_sync(struct chores *c, int active, bool save_state,
 /* The haproxy state file only (after a deploy). */
 void chores_proxy_save_state(struct chores *c);
 
-/* The fence (see above).  running=true may wait for a re-sync under way
- * (its runtime commands are capped at 2 s each). */
+/* The fence (see above).  Queued: returns at once. */
 void chores_deploy_running(struct chores *c, bool running, int active);
+
+/* A deploy's haproxy runtime commands, run in order on the haproxy thread
+ * after what is queued there (each capped at HAP_TIMEOUT_MS).  The caller
+ * fills kind, server and state; the results come back in the same array. */
+enum chores_hap_kind {
+        CHORES_HAP_SHOW,  /* hap_show_servers: n_servers */
+        CHORES_HAP_SET,   /* hap_set_state(server, state): err */
+        CHORES_HAP_GET,   /* hap_server_get(server): srv */
+};
+
+#define CHORES_HAP_OPS_MAX 2
+
+struct chores_hap_op {
+        enum chores_hap_kind kind;
+        char server[64];
+        enum hap_admin state;
+        int e; /* 0 or a negative errno */
+        char err[256];
+        struct hap_server srv;
+        size_t n_servers;
+};
+
+struct chores_hap; /* a call under way */
+
+/* Runs ops[0..n) (n <= CHORES_HAP_OPS_MAX; with stop_on_error the rest is
+ * skipped after a failure and keeps e = -ECANCELED), then done(ud, ops, n)
+ * on the loop.  NULL (nothing is called) if it cannot be queued. */
+struct chores_hap *chores_haproxy(struct chores *c, const struct chores_hap_op *ops, size_t n, bool stop_on_error,
+                                  void (*done)(void *ud, const struct chores_hap_op *ops, size_t n), void *ud);
+
+/* The caller no longer waits: done() is not called (the commands still run). */
+void chores_haproxy_forget(struct chores_hap *h);
 
 /* Anything else that needs the database: fn(db, ctx) on the background
  * thread (db is NULL without a database), after everything queued before

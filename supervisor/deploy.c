@@ -1,8 +1,10 @@
 /* deploy: the blue-green state machine (see deploy.h).  One state per step,
  * and one table, actions[state][event] (after the steps), says what each
  * event does in each state: every callback (timer, child exit, health
- * answer, slot event) only records its payload and calls dispatch().  An
- * empty cell: the event does not matter in that state. */
+ * answer, haproxy answer, slot event) only records its payload and calls
+ * dispatch().  An empty cell: the event does not matter in that state.
+ * Nothing here waits: children are watched by pidfd, /health is asked by
+ * sd-event's curl, haproxy's commands run on chores' haproxy thread. */
 #include "supervisor/deploy.h"
 
 #include <cjson/cJSON.h>
@@ -26,15 +28,19 @@
 #define CHILD_OUT_MAX 65536
 
 enum dstate {
-        D_CHECK_HAPROXY,
+        D_CHECK_HAPROXY, /* haproxy asked for the backend's servers */
         D_VERSION,
         D_CHECK_CONFIG,
         D_WAIT_READY,
         D_HEALTH,
+        D_SWITCH,    /* haproxy told: new ready, old drain */
         D_OVERLAP,
-        D_DRAIN,
+        D_DRAIN,     /* waiting to ask for the old server's sessions */
+        D_DRAIN_ASK, /* asked */
+        D_MAINT,     /* haproxy told: old maint */
         D_STOP_OLD,
         D_DEDUP,
+        D_UNSWITCH, /* failed after the switch: haproxy told old ready, new maint */
         D_ROLLBACK, /* waiting for the new worker to be gone */
         D_END,
         D_COUNT,
@@ -45,6 +51,7 @@ enum devent {
         E_CHILD_EXIT, /* the step's child process ended: child_status */
         E_TIMER,      /* the state's timer */
         E_HEALTH,     /* the new worker's /health answered: healthy, last_health */
+        E_HAPROXY,    /* haproxy's commands are done: hap_ops */
         E_NEW_READY,  /* the new worker sent READY=1 */
         E_NEW_EXITED, /* the new worker's process ended */
         E_OLD_EXITED, /* the old worker's process ended */
@@ -74,14 +81,17 @@ struct deploy {
         int64_t t0_mono_us, deadline_mono_us;
         int64_t t0_real_us, new_ready_real_us, old_stop_real_us;
         struct chores_deploy *rec; /* its row in the database */
+        struct chores_hap *hap;    /* the haproxy call waited for */
         bool switched;
         int child_status; /* E_CHILD_EXIT: exit code, 128+signal, -1 unknown */
         bool healthy;     /* E_HEALTH */
         char last_health[256];
+        struct chores_hap_op hap_ops[CHORES_HAP_OPS_MAX]; /* E_HAPROXY */
         struct deploy_result res;
 };
 
 static void step(struct deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int arm(struct deploy *d, uint64_t in_us);
 static void fail(struct deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool dispatch(struct deploy *d, enum devent ev);
 
@@ -117,6 +127,62 @@ static const char *hap_sock(const struct deploy *d)
 static const char *backend(const struct deploy *d)
 {
         return d->env.cfg->haproxy.backend;
+}
+
+/* ---- haproxy ------------------------------------------------------------------------------ */
+
+static void on_haproxy(void *ud, const struct chores_hap_op *ops, size_t n)
+{
+        struct deploy *d = ud;
+
+        d->hap = NULL;
+        memcpy(d->hap_ops, ops, n * sizeof(*ops));
+        dispatch(d, E_HAPROXY);
+}
+
+static struct chores_hap_op hap_set(const char *server, enum hap_admin state)
+{
+        struct chores_hap_op op = { .kind = CHORES_HAP_SET, .state = state };
+
+        snprintf(op.server, sizeof(op.server), "%s", server);
+        return op;
+}
+
+static struct chores_hap_op hap_get(const char *server)
+{
+        struct chores_hap_op op = { .kind = CHORES_HAP_GET };
+
+        snprintf(op.server, sizeof(op.server), "%s", server);
+        return op;
+}
+
+/* Sends ops to haproxy (E_HAPROXY when done, E_TIMER after
+ * DEPLOY_HAPROXY_TIMEOUT_US); a call still waited for is forgotten.  0 or
+ * a negative errno. */
+static int hap_send(struct deploy *d, const struct chores_hap_op *ops, size_t n, bool stop_on_error)
+{
+        int e;
+
+        chores_haproxy_forget(d->hap);
+        for (size_t i = 0; i < n; i++)
+                d->hap_ops[i] = (struct chores_hap_op){ .e = -ETIMEDOUT, .err = "no answer in time" };
+        if (!(d->hap = chores_haproxy(d->env.chores, ops, n, stop_on_error, on_haproxy, d)))
+                return -ENOMEM;
+        if ((e = arm(d, DEPLOY_HAPROXY_TIMEOUT_US)) < 0) {
+                chores_haproxy_forget(d->hap);
+                d->hap = NULL;
+        }
+        return e;
+}
+
+/* The call is over (answered, or E_TIMER: its ops keep e = -ETIMEDOUT):
+ * no longer waited for, its timer off. */
+static void hap_over(struct deploy *d)
+{
+        chores_haproxy_forget(d->hap);
+        d->hap = NULL;
+        if (d->timer)
+                sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
 }
 
 /* ---- timers and child processes ------------------------------------------------------ */
@@ -264,10 +330,10 @@ static void finish(struct deploy *d, bool ok)
 
 /* Traffic back to the old worker, the new one stopped; then finish(false)
  * once it is gone.  The old worker recorded all along. */
+static void rollback_stop_new(struct deploy *d);
+
 static void fail(struct deploy *d, const char *fmt, ...)
 {
-        struct slot *n = new_slot(d);
-        char err[256];
         va_list ap;
 
         va_start(ap, fmt);
@@ -281,14 +347,42 @@ static void fail(struct deploy *d, const char *fmt, ...)
                 child_reset(&d->child);
         }
         if (d->switched) {
-                if (hap_set_state(hap_sock(d), backend(d), old_slot(d)->name, HAP_READY, err, sizeof(err)) < 0)
-                        step(d, "haproxy: cannot put %s back to ready: %s", old_slot(d)->name, err);
-                if (hap_set_state(hap_sock(d), backend(d), n->name, HAP_MAINT, err, sizeof(err)) < 0)
-                        step(d, "haproxy: cannot put %s in maint: %s", n->name, err);
+                struct chores_hap_op ops[2] = { hap_set(old_slot(d)->name, HAP_READY),
+                                                hap_set(new_slot(d)->name, HAP_MAINT) };
+                int e;
+
+                d->state = D_UNSWITCH;
+                if ((e = hap_send(d, ops, 2, false)) == 0)
+                        return;
+                step(d, "haproxy: cannot send the rollback: %s", strerror(-e));
+                if (d->hap) /* sent, but no timer: go on, it still runs */
+                        chores_haproxy_forget(d->hap);
+                d->hap = NULL;
                 *d->env.active = d->from;
                 d->switched = false;
-                step(d, "traffic back on slot %s", old_slot(d)->name);
         }
+        rollback_stop_new(d);
+}
+
+/* D_UNSWITCH's answer */
+static void a_unswitched(struct deploy *d)
+{
+        hap_over(d);
+        if (d->hap_ops[0].e < 0)
+                step(d, "haproxy: cannot put %s back to ready: %s", old_slot(d)->name, d->hap_ops[0].err);
+        if (d->hap_ops[1].e < 0)
+                step(d, "haproxy: cannot put %s in maint: %s", new_slot(d)->name, d->hap_ops[1].err);
+        *d->env.active = d->from;
+        d->switched = false;
+        step(d, "traffic back on slot %s", old_slot(d)->name);
+        rollback_stop_new(d);
+}
+
+/* the traffic is on the old worker: the new one goes */
+static void rollback_stop_new(struct deploy *d)
+{
+        struct slot *n = new_slot(d);
+
         if (n->pid > 0) {
                 d->state = D_ROLLBACK;
                 /* without a timer to escalate, SIGKILL at once */
@@ -309,6 +403,23 @@ static void arm_or_fail(struct deploy *d, uint64_t in_us)
 }
 
 /* ---- the steps: the table's actions ------------------------------------------------- */
+
+static void a_run_version(struct deploy *d);
+
+/* D_CHECK_HAPROXY's answer */
+static void a_haproxy_checked(struct deploy *d)
+{
+        const struct chores_hap_op *r = &d->hap_ops[0];
+
+        hap_over(d);
+        if (r->e < 0) {
+                fail(d, "haproxy runtime socket %s: %s (is haproxy running with the generated config?)",
+                     hap_sock(d), strerror(-r->e));
+                return;
+        }
+        step(d, "haproxy: backend %s has %zu servers", backend(d), r->n_servers);
+        a_run_version(d);
+}
 
 /* validate: `binary --version`, then `binary --check-config` */
 static void a_run_version(struct deploy *d)
@@ -421,7 +532,7 @@ static void a_ready(struct deploy *d)
  * nothing); else ask again until the deadline */
 static void a_health_answer(struct deploy *d)
 {
-        char err[256];
+        struct chores_hap_op ops[2] = { hap_set(new_slot(d)->name, HAP_READY), hap_set(old_slot(d)->name, HAP_DRAIN) };
         int e;
 
         if (!d->healthy) {
@@ -433,13 +544,26 @@ static void a_health_answer(struct deploy *d)
                 return;
         }
         step(d, "slot %s healthy: every enabled camera recording (%s)", new_slot(d)->name, d->last_health);
-        if ((e = hap_set_state(hap_sock(d), backend(d), new_slot(d)->name, HAP_READY, err, sizeof(err))) < 0) {
-                fail(d, "haproxy refused %s/%s ready: %s (%s)", backend(d), new_slot(d)->name, err, strerror(-e));
+        d->state = D_SWITCH;
+        d->switched = true; /* from here a failure puts the old worker back, whatever haproxy did */
+        if ((e = hap_send(d, ops, 2, true)) < 0)
+                fail(d, "haproxy: cannot send the switch: %s", strerror(-e));
+}
+
+/* D_SWITCH's answer (or its timeout) */
+static void a_switched(struct deploy *d)
+{
+        const struct chores_hap_op *r = d->hap_ops;
+
+        hap_over(d);
+        if (r[0].e < 0) {
+                fail(d, "haproxy refused %s/%s ready: %s (%s)", backend(d), new_slot(d)->name, r[0].err,
+                     strerror(-r[0].e));
                 return;
         }
-        d->switched = true;
-        if ((e = hap_set_state(hap_sock(d), backend(d), old_slot(d)->name, HAP_DRAIN, err, sizeof(err))) < 0) {
-                fail(d, "haproxy refused %s/%s drain: %s (%s)", backend(d), old_slot(d)->name, err, strerror(-e));
+        if (r[1].e < 0) {
+                fail(d, "haproxy refused %s/%s drain: %s (%s)", backend(d), old_slot(d)->name, r[1].err,
+                     strerror(-r[1].e));
                 return;
         }
         *d->env.active = d->to;
@@ -468,36 +592,63 @@ static void a_old_restart(struct deploy *d)
              e < 0 ? strerror(-e) : "ok");
 }
 
-static void a_drain_poll(struct deploy *d);
+static void a_drain_ask(struct deploy *d);
 
 static void a_overlap_done(struct deploy *d)
 {
         step(d, "overlap done; waiting for slot %s's sessions to end", old_slot(d)->name);
-        d->state = D_DRAIN;
         d->deadline_mono_us = now_mono_us() + (int64_t)DEPLOY_DRAIN_MAX_US;
-        a_drain_poll(d);
+        a_drain_ask(d);
 }
 
 static void old_gone(struct deploy *d);
+static void a_drain_answer(struct deploy *d);
+static void a_maint_done(struct deploy *d);
 
 /* the old server's sessions to 0 (or DEPLOY_DRAIN_MAX_US), then maint and SIGTERM */
-static void a_drain_poll(struct deploy *d)
+static void a_drain_ask(struct deploy *d)
 {
-        struct hap_server s;
-        char err[256];
-        int e = hap_server_get(hap_sock(d), backend(d), old_slot(d)->name, &s);
+        struct chores_hap_op op = hap_get(old_slot(d)->name);
+        int e;
 
-        if (e == 0 && s.scur > 0 && now_mono_us() < d->deadline_mono_us) {
+        d->state = D_DRAIN_ASK;
+        if ((e = hap_send(d, &op, 1, false)) < 0) {
+                d->hap_ops[0].e = e;
+                a_drain_answer(d); /* not asked: go on as if it failed */
+        }
+}
+
+static void a_drain_answer(struct deploy *d)
+{
+        const struct chores_hap_op *r = &d->hap_ops[0];
+        struct chores_hap_op op = hap_set(old_slot(d)->name, HAP_MAINT);
+        int e;
+
+        hap_over(d);
+        if (r->e == 0 && r->srv.scur > 0 && now_mono_us() < d->deadline_mono_us) {
+                d->state = D_DRAIN;
                 arm_or_fail(d, 200000);
                 return;
         }
-        if (e < 0)
-                step(d, "haproxy: reading %s's sessions: %s (going on)", old_slot(d)->name, strerror(-e));
-        else if (s.scur > 0)
+        if (r->e < 0)
+                step(d, "haproxy: reading %s's sessions: %s (going on)", old_slot(d)->name, strerror(-r->e));
+        else if (r->srv.scur > 0)
                 step(d, "slot %s still has %lld sessions after %llu s (going on)", old_slot(d)->name,
-                     (long long)s.scur, DEPLOY_DRAIN_MAX_US / 1000000ULL);
-        if ((e = hap_set_state(hap_sock(d), backend(d), old_slot(d)->name, HAP_MAINT, err, sizeof(err))) < 0)
-                step(d, "haproxy: %s maint: %s (going on: traffic is on %s)", old_slot(d)->name, err,
+                     (long long)r->srv.scur, DEPLOY_DRAIN_MAX_US / 1000000ULL);
+        d->state = D_MAINT;
+        if ((e = hap_send(d, &op, 1, false)) < 0) {
+                d->hap_ops[0].e = e;
+                snprintf(d->hap_ops[0].err, sizeof(d->hap_ops[0].err), "%s", strerror(-e));
+                a_maint_done(d);
+        }
+}
+
+/* D_MAINT's answer: the old worker is stopped */
+static void a_maint_done(struct deploy *d)
+{
+        hap_over(d);
+        if (d->hap_ops[0].e < 0)
+                step(d, "haproxy: %s maint: %s (going on: traffic is on %s)", old_slot(d)->name, d->hap_ops[0].err,
                      new_slot(d)->name);
         else
                 step(d, "haproxy: %s maint", old_slot(d)->name);
@@ -613,7 +764,8 @@ static void a_daemon(struct deploy *d)
 typedef void action_fn(struct deploy *d);
 
 static action_fn *const actions[D_COUNT][E_COUNT] = {
-        /* D_CHECK_HAPROXY: deploy_start() checks haproxy, then a_run_version */
+        [D_CHECK_HAPROXY] = { [E_HAPROXY] = a_haproxy_checked, [E_TIMER] = a_haproxy_checked,
+                              [E_OLD_EXITED] = a_old_restart },
         [D_VERSION] = { [E_CHILD_EXIT] = a_version_done, [E_TIMER] = a_child_timeout,
                         [E_OLD_EXITED] = a_old_restart },
         [D_CHECK_CONFIG] = { [E_CHILD_EXIT] = a_check_config_done, [E_TIMER] = a_child_timeout,
@@ -622,12 +774,17 @@ static action_fn *const actions[D_COUNT][E_COUNT] = {
                            [E_OLD_EXITED] = a_old_restart },
         [D_HEALTH] = { [E_HEALTH] = a_health_answer, [E_TIMER] = a_health_check, [E_NEW_EXITED] = a_new_died,
                        [E_OLD_EXITED] = a_old_restart },
-        /* switched: the traffic is on the new worker; the old one only has to stop */
+        /* switched (or on the way): the traffic is on the new worker; the old one only has to stop */
+        [D_SWITCH] = { [E_HAPROXY] = a_switched, [E_TIMER] = a_switched, [E_NEW_EXITED] = a_new_died,
+                       [E_OLD_EXITED] = a_old_restart },
         [D_OVERLAP] = { [E_TIMER] = a_overlap_done, [E_NEW_EXITED] = a_new_died },
-        [D_DRAIN] = { [E_TIMER] = a_drain_poll, [E_NEW_EXITED] = a_new_died },
+        [D_DRAIN] = { [E_TIMER] = a_drain_ask, [E_NEW_EXITED] = a_new_died },
+        [D_DRAIN_ASK] = { [E_HAPROXY] = a_drain_answer, [E_TIMER] = a_drain_answer, [E_NEW_EXITED] = a_new_died },
+        [D_MAINT] = { [E_HAPROXY] = a_maint_done, [E_TIMER] = a_maint_done, [E_NEW_EXITED] = a_new_died },
         [D_STOP_OLD] = { [E_OLD_EXITED] = a_old_stopped, [E_TIMER] = a_old_kill, [E_NEW_EXITED] = a_daemon },
         [D_DEDUP] = { [E_CHILD_EXIT] = a_dedup_done, [E_TIMER] = a_dedup_kill, [E_NEW_EXITED] = a_daemon },
         /* failed: the traffic is back on the old worker, the new one on its way out */
+        [D_UNSWITCH] = { [E_HAPROXY] = a_unswitched, [E_TIMER] = a_unswitched, [E_OLD_EXITED] = a_old_restart },
         [D_ROLLBACK] = { [E_NEW_EXITED] = a_rolled_back, [E_TIMER] = a_new_kill, [E_OLD_EXITED] = a_old_restart },
         [D_END] = { [E_NEW_READY] = a_daemon, [E_NEW_EXITED] = a_daemon, [E_OLD_EXITED] = a_daemon },
 };
@@ -671,9 +828,8 @@ int deploy_start(struct deploy **out, const struct deploy_env *env, const char *
                  int health_timeout_s, struct control_conn *conn, void (*done)(void *ud, bool ok), void *ud)
 {
         struct deploy *d = calloc(1, sizeof(*d));
-        struct hap_server srv[4];
+        struct chores_hap_op show = { .kind = CHORES_HAP_SHOW };
         struct db_deploy row;
-        size_t n = 0;
         int e;
 
         if (!d)
@@ -706,13 +862,8 @@ int deploy_start(struct deploy **out, const struct deploy_env *env, const char *
                 return 0;
         }
         /* haproxy must be there before anything starts: no switch without it */
-        if ((e = hap_show_servers(hap_sock(d), backend(d), srv, 4, &n)) < 0) {
-                fail(d, "haproxy runtime socket %s: %s (is haproxy running with the generated config?)",
-                     hap_sock(d), strerror(-e));
-                return 0;
-        }
-        step(d, "haproxy: backend %s has %zu servers", backend(d), n);
-        a_run_version(d);
+        if ((e = hap_send(d, &show, 1, false)) < 0)
+                fail(d, "haproxy: cannot ask for backend %s's servers: %s", backend(d), strerror(-e));
         return 0;
 }
 
@@ -728,6 +879,7 @@ void deploy_free(struct deploy *d)
         if (d->rec) /* not ended: the supervisor stops */
                 chores_deploy_finish(d->env.chores, d->rec, "failed", "the supervisor stopped during the deploy",
                                      now_real_us());
+        chores_haproxy_forget(d->hap);
         health_checker_free(d->hc);
         if (d->child.pid > 0) {
                 kill(d->child.pid, SIGKILL);

@@ -27,6 +27,7 @@
 #define DEPLOY_DRAIN_MAX_US (10 * 1000000ULL) /* old server's sessions to reach 0 */
 #define DEPLOY_CHECK_TIMEOUT_US (10 * 1000000ULL) /* --version / --check-config */
 #define DEPLOY_DEDUP_TIMEOUT_US (120 * 1000000ULL)
+#define DEPLOY_HAPROXY_TIMEOUT_US (10 * 1000000ULL) /* a step's haproxy commands (each capped at 2 s) */
 #define DEPLOY_WINDOW_MARGIN_US (30 * 1000000ULL) /* handover window: new start - margin .. old stop + margin */
 
 struct deploy;

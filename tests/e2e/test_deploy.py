@@ -408,3 +408,54 @@ def test_hung_haproxy_and_locked_database_do_not_stall_the_supervisor(procs, cam
             db.close()
     wait_for(lambda: saved() == (new["pid"],), 30, "slot row saved")
     assert sup.poll() is None
+
+
+def test_hung_haproxy_during_a_deploy_does_not_stall_the_supervisor(procs, camsim, tmp_path):
+    """Regression: a deploy's own haproxy commands (the check, the switch,
+    the drain poll, maint, the rollback) ran on the supervisor's loop, 2 s
+    each: a hung haproxy held back WATCHDOG=1 for 2-4 s at a time.  Now
+    they run on the haproxy thread: the watchdog keeps its pace, a deploy
+    against a hung haproxy fails with its reason, and one whose haproxy
+    hangs after the switch still ends with the new worker recording."""
+    cs = camsim(cameras=1, gop=FPS)
+    cfg_path, cfg = sup_config(str(tmp_path), cs, 1)
+    hp = start_haproxy(procs, str(tmp_path), cfg_path, cfg)
+    notify = Notify(str(tmp_path))
+    env = dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="2000000")
+    sup = procs.start("supervisor", [SUPERVISOR, "run", "--config", cfg_path], env=env)
+    wait_for(lambda: "READY=1" in notify.drain(), 30, "supervisor READY=1")
+    a = wait_for(lambda: (s := active_slot(cfg_path)) and s["state"] == "ready" and s, 30, "worker a ready")
+    procs.track_pid(a["pid"])
+
+    # hung before the deploy: its first step, asking for the servers, times out
+    os.kill(hp.pid, signal.SIGSTOP)
+    try:
+        client = procs.start("deploy1", [SUPERVISOR, "deploy", "--config", cfg_path, "--overlap", "2"])
+        worst = watchdog_gaps(notify, 7)
+        assert client.wait(timeout=30) != 0
+    finally:
+        os.kill(hp.pid, signal.SIGCONT)
+    out = open(client.out_path).read() + open(client.err_path).read()
+    assert worst < 2.0, f"no WATCHDOG=1 for {worst:.1f} s during a deploy against a hung haproxy"
+    assert "haproxy runtime socket" in out and "timed out" in out, out
+    assert active_slot(cfg_path)["slot"] == "a"
+
+    # hung after the switch: the drain poll and maint time out, the deploy goes on
+    client = procs.start("deploy2", [SUPERVISOR, "deploy", "--config", cfg_path, "--overlap", "2"])
+    wait_for(lambda: "both record for" in open(client.out_path).read(), 60, "the deploy's switch")
+    os.kill(hp.pid, signal.SIGSTOP)
+    try:
+        worst = watchdog_gaps(notify, 8)
+        assert client.wait(timeout=60) == 0, open(client.out_path).read()
+    finally:
+        os.kill(hp.pid, signal.SIGCONT)
+    out = open(client.out_path).read()
+    assert worst < 2.0, f"no WATCHDOG=1 for {worst:.1f} s while haproxy hung during a deploy"
+    assert "reading a's sessions" in out and "a maint:" in out, out
+    b = active_slot(cfg_path)
+    assert b["slot"] == "b" and b["pid"] > 0, b
+    procs.track_pid(b["pid"])
+    wait_for(lambda: not alive(a["pid"]), 20, "old worker stopped")
+    # haproxy awake again: the re-sync puts the old server in maint
+    wait_for(lambda: (x := admin_states(cfg)) and x["a"] & MAINT, 15, "haproxy re-synced")
+    assert sup.poll() is None
