@@ -347,14 +347,9 @@ def watchdog_gaps(notify, seconds, during=None):
     return max(worst, time.monotonic() - last)
 
 
-def test_hung_haproxy_and_locked_database_do_not_stall_the_supervisor(procs, camsim, tmp_path):
-    """Regression: the supervisor's loop waited on haproxy runtime commands
-    (2 s each, a re-sync every 3 s) and on SQLite writes (5 s busy timeout
-    a row): a stopped haproxy or a database another process keeps locked
-    held back its WATCHDOG=1 for seconds at a time, and systemd would kill
-    it.  Now they run in the background: the watchdog keeps its pace, a
-    killed worker is still restarted at once, and everything is written
-    once the database is free."""
+def watched_supervisor(procs, camsim, tmp_path):
+    """One camera, haproxy, and a supervisor with WATCHDOG_USEC=2s whose
+    notify messages come to `notify`; its worker a ready."""
     cs = camsim(cameras=1, gop=FPS)
     cfg_path, cfg = sup_config(str(tmp_path), cs, 1)
     hp = start_haproxy(procs, str(tmp_path), cfg_path, cfg)
@@ -364,6 +359,18 @@ def test_hung_haproxy_and_locked_database_do_not_stall_the_supervisor(procs, cam
     wait_for(lambda: "READY=1" in notify.drain(), 30, "supervisor READY=1")
     a = wait_for(lambda: (s := active_slot(cfg_path)) and s["state"] == "ready" and s, 30, "worker a ready")
     procs.track_pid(a["pid"])
+    return cfg_path, cfg, hp, notify, sup, a
+
+
+def test_hung_haproxy_and_locked_database_do_not_stall_the_supervisor(procs, camsim, tmp_path):
+    """Regression: the supervisor's loop waited on haproxy runtime commands
+    (2 s each, a re-sync every 3 s) and on SQLite writes (5 s busy timeout
+    a row): a stopped haproxy or a database another process keeps locked
+    held back its WATCHDOG=1 for seconds at a time, and systemd would kill
+    it.  Now they run in the background: the watchdog keeps its pace, a
+    killed worker is still restarted at once, and everything is written
+    once the database is free."""
+    cfg_path, cfg, hp, notify, sup, a = watched_supervisor(procs, camsim, tmp_path)
     # sd-event pings between 1/2 and 3/4 of WATCHDOG_USEC; systemd kills at WATCHDOG_USEC
     assert watchdog_gaps(notify, 3) < 2.0
 
@@ -417,15 +424,7 @@ def test_hung_haproxy_during_a_deploy_does_not_stall_the_supervisor(procs, camsi
     they run on the haproxy thread: the watchdog keeps its pace, a deploy
     against a hung haproxy fails with its reason, and one whose haproxy
     hangs after the switch still ends with the new worker recording."""
-    cs = camsim(cameras=1, gop=FPS)
-    cfg_path, cfg = sup_config(str(tmp_path), cs, 1)
-    hp = start_haproxy(procs, str(tmp_path), cfg_path, cfg)
-    notify = Notify(str(tmp_path))
-    env = dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="2000000")
-    sup = procs.start("supervisor", [SUPERVISOR, "run", "--config", cfg_path], env=env)
-    wait_for(lambda: "READY=1" in notify.drain(), 30, "supervisor READY=1")
-    a = wait_for(lambda: (s := active_slot(cfg_path)) and s["state"] == "ready" and s, 30, "worker a ready")
-    procs.track_pid(a["pid"])
+    cfg_path, cfg, hp, notify, sup, a = watched_supervisor(procs, camsim, tmp_path)
 
     # hung before the deploy: its first step, asking for the servers, times out
     os.kill(hp.pid, signal.SIGSTOP)
