@@ -115,9 +115,11 @@ static bool id_valid(const char *s)
 
 static int parse_camera(struct ctx *x, struct mwr_config *c, const cJSON *cam, size_t i)
 {
-        static const char *const keys[] = { "id", "url", "enabled", "transport", NULL };
+        static const char *const keys[] = { "id", "url", "enabled", "transport", "max_sessions",
+                                            "auth_retry_max_seconds", NULL };
         struct config_camera *cc = &c->cameras[i];
         char where[32], *id = NULL, *transport = NULL;
+        long max_sessions, auth_max;
         int r;
 
         snprintf(where, sizeof(where), "cameras[%zu]", i);
@@ -140,8 +142,12 @@ static int parse_camera(struct ctx *x, struct mwr_config *c, const cJSON *cam, s
                 goto out;
         }
         if ((r = get_bool(x, cam, where, "enabled", true, &cc->enabled)) < 0 ||
-            (r = get_string(x, cam, where, "transport", "tcp", 8, &transport)) < 0)
+            (r = get_string(x, cam, where, "transport", "tcp", 8, &transport)) < 0 ||
+            (r = get_int(x, cam, where, "max_sessions", 0, 0, 64, &max_sessions)) < 0 ||
+            (r = get_int(x, cam, where, "auth_retry_max_seconds", 300, 1, 86400, &auth_max)) < 0)
                 goto out;
+        cc->max_sessions = (int)max_sessions;
+        cc->auth_retry_max_s = (int)auth_max;
         if (!strcmp(transport, "tcp"))
                 cc->transport = CONFIG_TRANSPORT_TCP;
         else if (!strcmp(transport, "udp"))
@@ -431,14 +437,20 @@ const struct config_camera *config_camera_find(const struct mwr_config *c, const
         return NULL;
 }
 
+/* The authority ends at the first '/', '?' or '#'; its user-info runs to
+ * the LAST '@' in it, as libavformat's av_url_split() reads it (a raw '@'
+ * in a password is part of the password). */
 void config_url_redact(const char *url, char *out, size_t outlen)
 {
         const char *scheme = strstr(url, "://");
         const char *host = scheme ? scheme + 3 : url;
-        const char *slash = strchr(host, '/');
-        const char *at = strchr(host, '@');
+        const char *end = host + strcspn(host, "/?#");
+        const char *at = NULL;
 
-        if (at && (!slash || at < slash))
+        for (const char *p = host; p < end; p++)
+                if (*p == '@')
+                        at = p;
+        if (at)
                 snprintf(out, outlen, "%.*s***%s", (int)(host - url), url, at);
         else
                 snprintf(out, outlen, "%s", url);

@@ -22,6 +22,8 @@ struct config_camera {
         char *url;
         bool enabled;
         enum config_transport transport;
+        int max_sessions;     /* RTSP sessions the camera allows (0: no limit known) */
+        int auth_retry_max_s; /* a refused login is retried at most this far apart */
 };
 
 struct mwr_config {

@@ -29,6 +29,8 @@ static void test_minimal_gets_contract_defaults(void **state)
         assert_int_equal(c->n_cameras, 1);
         assert_true(c->cameras[0].enabled);
         assert_int_equal(c->cameras[0].transport, CONFIG_TRANSPORT_TCP);
+        assert_int_equal(c->cameras[0].max_sessions, 0);
+        assert_int_equal(c->cameras[0].auth_retry_max_s, 300);
         assert_int_equal(c->worker.ports[0], 8080);
         assert_int_equal(c->worker.ports[1], 8081);
         assert_string_equal(c->worker.bind, "127.0.0.1");
@@ -80,6 +82,8 @@ static void test_errors_name_the_key(void **state)
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[{\"id\":\"c\",\"url\":\"rtsp://x\"},{\"id\":\"c\",\"url\":\"rtsp://y\"}]}", "repeats" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[{\"id\":\"c\",\"url\":\"rtsp://x\",\"enabled\":1}]}", "'cameras[0].enabled'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[{\"id\":\"c\",\"url\":\"rtsp://x\",\"color\":1}]}", "'cameras[0].color'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[{\"id\":\"c\",\"url\":\"rtsp://x\",\"max_sessions\":-1}]}", "'cameras[0].max_sessions'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[{\"id\":\"c\",\"url\":\"rtsp://x\",\"auth_retry_max_seconds\":0}]}", "'cameras[0].auth_retry_max_seconds'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"worker\":{\"ports\":[8080]}}", "'worker.ports'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"worker\":{\"ports\":[8080,70000]}}", "'worker.ports[1]'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"haproxy\":{\"sock\":\"x\"}}", "'haproxy.sock'" },
@@ -117,6 +121,13 @@ static void test_redact(void **state)
         assert_string_equal(out, "rtsp://***@10.0.0.5:554/s?x=@");
         config_url_redact("rtsp://10.0.0.5/a@b", out, sizeof(out));
         assert_string_equal(out, "rtsp://10.0.0.5/a@b");
+        /* regression: a raw '@' in the password leaked its tail (split at the first '@') */
+        config_url_redact("rtsp://admin:p@ss@word@10.0.0.5/s", out, sizeof(out));
+        assert_string_equal(out, "rtsp://***@10.0.0.5/s");
+        config_url_redact("rtsp://admin:a:b@10.0.0.5", out, sizeof(out));
+        assert_string_equal(out, "rtsp://***@10.0.0.5");
+        config_url_redact("rtsp://admin:p%40ss@10.0.0.5?x@y", out, sizeof(out));
+        assert_string_equal(out, "rtsp://***@10.0.0.5?x@y");
 }
 
 int main(void)
