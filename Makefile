@@ -73,7 +73,7 @@ CONTINUITY_OBJS := $(addprefix $(BUILD)/obj/continuity/,matcher.o timeline.o loa
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment.o segment_writer.o timeline.o \
                  stream_params.o audio_transcode.o flac_enc.o \
                  index_writer.o recovery.o fmp4_repair.o disk_guard.o storage.o \
-                 status.o http.o http_query.o hls.o) $(COMMON_OBJS) $(BUILD)/obj/common/avio_fd.o \
+                 status.o http.o http_query.o hls.o rtsp_error.o probe.o) $(COMMON_OBJS) $(BUILD)/obj/common/avio_fd.o \
                $(CONTINUITY_OBJS) $(DB_OBJS)
 $(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
 	@mkdir -p $(dir $@)
@@ -131,6 +131,9 @@ $(BUILD)/unit/test_stream_params: $(BUILD)/obj/tests/unit/test_stream_params.o $
 $(BUILD)/unit/test_audio_transcode: $(BUILD)/obj/tests/unit/test_audio_transcode.o \
                                     $(BUILD)/obj/worker/audio_transcode.o $(BUILD)/obj/worker/flac_enc.o
 $(BUILD)/unit/test_flac_enc: $(BUILD)/obj/tests/unit/test_flac_enc.o $(BUILD)/obj/worker/flac_enc.o
+$(BUILD)/unit/test_rtsp_error: $(BUILD)/obj/tests/unit/test_rtsp_error.o $(BUILD)/obj/worker/rtsp_error.o
+$(BUILD)/obj/tests/unit/test_rtsp_error.o: OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_AV))
+$(BUILD)/unit/test_rtsp_error: UNIT_EXTRA_LIBS = $(call pkg_libs,$(PKGS_AV))
 $(BUILD)/unit/test_stream_params $(BUILD)/unit/test_audio_transcode $(BUILD)/unit/test_flac_enc: \
     UNIT_EXTRA_LIBS = $(call pkg_libs,$(PKGS_AV))
 $(BUILD)/obj/tests/unit/test_stream_params.o $(BUILD)/obj/tests/unit/test_audio_transcode.o \

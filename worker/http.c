@@ -124,15 +124,20 @@ static void add_time(cJSON *o, const char *key, int64_t us)
 
 static enum MHD_Result health(struct http_server *h, struct MHD_Connection *c, const struct status_snapshot *s)
 {
-        cJSON *j = cJSON_CreateObject(), *cams = cJSON_CreateObject();
+        cJSON *j = cJSON_CreateObject(), *cams = cJSON_CreateObject(), *errs = cJSON_CreateObject();
 
         cJSON_AddStringToObject(j, "status", s->status);
         if (*s->reason)
                 cJSON_AddStringToObject(j, "reason", s->reason);
         cJSON_AddBoolToObject(j, "recording", s->running > 0);
-        for (size_t i = 0; i < s->n_cameras; i++)
+
+        for (size_t i = 0; i < s->n_cameras; i++) {
                 cJSON_AddStringToObject(cams, s->cameras[i].id, s->cameras[i].state);
+                if (!s->cameras[i].recording && s->cameras[i].error[0])
+                        cJSON_AddStringToObject(errs, s->cameras[i].id, s->cameras[i].error);
+        }
         cJSON_AddItemToObject(j, "cameras", cams);
+        cJSON_AddItemToObject(j, "camera_errors", errs);
         cJSON_AddNumberToObject(j, "uptime", (double)s->uptime_us / 1e6);
         cJSON_AddStringToObject(j, "instance_id", s->instance_id);
         add_time(j, "ready_since", s->ready_since_real_us);
@@ -222,6 +227,13 @@ static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection 
                 cJSON_AddStringToObject(o, "audio_codec", k->audio_codec);
                 cJSON_AddNumberToObject(o, "rtp_packets_lost", (double)k->rtp_lost);
                 cJSON_AddItemToObject(o, "unrecorded_streams", unrecorded_json(k->unrecorded));
+                cJSON_AddStringToObject(o, "error", k->error);
+                cJSON_AddStringToObject(o, "error_detail", k->error_detail);
+                if (k->rtsp_status)
+                        cJSON_AddNumberToObject(o, "rtsp_status", k->rtsp_status);
+                else
+                        cJSON_AddNullToObject(o, "rtsp_status");
+                cJSON_AddNumberToObject(o, "retry_in_s", k->retry_in_s);
                 cJSON_AddItemToArray(arr, o);
         }
         return reply_json(h, c, 200, arr);
@@ -256,6 +268,10 @@ static const struct camera_counter {
           "Sessions whose RTCP clock was too far off ours (our clock used).", rtcp_rejected),
         C("mwr_camera_rtcp_late_total", "counter", "Sessions timed without a sender report (receive clock).",
           rtcp_late),
+        C("mwr_camera_auth_failures_total", "counter", "Sessions the camera refused the login of (401).",
+          auth_failures),
+        C("mwr_camera_session_refusals_total", "counter",
+          "Sessions the camera refused for its session limit (453, or 403 naming a limit).", session_refusals),
         C("mwr_gaps_total", "counter", "Gaps in a camera's footage (gap rows written).", gaps),
         C("mwr_gap_alerts_total", "counter", "Gaps longer than 1 s, each also logged at alert priority.",
           gap_alerts),

@@ -30,7 +30,9 @@
 #include "worker/status.h"
 #include "worker/timeline.h"
 #include "worker/index_writer.h"
+#include "worker/probe.h"
 #include "worker/recorder.h"
+#include "worker/rtsp_error.h"
 #include "worker/recovery.h"
 
 #define DRAIN_TIMEOUT_US (10 * USEC_PER_SEC) /* index rows still queued at exit */
@@ -38,7 +40,7 @@
 struct args {
         const char *config, *instance_id;
         int port;
-        bool check_config;
+        bool check_config, probe;
 };
 
 struct camera_slot {
@@ -72,6 +74,7 @@ static void usage(FILE *f)
 {
         fprintf(f, "usage: mwr-worker --config FILE --instance-id ID --port PORT\n"
                    "       mwr-worker --config FILE --check-config\n"
+                   "       mwr-worker --config FILE --probe-cameras   (one line per enabled camera; exit 1 if any fails)\n"
                    "Records every enabled camera of FILE into fragmented-MP4 segments indexed in SQLite.\n"
                    "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the camera list.\n");
 }
@@ -91,6 +94,7 @@ static int args_parse(int argc, char **argv, struct args *a)
                                             { "instance-id", required_argument, NULL, 'i' },
                                             { "port", required_argument, NULL, 'p' },
                                             { "check-config", no_argument, NULL, 'k' },
+                                            { "probe-cameras", no_argument, NULL, 'P' },
                                             { "help", no_argument, NULL, 'h' },
                                             { "version", no_argument, NULL, 'V' },
                                             { 0 } };
@@ -111,6 +115,7 @@ static int args_parse(int argc, char **argv, struct args *a)
                         }
                         break;
                 case 'k': a->check_config = true; break;
+                case 'P': a->probe = true; break;
                 case 'h': usage(stdout); exit(0);
                 case 'V': printf("mwr-worker %s (%s)\n", MWR_VERSION, MWR_COMMIT); exit(0);
                 default: usage(stderr); return -EINVAL;
@@ -124,6 +129,8 @@ static int args_parse(int argc, char **argv, struct args *a)
                 fprintf(stderr, "mwr-worker: --config is required\n");
                 return -EINVAL;
         }
+        if (a->probe)
+                a->check_config = true; /* needs no instance or port either */
         if (!a->check_config && (!a->instance_id || !id_ok(a->instance_id))) {
                 fprintf(stderr, "mwr-worker: --instance-id must match [A-Za-z0-9_-]{1,31}\n");
                 return -EINVAL;
@@ -339,6 +346,11 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
                 recorder_codecs(w->slots[i].rec, c->video_codec, sizeof(c->video_codec), c->audio_codec,
                                 sizeof(c->audio_codec));
                 recorder_unrecorded(w->slots[i].rec, c->unrecorded, sizeof(c->unrecorded));
+                recorder_error(w->slots[i].rec, c->error, sizeof(c->error), c->error_detail, sizeof(c->error_detail),
+                               &c->rtsp_status);
+                c->retry_in_s = (double)atomic_load(&st->retry_in_us) / 1e6;
+                c->auth_failures = atomic_load(&st->auth_failures);
+                c->session_refusals = atomic_load(&st->session_refusals);
                 c->recording = atomic_load(&st->state) == RECORDER_RECORDING && atomic_load(&st->segment_has_key) &&
                                last && now - last < STATUS_FRESH_US && !s->disk_full;
                 {
@@ -493,6 +505,16 @@ int main(int argc, char **argv)
                 fprintf(stderr, "mwr-worker: %s\n", err);
                 return 2;
         }
+        if (w.a.probe) {
+                int failed;
+
+                av_log_set_level(AV_LOG_QUIET); /* each camera's outcome is its line */
+                rtsp_log_install();
+                avformat_network_init();
+                failed = probe_cameras(w.cfg, stdout);
+                config_free(w.cfg);
+                return failed ? 1 : 0;
+        }
         if (w.a.check_config) {
                 printf("%s: ok, %zu cameras\n", w.a.config, w.cfg->n_cameras);
                 config_free(w.cfg);
@@ -506,7 +528,7 @@ int main(int argc, char **argv)
         sigaddset(&set, SIGPIPE);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         av_log_set_level(AV_LOG_ERROR);
-        recorder_log_init();
+        rtsp_log_install(); /* before any recorder starts */
         avformat_network_init();
         setvbuf(stderr, NULL, _IOLBF, 0);
 

@@ -38,6 +38,7 @@
 #include "common/time_util.h"
 #include "db/frame_index.h"
 #include "worker/audio_transcode.h"
+#include "worker/rtsp_error.h"
 #include "worker/segment.h"
 #include "worker/stream_params.h"
 #include "worker/timeline.h"
@@ -102,6 +103,10 @@ struct recorder {
         char unrecorded[UNRECORDED_MAX]; /* what this session does not record */
         char logged_unrecorded[UNRECORDED_MAX];
         char video_name[48], audio_name[48];
+        char err_kind[32], err_text[192]; /* why the camera does not record (rtsp_error.h); "" while it does */
+        int err_status;                   /* the camera's RTSP status code in err_text, 0: none */
+        unsigned err_repeats;             /* sessions in a row that ended the same way (logged once) */
+        struct rtsp_log avlog;            /* the session's share of libavformat's log (rtsp_error.h) */
 
         /* session state, this thread only */
         AVFormatContext *ic;
@@ -922,7 +927,7 @@ static int session_open(struct recorder *r)
         if (!r->ic)
                 return -ENOMEM;
         r->ic->interrupt_callback = (AVIOInterruptCB){ .callback = interrupt_cb, .opaque = r };
-        r->ic->opaque = r; /* for the log callback: RTP loss is logged with this context */
+        r->ic->opaque = &r->avlog; /* the log callback: refusals and RTP loss are logged with this context */
         r->io_deadline_mono_us = now_mono_us() + RECORDER_OPEN_US;
         av_dict_set(&opts, "rtsp_transport", r->o.camera.transport == CONFIG_TRANSPORT_UDP ? "udp" : "tcp", 0);
         av_dict_set(&opts, "timeout", "5000000", 0); /* socket I/O, µs */
@@ -996,10 +1001,57 @@ static bool drain_begin(struct recorder *r)
 }
 
 /* One connection, until it fails or we are told to stop. */
-static void session_run(struct recorder *r)
+/* The session failed: what the camera said, logged once while it keeps
+ * saying it, and kept for /health and /api/cameras.  Returns the kind. */
+static const char *session_failed(struct recorder *r, int averr, const char *averr_text, bool opened)
+{
+        char text[sizeof(r->err_text)];
+        const char *kind = rtsp_error_describe(&r->avlog.answer, averr, averr_text, opened, text, sizeof(text));
+        bool same;
+
+        pthread_mutex_lock(&r->info_lock);
+        same = !strcmp(text, r->err_text);
+        snprintf(r->err_kind, sizeof(r->err_kind), "%s", kind);
+        snprintf(r->err_text, sizeof(r->err_text), "%s", text);
+        r->err_status = r->avlog.answer.status;
+        pthread_mutex_unlock(&r->info_lock);
+        if (!strcmp(kind, RTSP_ERR_AUTH))
+                atomic_fetch_add(&r->stats.auth_failures, 1);
+        else if (!strcmp(kind, RTSP_ERR_SESSION_LIMIT))
+                atomic_fetch_add(&r->stats.session_refusals, 1);
+        if (same) {
+                r->err_repeats++;
+                return kind;
+        }
+        r->err_repeats = 0;
+        if (!strcmp(kind, RTSP_ERR_ENDED))
+                log_warn("camera %s: connection ended: %s", r->o.camera.id, text);
+        else
+                log_warn("camera %s: %s (%s); retrying, logged again when it changes", r->o.camera.id, text, kind);
+        return kind;
+}
+
+/* Frames again after failures: said once. */
+static void session_recovered(struct recorder *r)
+{
+        char was[sizeof(r->err_text)];
+
+        pthread_mutex_lock(&r->info_lock);
+        snprintf(was, sizeof(was), "%s", r->err_text);
+        r->err_kind[0] = r->err_text[0] = '\0';
+        r->err_status = 0;
+        pthread_mutex_unlock(&r->info_lock);
+        if (was[0])
+                log_info("camera %s: recording again (after %u attempts that ended: %s)", r->o.camera.id,
+                         r->err_repeats + 1, was);
+        r->err_repeats = 0;
+}
+
+static const char *session_run(struct recorder *r)
 {
         AVPacket *pkt = av_packet_alloc();
-        bool stalled = false;
+        bool stalled = false, opened, recovered = false;
+        const char *kind = NULL;
         char msg[128];
         int e;
 
@@ -1009,7 +1061,9 @@ static void session_run(struct recorder *r)
         r->vq_pictures = r->reorder_depth = r->n_recent = 0;
         atomic_store(&r->stats.state, RECORDER_CONNECTING);
         atomic_store(&r->stats.time_source, TIMELINE_UNKNOWN);
+        r->avlog = (struct rtsp_log){ .rtp_lost = &r->stats.rtp_lost };
         e = pkt ? session_open(r) : AVERROR(ENOMEM);
+        opened = e >= 0;
         while (e >= 0) {
                 if (atomic_load(&r->stop) && !r->draining) {
                         held_settle(r); /* then the drain: B-frames of what was held */
@@ -1029,6 +1083,10 @@ static void session_run(struct recorder *r)
                 if (stream_pos(r, pkt->stream_index) >= 0) {
                         atomic_store(&r->stats.state, RECORDER_RECORDING);
                         e = packet_in(r, pkt); /* -ESTALE: timestamps stepped, start over */
+                        if (!recovered && atomic_load(&r->stats.frames) > 0) {
+                                session_recovered(r);
+                                recovered = true;
+                        }
                 }
                 if (r->test_stall && atomic_load(&r->stats.frames) > TEST_STALL_AFTER_FRAMES)
                         while (!atomic_load(&r->stop)) /* test hook: a stuck loop, no heartbeat */
@@ -1049,28 +1107,45 @@ static void session_run(struct recorder *r)
                         snprintf(msg, sizeof(msg), "no data for %.1f s", (double)RECORDER_STALL_US / 1e6);
                 else if (e == -ESTALE)
                         snprintf(msg, sizeof(msg), "timestamp step");
-                log_warn("camera %s: connection ended: %s", r->o.camera.id, msg);
+                kind = session_failed(r, e, msg, opened);
                 atomic_store(&r->stats.state, RECORDER_DOWN);
         }
         session_close(r, atomic_load(&r->stop) ? "stop" : "connection ended");
         av_packet_free(&pkt);
+        return kind;
 }
 
+/* Retries: BACKOFF_MIN_US doubling to RECORDER_BACKOFF_MAX_US, from the
+ * start again after any frame.  A refused login doubles from
+ * RECORDER_AUTH_BACKOFF_MIN_US up to the camera's auth_retry_max_s: a
+ * camera that locks the account after a few failed logins must not see
+ * one every 5 s. */
 static void *recorder_thread(void *arg)
 {
         struct recorder *r = arg;
-        int64_t backoff = BACKOFF_MIN_US;
+        int64_t backoff = BACKOFF_MIN_US, auth_backoff = RECORDER_AUTH_BACKOFF_MIN_US;
+        int64_t auth_max = (int64_t)r->o.camera.auth_retry_max_s * 1000000;
 
         while (!atomic_load(&r->stop)) {
                 uint64_t frames = atomic_load(&r->stats.frames);
+                const char *kind = session_run(r);
+                int64_t wait;
 
-                session_run(r);
                 if (atomic_load(&r->stop))
                         break;
                 atomic_fetch_add(&r->stats.reconnects, 1);
                 backoff = atomic_load(&r->stats.frames) > frames ? BACKOFF_MIN_US : backoff;
-                sleep_interruptible(r, backoff);
-                backoff = backoff * 2 > RECORDER_BACKOFF_MAX_US ? RECORDER_BACKOFF_MAX_US : backoff * 2;
+                if (kind && !strcmp(kind, RTSP_ERR_AUTH)) {
+                        wait = auth_backoff < auth_max || auth_max <= 0 ? auth_backoff : auth_max;
+                        auth_backoff = wait * 2;
+                } else {
+                        wait = backoff;
+                        backoff = backoff * 2 > RECORDER_BACKOFF_MAX_US ? RECORDER_BACKOFF_MAX_US : backoff * 2;
+                        auth_backoff = RECORDER_AUTH_BACKOFF_MIN_US;
+                }
+                atomic_store(&r->stats.retry_in_us, wait);
+                sleep_interruptible(r, wait);
+                atomic_store(&r->stats.retry_in_us, 0);
         }
         atomic_store(&r->stats.state, RECORDER_STOPPED);
         return NULL;
@@ -1151,36 +1226,21 @@ void recorder_unrecorded(struct recorder *r, char *buf, size_t len)
         pthread_mutex_unlock(&r->info_lock);
 }
 
+void recorder_error(struct recorder *r, char *kind, size_t klen, char *text, size_t tlen, int *status)
+{
+        pthread_mutex_lock(&r->info_lock);
+        snprintf(kind, klen, "%s", r->err_kind);
+        snprintf(text, tlen, "%s", r->err_text);
+        *status = r->err_status;
+        pthread_mutex_unlock(&r->info_lock);
+}
+
 void recorder_codecs(struct recorder *r, char *video, size_t vlen, char *audio, size_t alen)
 {
         pthread_mutex_lock(&r->info_lock);
         snprintf(video, vlen, "%s", r->video_name);
         snprintf(audio, alen, "%s", r->audio_name);
         pthread_mutex_unlock(&r->info_lock);
-}
-
-/* "RTP: missed N packets" is rtpdec's warning, with the RTSP context. */
-static void av_log_cb(void *avcl, int level, const char *fmt, va_list vl)
-{
-        const AVClass *c = avcl ? *(const AVClass *const *)avcl : NULL;
-
-        if (c && !strcmp(c->class_name, "AVFormatContext") && fmt && !strcmp(fmt, "RTP: missed %d packets\n")) {
-                struct recorder *r = ((AVFormatContext *)avcl)->opaque;
-                va_list copy;
-                int n;
-
-                va_copy(copy, vl);
-                n = va_arg(copy, int);
-                va_end(copy);
-                if (r && n > 0)
-                        atomic_fetch_add(&r->stats.rtp_lost, (uint64_t)n);
-        }
-        av_log_default_callback(avcl, level, fmt, vl);
-}
-
-void recorder_log_init(void)
-{
-        av_log_set_callback(av_log_cb);
 }
 
 const char *recorder_camera_id(const struct recorder *r)

@@ -17,6 +17,7 @@
 #define RECORDER_STALL_US (4 * INT64_C(1000000))   /* no packet this long: camera is down (< 5 s) */
 #define RECORDER_OPEN_US (10 * INT64_C(1000000))   /* connect + describe + first packets */
 #define RECORDER_BACKOFF_MAX_US (5 * INT64_C(1000000))
+#define RECORDER_AUTH_BACKOFF_MIN_US (1 * INT64_C(1000000)) /* a refused login: then doubling to auth_retry_max_s */
 #define FRAGMENT_MAX_US (1 * INT64_C(1000000))     /* bounds footage lost to SIGKILL */
 
 enum recorder_state { RECORDER_CONNECTING, RECORDER_RECORDING, RECORDER_DOWN, RECORDER_STOPPED };
@@ -45,6 +46,9 @@ struct recorder_stats {
         _Atomic uint64_t rtcp_late;           /* sessions that decided without a sender report */
         _Atomic int time_source;              /* enum timeline_source of the current session */
         _Atomic int width, height;            /* the picture now */
+        _Atomic uint64_t auth_failures;       /* sessions the camera refused the login of (401) */
+        _Atomic uint64_t session_refusals;    /* sessions refused for the camera's session limit */
+        _Atomic int64_t retry_in_us;          /* waiting this long before the next attempt, 0: not waiting */
 };
 
 struct recorder_opts {
@@ -69,14 +73,13 @@ const struct recorder_stats *recorder_stats(const struct recorder *r);
 /* The session's streams that are not recorded, e.g. "#2 audio g726 (no
  * decoder)"; "" when all are.  Copied under the recorder's lock. */
 void recorder_unrecorded(struct recorder *r, char *buf, size_t len);
+/* Why the camera does not record, as the last session ended: kind (see
+ * rtsp_error.h, "" while it records), the text ("SETUP answered 453 Not
+ * Enough Bandwidth") and the RTSP status (0: no answer). */
+void recorder_error(struct recorder *r, char *kind, size_t klen, char *text, size_t tlen, int *status);
 /* The codecs recorded now: "h264", and "aac" / "flac (from pcm_alaw)" or "". */
 void recorder_codecs(struct recorder *r, char *video, size_t vlen, char *audio, size_t alen);
 
-/* Installs libavformat's log callback (process-wide, once, before any
- * recorder starts): it counts RTP loss ("RTP: missed N packets", logged
- * with the session's RTSP context, whose opaque is its recorder) and then
- * logs as libav does. */
-void recorder_log_init(void);
 const char *recorder_camera_id(const struct recorder *r);
 const char *recorder_url(const struct recorder *r);
 const char *recorder_state_name(int state);

@@ -31,6 +31,11 @@ struct status_camera {
         int width, height;
         char video_codec[48], audio_codec[48]; /* "" without sound */
         char unrecorded[256];     /* the streams not recorded, "" when none */
+        char error[32];           /* why it does not record (worker/rtsp_error.h kinds), "" while it does */
+        char error_detail[192];   /* "DESCRIBE answered 401 Unauthorized" */
+        int rtsp_status;          /* the camera's status code in error_detail, 0: none */
+        double retry_in_s;        /* waiting this long before the next attempt, 0: not waiting */
+        uint64_t auth_failures, session_refusals;
 };
 
 struct status_snapshot {

@@ -25,7 +25,8 @@ def test_pre_start_check(camsim, tmp_path):
     cs = camsim(cameras=1)
     cfg_path, cfg = sup_config(str(tmp_path), cs, 1)
     rc, out = run(os.path.join(SCRIPTS, "pre-start-check.sh"), "--config", cfg_path)
-    assert rc == 0 and "config accepted" in out and "camera cam1" in out, out
+    assert rc == 0 and "config accepted" in out and "ok    camera cam1 (rtsp://127.0.0.1:" in out, out
+    assert "): ok: h264 " in out, out  # the camera's streams, as the worker sees them
     assert "warn  haproxy runtime socket" in out  # no haproxy here: a warning, not a failure
     bad = os.path.join(tmp_path, "bad.sh")
     with open(bad, "w") as f:
