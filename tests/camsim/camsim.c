@@ -12,8 +12,12 @@
  * --encoders encoders round-robin (default 1: cheap, and the SEI still makes
  * every camera's payload unique).  Personalities (opts.h) change how the
  * stream looks and how the server talks; faults come over the control port
- * (control.h).  Invariant: camera->src/asrc/msrc are only touched under
- * camera->lock. */
+ * (control.h).  Like real cameras it can demand credentials (--auth) and
+ * cap the RTSP sessions of each stream (--max-sessions, refusing or kicking),
+ * and it keeps a log of each stream's sessions for the `sessions` command.
+ * Invariants: camera->src/asrc/msrc are only touched under camera->lock; a
+ * camera's session list, counters and events only under
+ * camsim->sessions_lock (never held with a camera->lock). */
 #include "aacpay.h"
 #include "audiocode.h"
 #include "control.h"
@@ -41,13 +45,39 @@
 #define AAC_BITRATE 32000
 #define NO_BLOCK 0
 #define BLOCK_FOREVER G_MAXUINT64
+#define SESSION_ID_MAX 64 /* GStreamer's session ids are 16 characters; longer ones are cut */
+#define SESSION_CLEANUP_S 2 /* how often sessions past their timeout (60 s without keep-alive) end */
+#define CAMSIM_ROLE "viewer" /* the role --auth's user has on every mount: it may play */
+#define CAMSIM_REALM "camsim"
 
 struct encoder;
+
+enum sess_event_kind { SESS_OPEN, SESS_CLOSE, SESS_REFUSED, SESS_KICKED, SESS_AUTH_FAILED };
+
+struct sess_event {
+        gint64 t_us;                /* realtime */
+        enum sess_event_kind kind;
+        char session[SESSION_ID_MAX]; /* "" when there is none (refused, auth_failed) */
+};
+
+/* An RTSP session a stream counts: from its first successful SETUP on the
+ * stream until TEARDOWN, its connection closes, it times out, or it is
+ * kicked. */
+struct rtsp_sess {
+        GstRTSPSession *session;    /* referenced */
+        GstRTSPClient *client;      /* referenced: the connection that set it up */
+        char id[SESSION_ID_MAX];
+};
 
 struct camera {
         char id[CAMSIM_CAMERA_ID_MAX];
         int index;
         struct encoder *enc;
+        /* guarded by camsim->sessions_lock, not by lock: */
+        GQueue sessions;            /* struct rtsp_sess on this stream, the oldest first */
+        guint64 opened, refused, kicked, auth_failed;
+        struct sess_event events[CAMSIM_SESSION_EVENTS_MAX]; /* a ring: the newest at next_event - 1 */
+        unsigned n_events, next_event;
         GMutex lock;                /* guards everything below */
         GstElement *src, *asrc, *msrc; /* appsrcs of the live shared media, or NULL */
         GstClockTime outage_until;  /* no frames or sound before this monotonic time */
@@ -93,6 +123,7 @@ struct camsim {
         gint stopping;                   /* atomic */
         GMainLoop *loop;
         GstRTSPServer *server;
+        GMutex sessions_lock;            /* every camera's sessions, counters and events */
         struct camera cams[CAMSIM_MAX_CAMERAS];
         struct encoder encs[CAMSIM_MAX_ENCODERS];
         struct audio_enc aenc;
@@ -933,6 +964,10 @@ static void mount_cameras(struct camsim *cs)
                 m->cam = cam;
                 gst_rtsp_media_factory_set_launch(f, launch);
                 gst_rtsp_media_factory_set_shared(f, TRUE);
+                if (cs->o.auth != CAMSIM_AUTH_NONE) /* DESCRIBE and SETUP construct or reach the media */
+                        gst_rtsp_media_factory_add_role(f, CAMSIM_ROLE, GST_RTSP_PERM_MEDIA_FACTORY_ACCESS,
+                                                        G_TYPE_BOOLEAN, TRUE, GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT,
+                                                        G_TYPE_BOOLEAN, TRUE, NULL);
                 if (cs->o.udp_only)
                         gst_rtsp_media_factory_set_protocols(f, GST_RTSP_LOWER_TRANS_UDP);
                 g_signal_connect(f, "media-configure", G_CALLBACK(on_media_configure), m);
@@ -1001,10 +1036,225 @@ static void on_send_message(GstRTSPClient *client, GstRTSPContext *ctx, GstRTSPM
         gst_rtsp_message_take_header(msg, GST_RTSP_HDR_RANGE, range);
 }
 
+/* ---- authentication and the sessions of each stream ------------------------------ */
+
+/* --auth: one user whose token carries CAMSIM_ROLE, which every mount lets
+ * play.  Without credentials, or with wrong ones, DESCRIBE and SETUP get
+ * 401 with a challenge (GstRTSPAuth answers OPTIONS, and requests in an
+ * existing session, without asking, as many cameras do).  Digest is
+ * GStreamer's: MD5, no qop, a nonce bound to the first connection using it. */
+static void auth_setup(struct camsim *cs)
+{
+        GstRTSPAuth *auth = gst_rtsp_auth_new();
+        GstRTSPToken *token = gst_rtsp_token_new(GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING, CAMSIM_ROLE, NULL);
+
+        gst_rtsp_auth_set_realm(auth, CAMSIM_REALM);
+        if (cs->o.auth == CAMSIM_AUTH_BASIC) {
+                gchar *basic = gst_rtsp_auth_make_basic(cs->o.auth_user, cs->o.auth_pass);
+
+                gst_rtsp_auth_add_basic(auth, basic, token);
+                gst_rtsp_auth_set_supported_methods(auth, GST_RTSP_AUTH_BASIC);
+                g_free(basic);
+        } else {
+                gst_rtsp_auth_add_digest(auth, cs->o.auth_user, cs->o.auth_pass, token);
+                gst_rtsp_auth_set_supported_methods(auth, GST_RTSP_AUTH_DIGEST);
+        }
+        gst_rtsp_token_unref(token);
+        gst_rtsp_server_set_auth(cs->server, auth);
+        g_object_unref(auth);
+}
+
+/* Appends an event to the camera's ring.  Under sessions_lock.  The id is
+ * kept JSON-safe (GStreamer's ids are; anything else becomes '?'). */
+static void sess_log(struct camera *cam, enum sess_event_kind kind, const char *id)
+{
+        struct sess_event *e = &cam->events[cam->next_event];
+        size_t i;
+
+        e->t_us = g_get_real_time();
+        e->kind = kind;
+        for (i = 0; id && id[i] && i + 1 < sizeof(e->session); i++)
+                e->session[i] = (id[i] < 0x20 || id[i] == '"' || id[i] == '\\' || id[i] == 0x7f) ? '?' : id[i];
+        e->session[i] = '\0';
+        cam->next_event = (cam->next_event + 1) % CAMSIM_SESSION_EVENTS_MAX;
+        if (cam->n_events < CAMSIM_SESSION_EVENTS_MAX)
+                cam->n_events++;
+}
+
+static const char *session_id(GstRTSPSession *s)
+{
+        return s ? gst_rtsp_session_get_sessionid(s) : "";
+}
+
+/* The stream's entry for session s, or NULL.  Under sessions_lock. */
+static GList *sess_find(struct camera *cam, const GstRTSPSession *s)
+{
+        for (GList *l = cam->sessions.head; l; l = l->next)
+                if (((struct rtsp_sess *)l->data)->session == s)
+                        return l;
+        return NULL;
+}
+
+static void rtsp_sess_free(gpointer data)
+{
+        struct rtsp_sess *s = data;
+
+        g_object_unref(s->session);
+        g_object_unref(s->client);
+        g_free(s);
+}
+
+/* --max-sessions with refuse: a SETUP that would open one session too many
+ * on the stream is answered 453 Not Enough Bandwidth, as Hikvision and
+ * Dahua cameras do.  A SETUP in a session the stream already counts (its
+ * second stream, the same Session header) is no new session.  The check
+ * here and the count in on_setup_request are one step: every client is
+ * served by the server's one client thread (max-threads 1, set in main). */
+static GstRTSPStatusCode on_pre_setup_request(GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
+{
+        struct camsim *cs = data;
+        struct camera *cam = camera_of(cs, ctx);
+        GstRTSPStatusCode code = GST_RTSP_STS_OK;
+
+        if (!cam || cs->o.policy != CAMSIM_POLICY_REFUSE)
+                return code;
+        g_mutex_lock(&cs->sessions_lock);
+        if (!(ctx->session && sess_find(cam, ctx->session)) &&
+            g_queue_get_length(&cam->sessions) >= (guint)cs->o.max_sessions) {
+                cam->refused++;
+                sess_log(cam, SESS_REFUSED, session_id(ctx->session));
+                code = GST_RTSP_STS_NOT_ENOUGH_BANDWIDTH;
+        }
+        g_mutex_unlock(&cs->sessions_lock);
+        return code;
+}
+
+/* A SETUP succeeded (its 200 is sent): a session the stream did not count
+ * yet opens.  With the kick policy the sessions past the limit end, the
+ * oldest first, by closing their client's connection, as consumer cameras
+ * do; a session of the client asking is never kicked (that would end its
+ * own new one). */
+static void on_setup_request(GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
+{
+        struct camsim *cs = data;
+        struct camera *cam = camera_of(cs, ctx);
+        GPtrArray *kicked = g_ptr_array_new_with_free_func(rtsp_sess_free);
+        struct rtsp_sess *s;
+
+        if (!cam || !ctx->session)
+                goto out;
+        g_mutex_lock(&cs->sessions_lock);
+        if (!sess_find(cam, ctx->session)) {
+                s = g_new0(struct rtsp_sess, 1);
+                s->session = g_object_ref(ctx->session);
+                s->client = g_object_ref(client);
+                snprintf(s->id, sizeof(s->id), "%s", session_id(ctx->session));
+                g_queue_push_tail(&cam->sessions, s);
+                cam->opened++;
+                sess_log(cam, SESS_OPEN, s->id);
+        }
+        for (GList *l = cam->sessions.head, *next; l && cs->o.policy == CAMSIM_POLICY_KICK &&
+                                                   g_queue_get_length(&cam->sessions) > (guint)cs->o.max_sessions;
+             l = next) {
+                struct rtsp_sess *old = l->data;
+
+                next = l->next;
+                if (old->client == client)
+                        continue;
+                g_queue_delete_link(&cam->sessions, l);
+                cam->kicked++;
+                sess_log(cam, SESS_KICKED, old->id); /* its end: no close event follows */
+                g_ptr_array_add(kicked, old);
+        }
+        g_mutex_unlock(&cs->sessions_lock);
+        /* outside the lock: closing emits "closed" (on_client_closed) */
+        for (guint i = 0; i < kicked->len; i++)
+                gst_rtsp_client_close(((struct rtsp_sess *)g_ptr_array_index(kicked, i))->client);
+out:
+        g_ptr_array_unref(kicked);
+}
+
+/* Ends every session the streams count that matches: of `client` (its
+ * connection closed), or `session` (TEARDOWN, or timed out). */
+static void sessions_end(struct camsim *cs, const GstRTSPClient *client, const GstRTSPSession *session)
+{
+        GPtrArray *gone = g_ptr_array_new_with_free_func(rtsp_sess_free);
+
+        g_mutex_lock(&cs->sessions_lock);
+        for (int i = 0; i < cs->o.cameras; i++) {
+                struct camera *cam = &cs->cams[i];
+
+                for (GList *l = cam->sessions.head, *next; l; l = next) {
+                        struct rtsp_sess *s = l->data;
+
+                        next = l->next;
+                        if ((client && s->client != client) || (session && s->session != session))
+                                continue;
+                        g_queue_delete_link(&cam->sessions, l);
+                        sess_log(cam, SESS_CLOSE, s->id);
+                        g_ptr_array_add(gone, s);
+                }
+        }
+        g_mutex_unlock(&cs->sessions_lock);
+        g_ptr_array_unref(gone); /* unreferences outside the lock */
+}
+
+/* GStreamer keeps a closed connection's sessions in its pool until they
+ * time out; for the stream they end with the connection (their media is
+ * stopped then: stop-on-disconnect). */
+static void on_client_closed(GstRTSPClient *client, gpointer data)
+{
+        sessions_end(data, client, NULL);
+}
+
+static void on_session_removed(GstRTSPSessionPool *pool, GstRTSPSession *session, gpointer data)
+{
+        sessions_end(data, NULL, session);
+}
+
+/* Sessions without keep-alive for their timeout end (GStreamer's pool only
+ * drops them when asked). */
+static gboolean on_session_cleanup(gpointer data)
+{
+        GstRTSPSessionPool *pool = gst_rtsp_server_get_session_pool(((struct camsim *)data)->server);
+
+        gst_rtsp_session_pool_cleanup(pool);
+        g_object_unref(pool);
+        return G_SOURCE_CONTINUE;
+}
+
+/* A 401 to a request that carried credentials is a failed attempt; a 401
+ * to one without is the challenge every client gets first. */
+static void on_auth_reply(GstRTSPClient *client, GstRTSPContext *ctx, GstRTSPMessage *msg, gpointer data)
+{
+        struct camsim *cs = data;
+        GstRTSPStatusCode code;
+        struct camera *cam;
+        gchar *authz;
+
+        if (!ctx || !ctx->request || gst_rtsp_message_get_type(msg) != GST_RTSP_MESSAGE_RESPONSE ||
+            gst_rtsp_message_parse_response(msg, &code, NULL, NULL) != GST_RTSP_OK ||
+            code != GST_RTSP_STS_UNAUTHORIZED ||
+            gst_rtsp_message_get_header(ctx->request, GST_RTSP_HDR_AUTHORIZATION, &authz, 0) != GST_RTSP_OK ||
+            !(cam = camera_of(cs, ctx)))
+                return;
+        g_mutex_lock(&cs->sessions_lock);
+        cam->auth_failed++;
+        sess_log(cam, SESS_AUTH_FAILED, session_id(ctx->session));
+        g_mutex_unlock(&cs->sessions_lock);
+}
+
 static void on_client_connected(GstRTSPServer *server, GstRTSPClient *client, gpointer data)
 {
+        struct camsim *cs = data;
+
         g_signal_connect(client, "play-request", G_CALLBACK(on_play_request), data);
         g_signal_connect(client, "send-message", G_CALLBACK(on_send_message), data);
+        g_signal_connect(client, "pre-setup-request", G_CALLBACK(on_pre_setup_request), data);
+        g_signal_connect(client, "setup-request", G_CALLBACK(on_setup_request), data);
+        g_signal_connect(client, "closed", G_CALLBACK(on_client_closed), data);
+        if (cs->o.auth != CAMSIM_AUTH_NONE)
+                g_signal_connect(client, "send-message", G_CALLBACK(on_auth_reply), data);
 }
 
 /* ---- control port ---------------------------------------------------------------- */
@@ -1062,6 +1312,54 @@ static void camsim_drop(struct camsim *cs, const char *camera)
         g_idle_add(drop_idle, r);
 }
 
+/* "open":..,"opened":..,"refused":..,"kicked":..,"auth_failed":.. of one
+ * camera.  Under sessions_lock. */
+static void sessions_counters_json(GString *s, const struct camera *c)
+{
+        g_string_append_printf(s,
+                               "\"open\":%u,\"opened\":%" G_GUINT64_FORMAT ",\"refused\":%" G_GUINT64_FORMAT
+                               ",\"kicked\":%" G_GUINT64_FORMAT ",\"auth_failed\":%" G_GUINT64_FORMAT,
+                               g_queue_get_length((GQueue *)&c->sessions), c->opened, c->refused, c->kicked,
+                               c->auth_failed);
+}
+
+/* `sessions [CAM]`: {"cam1":{"open":1,...,"events":[{"t":..,"event":"open","session":"id"},...]},...}
+ * with each camera's last CAMSIM_SESSION_EVENTS_MAX events, the oldest first.
+ * NULL when the camera named does not exist. */
+static gchar *camsim_sessions_json(struct camsim *cs, const char *camera)
+{
+        static const char *const names[] = { "open", "close", "refused", "kicked", "auth_failed" };
+        GString *s = g_string_new("{");
+        int hits = 0;
+
+        g_mutex_lock(&cs->sessions_lock);
+        for (int i = 0; i < cs->o.cameras; i++) {
+                const struct camera *c = &cs->cams[i];
+
+                if (camera[0] && strcmp(camera, c->id))
+                        continue;
+                g_string_append_printf(s, "%s\"%s\":{", hits++ ? "," : "", c->id);
+                sessions_counters_json(s, c);
+                g_string_append(s, ",\"events\":[");
+                for (unsigned k = 0; k < c->n_events; k++) {
+                        const struct sess_event *e =
+                                &c->events[(c->next_event + CAMSIM_SESSION_EVENTS_MAX - c->n_events + k) %
+                                           CAMSIM_SESSION_EVENTS_MAX];
+
+                        g_string_append_printf(s, "%s{\"t\":%.6f,\"event\":\"%s\",\"session\":\"%s\"}", k ? "," : "",
+                                               (double)e->t_us / G_USEC_PER_SEC, names[e->kind], e->session);
+                }
+                g_string_append(s, "]}");
+        }
+        g_mutex_unlock(&cs->sessions_lock);
+        g_string_append(s, "}");
+        if (!hits) {
+                g_string_free(s, TRUE);
+                return NULL;
+        }
+        return g_string_free(s, FALSE);
+}
+
 static gchar *camsim_status_json(struct camsim *cs)
 {
         GString *s = g_string_new(NULL);
@@ -1072,18 +1370,23 @@ static gchar *camsim_status_json(struct camsim *cs)
                                cs->o.audio == CAMSIM_AUDIO_NONE ? 0 : cs->o.audio_rate);
         for (int i = 0; i < cs->o.cameras; i++) {
                 struct camera *c = &cs->cams[i];
+                GString *sess = g_string_new(NULL);
 
+                g_mutex_lock(&cs->sessions_lock); /* not nested with c->lock */
+                sessions_counters_json(sess, c);
+                g_mutex_unlock(&cs->sessions_lock);
                 g_mutex_lock(&c->lock);
                 g_string_append_printf(s,
                                        "%s{\"id\":\"%s\",\"live\":%s,\"sent\":%" G_GUINT64_FORMAT
                                        ",\"audio_sent\":%" G_GUINT64_FORMAT ",\"medias\":%" G_GUINT64_FORMAT
                                        ",\"outage_s\":%.3f,\"corrupt_left\":%u,\"rtp_dropped\":%" G_GUINT64_FORMAT
-                                       ",\"rtcp_dropped\":%" G_GUINT64_FORMAT "}",
+                                       ",\"rtcp_dropped\":%" G_GUINT64_FORMAT ",\"sessions\":{%s}}",
                                        i ? "," : "", c->id, c->src ? "true" : "false", c->frames_sent, c->audio_sent,
                                        c->media_count,
                                        c->outage_until > now ? (double)(c->outage_until - now) / GST_SECOND : 0.0,
-                                       c->corrupt_left, c->rtp_dropped, c->rtcp_dropped);
+                                       c->corrupt_left, c->rtp_dropped, c->rtcp_dropped, sess->str);
                 g_mutex_unlock(&c->lock);
+                g_string_free(sess, TRUE);
         }
         g_string_append(s, "]}");
         return g_string_free(s, FALSE);
@@ -1100,6 +1403,11 @@ static gchar *camsim_control_exec(struct camsim *cs, const char *line, size_t le
                 return g_strdup_printf("err %s", err);
         if (cmd.kind == CAMSIM_CMD_STATUS)
                 return camsim_status_json(cs);
+        if (cmd.kind == CAMSIM_CMD_SESSIONS) {
+                gchar *json = camsim_sessions_json(cs, cmd.camera);
+
+                return json ? json : g_strdup_printf("err no camera %s", cmd.camera);
+        }
         if (cmd.kind == CAMSIM_CMD_DROP) {
                 camsim_drop(cs, cmd.camera);
                 return g_strdup("ok");
@@ -1197,6 +1505,23 @@ static int control_start(struct camsim *cs, guint16 *port)
 
 /* ---- main ------------------------------------------------------------------------ */
 
+/* The server's signals, its authentication, and one client thread for
+ * every connection (GStreamer's default, made explicit: the session
+ * limit's check-then-count relies on it). */
+static void server_setup(struct camsim *cs)
+{
+        GstRTSPThreadPool *threads = gst_rtsp_server_get_thread_pool(cs->server);
+        GstRTSPSessionPool *pool = gst_rtsp_server_get_session_pool(cs->server);
+
+        gst_rtsp_thread_pool_set_max_threads(threads, 1);
+        g_object_unref(threads);
+        g_signal_connect(pool, "session-removed", G_CALLBACK(on_session_removed), cs);
+        g_object_unref(pool);
+        g_signal_connect(cs->server, "client-connected", G_CALLBACK(on_client_connected), cs);
+        if (cs->o.auth != CAMSIM_AUTH_NONE)
+                auth_setup(cs);
+}
+
 static gboolean on_quit_signal(gpointer data)
 {
         g_main_loop_quit(((struct camsim *)data)->loop);
@@ -1220,6 +1545,9 @@ int main(int argc, char **argv)
         r = camsim_opts_parse(argc, argv, &cs.o, stderr);
         if (r != 0)
                 return r > 0 ? 0 : 2;
+        /* the password stays in cs.o; ps and /proc/PID/cmdline show stars */
+        if (cs.o.auth_secret)
+                memset(cs.o.auth_secret, '*', strlen(cs.o.auth_secret));
         r = 1;
         if (!camsim_aacpay_register()) {
                 fprintf(stderr, "camsim: cannot register the AAC payloader\n");
@@ -1229,6 +1557,7 @@ int main(int argc, char **argv)
         cs.frame_ns = GST_SECOND / (GstClockTime)cs.o.fps;
         cs.start_ns = now_mono_ns() + 100 * GST_MSECOND;
         cs.loop = g_main_loop_new(NULL, FALSE);
+        g_mutex_init(&cs.sessions_lock);
 
         for (int i = 0; i < cs.o.cameras; i++) {
                 struct camera *c = &cs.cams[i];
@@ -1252,23 +1581,25 @@ int main(int argc, char **argv)
         gst_rtsp_server_set_address(cs.server, cs.o.bind);
         gst_rtsp_server_set_service(cs.server, service);
         g_free(service);
+        server_setup(&cs);
         mount_cameras(&cs);
-        g_signal_connect(cs.server, "client-connected", G_CALLBACK(on_client_connected), &cs);
         if (gst_rtsp_server_attach(cs.server, NULL) == 0) {
                 fprintf(stderr, "camsim: cannot listen on %s:%d\n", cs.o.bind, cs.o.port);
                 goto out;
         }
         if (control_start(&cs, &control_port) < 0)
                 goto out;
+        g_timeout_add_seconds(SESSION_CLEANUP_S, on_session_cleanup, &cs);
         g_unix_signal_add(SIGTERM, on_quit_signal, &cs);
         g_unix_signal_add(SIGINT, on_quit_signal, &cs);
         g_unix_signal_add(SIGUSR1, on_drop_signal, &cs);
 
         printf("camsim ready rtsp_port=%d control_port=%u cameras=%d fps=%d gop=%d encoders=%d codec=%s "
-               "bframes=%d audio=%s audio_rate=%d\n",
+               "bframes=%d audio=%s audio_rate=%d auth=%s max_sessions=%d policy=%s\n",
                gst_rtsp_server_get_bound_port(cs.server), control_port, cs.o.cameras, cs.o.fps, cs.o.gop,
                cs.o.encoders, camsim_codec_name(cs.o.codec), cs.o.bframes, camsim_audio_name(cs.o.audio),
-               cs.o.audio == CAMSIM_AUDIO_NONE ? 0 : cs.o.audio_rate);
+               cs.o.audio == CAMSIM_AUDIO_NONE ? 0 : cs.o.audio_rate, camsim_auth_name(cs.o.auth), cs.o.max_sessions,
+               camsim_policy_name(cs.o.policy));
         fflush(stdout);
         g_main_loop_run(cs.loop);
         r = 0;

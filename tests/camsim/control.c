@@ -73,6 +73,12 @@ int camsim_cmd_parse(const char *line, size_t len, struct camsim_cmd *cmd, char 
                 cmd->kind = CAMSIM_CMD_DROP;
                 return n == 2 ? parse_camera(tok[1], cmd, err, errlen) : 0;
         }
+        if (!strcmp(tok[0], "sessions")) {
+                if (n > 2)
+                        return fail(err, errlen, "usage: sessions [CAM|all]");
+                cmd->kind = CAMSIM_CMD_SESSIONS;
+                return n == 2 ? parse_camera(tok[1], cmd, err, errlen) : 0;
+        }
         if (!strcmp(tok[0], "outage")) {
                 if (n != 3)
                         return fail(err, errlen, "usage: outage CAM|all SECONDS");
@@ -98,5 +104,5 @@ int camsim_cmd_parse(const char *line, size_t len, struct camsim_cmd *cmd, char 
                 cmd->frames = (unsigned)v;
                 return parse_camera(tok[1], cmd, err, errlen);
         }
-        return fail(err, errlen, "unknown command (outage, drop, corrupt, status)");
+        return fail(err, errlen, "unknown command (outage, drop, corrupt, status, sessions)");
 }

@@ -10,7 +10,8 @@
 enum {
         O_CAMERAS = 256, O_WIDTH, O_HEIGHT, O_FPS, O_BITRATE, O_GOP, O_ENCODERS, O_PORT, O_CONTROL_PORT, O_BIND,
         O_CODEC, O_BFRAMES, O_AUDIO, O_AUDIO_RATE, O_AUDIO_FPP, O_NO_RTCP, O_SR_DELAY, O_RANGE_OFFSET, O_KEY_ON_PLAY,
-        O_TRANSPORT, O_RES_CHANGE, O_RTP_TS_START, O_LOSS, O_SEED, O_METADATA, O_HELP, O_VERSION,
+        O_TRANSPORT, O_RES_CHANGE, O_RTP_TS_START, O_LOSS, O_SEED, O_METADATA, O_AUTH, O_MAX_SESSIONS, O_POLICY,
+        O_HELP, O_VERSION,
 };
 
 void camsim_usage(FILE *f)
@@ -42,10 +43,17 @@ void camsim_usage(FILE *f)
                 "  --loss PERCENT     drop that share of RTP packets at random\n"
                 "  --seed N           seed of the loss (default 1)\n"
                 "  --metadata         a third stream of ONVIF-style XML events (application data)\n"
+                "  --auth basic|digest USER:PASS  DESCRIBE and SETUP need these credentials (401\n"
+                "                     otherwise); split at the first ':', so PASS may hold ':' and '@'\n"
+                "                     (also 'MODE USER:PASS' or MODE:USER:PASS as one argument; digest is MD5;\n"
+                "                     ps shows PASS as stars)\n"
+                "  --max-sessions N   at most N RTSP sessions per stream (/camK) at a time (1..%d)\n"
+                "  --policy refuse|kick  past the limit: refuse the SETUP with 453 Not Enough Bandwidth\n"
+                "                     (default), or accept it and close the oldest session's connection\n"
                 "On start prints one line: 'camsim ready rtsp_port=P control_port=C cameras=N ...'.\n"
                 "Control commands (one per line): outage CAM|all SECONDS, drop [CAM|all],\n"
-                "corrupt CAM|all FRAMES, status.  SIGUSR1 drops every session.\n",
-                CAMSIM_MAX_CAMERAS, CAMSIM_MAX_BFRAMES, CAMSIM_G711_FRAME_MS);
+                "corrupt CAM|all FRAMES, status, sessions [CAM|all].  SIGUSR1 drops every session.\n",
+                CAMSIM_MAX_CAMERAS, CAMSIM_MAX_BFRAMES, CAMSIM_G711_FRAME_MS, CAMSIM_MAX_SESSIONS_LIMIT);
 }
 
 const char *camsim_codec_name(enum camsim_codec c)
@@ -58,6 +66,20 @@ const char *camsim_audio_name(enum camsim_audio a)
         static const char *const names[] = { "none", "aac", "pcma", "pcmu" };
 
         return names[a];
+}
+
+const char *camsim_auth_name(enum camsim_auth a)
+{
+        static const char *const names[] = { "none", "basic", "digest" };
+
+        return names[a];
+}
+
+const char *camsim_policy_name(enum camsim_policy p)
+{
+        static const char *const names[] = { "none", "refuse", "kick" };
+
+        return names[p];
 }
 
 static int parse_int(FILE *err, const char *name, const char *s, long min, long max, long *out)
@@ -144,11 +166,71 @@ static int parse_res_change(FILE *err, const char *arg, int argc, char **argv, s
         return 0;
 }
 
-static int parse_one(FILE *err, int c, const char *arg, int argc, char **argv, struct opts *o)
+/* One credential: at most CAMSIM_CREDENTIAL_MAX bytes and no control
+ * character (it goes into a header and an MD5 input). */
+static int copy_credential(FILE *err, const char *what, const char *s, size_t len, char *out)
+{
+        if (len > CAMSIM_CREDENTIAL_MAX) {
+                fprintf(err, "camsim: --auth: the %s is longer than %d bytes\n", what, CAMSIM_CREDENTIAL_MAX);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+                        fprintf(err, "camsim: --auth: the %s has a control character\n", what);
+                        return -EINVAL;
+                }
+        memcpy(out, s, len);
+        out[len] = '\0';
+        return 0;
+}
+
+/* "MODE USER:PASS", "MODE:USER:PASS", or MODE with USER:PASS as the next
+ * argument.  The credentials split at their FIRST ':', so a password may
+ * hold ':' and '@' ("admin:a:b" is admin with the password "a:b"), as
+ * cameras allow.  Errors never echo the credentials. */
+static int parse_auth(FILE *err, char *arg, int argc, char **argv, struct opts *o)
+{
+        char *sep = strpbrk(arg, " :"), *creds, *colon;
+        size_t mode_len;
+
+        if (sep) {
+                mode_len = (size_t)(sep - arg);
+                creds = sep + 1;
+        } else if (optind < argc) {
+                mode_len = strlen(arg);
+                creds = argv[optind++];
+        } else {
+                fprintf(err, "camsim: --auth needs basic|digest and USER:PASS\n");
+                return -EINVAL;
+        }
+        if (mode_len == 5 && !strncmp(arg, "basic", 5)) {
+                o->auth = CAMSIM_AUTH_BASIC;
+        } else if (mode_len == 6 && !strncmp(arg, "digest", 6)) {
+                o->auth = CAMSIM_AUTH_DIGEST;
+        } else {
+                fprintf(err, "camsim: --auth: unknown method '%.*s' (basic or digest)\n",
+                        mode_len > 32 ? 32 : (int)mode_len, arg);
+                return -EINVAL;
+        }
+        colon = strchr(creds, ':');
+        if (!colon || colon == creds) {
+                fprintf(err, "camsim: --auth: the credentials must be USER:PASS with a user name "
+                             "(split at the first ':')\n");
+                return -EINVAL;
+        }
+        if (copy_credential(err, "user name", creds, (size_t)(colon - creds), o->auth_user) < 0 ||
+            copy_credential(err, "password", colon + 1, strlen(colon + 1), o->auth_pass) < 0)
+                return -EINVAL;
+        o->auth_secret = colon + 1;
+        return 0;
+}
+
+static int parse_one(FILE *err, int c, char *arg, int argc, char **argv, struct opts *o)
 {
         static const char *const codecs[] = { "h264", "h265", NULL };
         static const char *const audios[] = { "none", "aac", "pcma", "pcmu", NULL };
         static const char *const transports[] = { "any", "udp-only", NULL };
+        static const char *const policies[] = { "refuse", "kick", NULL };
         int v = 0, r;
         long l = 0;
 
@@ -193,6 +275,12 @@ static int parse_one(FILE *err, int c, const char *arg, int argc, char **argv, s
                 r = parse_int(err, "seed", arg, 0, 4294967295L, &l);
                 o->seed = (uint32_t)l;
                 return r;
+        case O_AUTH: return parse_auth(err, arg, argc, argv, o);
+        case O_MAX_SESSIONS: return parse_i(err, "max-sessions", arg, 1, CAMSIM_MAX_SESSIONS_LIMIT, &o->max_sessions);
+        case O_POLICY:
+                r = parse_choice(err, "policy", arg, policies, &v);
+                o->policy = (enum camsim_policy)(v + 1);
+                return r;
         default: camsim_usage(err); return -EINVAL;
         }
 }
@@ -217,6 +305,12 @@ static int check(FILE *err, struct opts *o)
                 o->gop = 2 * o->fps;
         if (o->encoders > o->cameras)
                 o->encoders = o->cameras;
+        if (o->policy != CAMSIM_POLICY_NONE && o->max_sessions == 0) {
+                fprintf(err, "camsim: --policy needs --max-sessions (there is no limit to apply it to)\n");
+                return -EINVAL;
+        }
+        if (o->max_sessions > 0 && o->policy == CAMSIM_POLICY_NONE)
+                o->policy = CAMSIM_POLICY_REFUSE;
         return 0;
 }
 
@@ -248,6 +342,9 @@ int camsim_opts_parse(int argc, char **argv, struct opts *o, FILE *err)
                 { "loss", required_argument, NULL, O_LOSS },
                 { "seed", required_argument, NULL, O_SEED },
                 { "metadata", no_argument, NULL, O_METADATA },
+                { "auth", required_argument, NULL, O_AUTH },
+                { "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
+                { "policy", required_argument, NULL, O_POLICY },
                 { "help", no_argument, NULL, O_HELP },
                 { "version", no_argument, NULL, O_VERSION },
                 { 0 }

@@ -1,9 +1,14 @@
 """The camera simulator behaves like a set of real cameras: one encoder per
 mount shared by every client, frame numbers that follow time across client
-connects and disconnects, and faults on command."""
+connects and disconnects, faults on command, credentials and a cap on the
+sessions of each stream."""
+import json
 import os
 import subprocess
 import time
+from urllib.parse import quote
+
+import pytest
 
 from conftest import ffmpeg_record, framecheck, wait_exit, wait_for
 
@@ -107,6 +112,10 @@ def test_control_port_refuses_bad_input_and_keeps_serving(camsim):
     assert cs.control("outage cam9 1").startswith("err no camera")
     assert cs.control("x" * 5000).startswith("err line too long")
     assert cs.control("status").startswith("{")
+    assert cs.control("sessions cam9").startswith("err no camera")
+    assert cs.control("sessions cam1 cam2").startswith("err usage")
+    assert json.loads(cs.control("sessions")) == {"cam1": {"open": 0, "opened": 0, "refused": 0, "kicked": 0,
+                                                           "auth_failed": 0, "events": []}}
     assert cs.proc.poll() is None
     st = cs.status()
     assert st["fps"] == FPS and [c["id"] for c in st["cameras"]] == ["cam1"]
@@ -118,6 +127,11 @@ def test_bad_options_are_clear_errors():
     assert r.returncode == 2 and b"--cameras" in r.stderr
     r = subprocess.run([CAMSIM, "--width", "641"], capture_output=True, timeout=10)
     assert r.returncode == 2 and b"even" in r.stderr
+    for argv, needle in ((["--auth", "md5", "x:y"], b"--auth"), (["--auth", "basic", "nopassword"], b"USER:PASS"),
+                         (["--max-sessions", "0"], b"--max-sessions"), (["--policy", "kick"], b"--max-sessions"),
+                         (["--max-sessions", "1", "--policy", "evict"], b"--policy")):
+        r = subprocess.run([CAMSIM, *argv], capture_output=True, timeout=10)
+        assert r.returncode == 2 and needle in r.stderr, (argv, r.stderr)
 
 
 # ---- personalities: each flag makes camsim behave like a kind of real camera ----
@@ -269,3 +283,98 @@ def test_metadata_personality_adds_a_data_stream(camsim):
     cs = camsim(cameras=1, audio="aac", metadata=True)
     st = ffprobe_json(["-rtsp_transport", "tcp", "-show_streams", cs.url()], timeout=30)["streams"]
     assert [s["codec_type"] for s in st] == ["video", "audio", "data"], st
+
+
+# ---- credentials and the sessions of a stream, as real cameras have them ----
+
+def cam_url(cs, user=None, password=None, cam="cam1"):
+    """The camera's URL with the credentials percent-encoded (':' and '@' in a password)."""
+    auth = f"{quote(user, safe='')}:{quote(password, safe='')}@" if user is not None else ""
+    return f"rtsp://{auth}127.0.0.1:{cs.rtsp_port}/{cam}"
+
+
+def play(url, seconds=2):
+    """ffprobe reads `seconds` of video; returns (video packets, exit code, stderr)."""
+    r = subprocess.run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-read_intervals", f"%+{seconds}",
+                        "-show_packets", "-select_streams", "v", "-show_entries", "packet=pts", "-of", "json", url],
+                       capture_output=True, timeout=seconds + 30)
+    pkts = json.loads(r.stdout or b"{}").get("packets", []) if r.returncode == 0 else []
+    return pkts, r.returncode, r.stderr.decode(errors="replace")
+
+
+def sessions(cs, cam="cam1"):
+    return json.loads(cs.control(f"sessions {cam}"))[cam]
+
+
+def kinds(log):
+    return [e["event"] for e in log["events"]]
+
+
+@pytest.mark.parametrize("mode,password", [("basic", "p@ss@word"), ("basic", "a:b"),
+                                           ("digest", "p@ss@word"), ("digest", "a:b")])
+def test_auth_admits_only_the_right_password(camsim, mode, password):
+    cs = camsim(cameras=1, auth=f"{mode} admin:{password}")
+    with open(f"/proc/{cs.proc.pid}/cmdline", "rb") as f:  # ps shows the password as stars
+        cmdline = f.read()
+    assert password.encode() not in cmdline and f"admin:{'*' * len(password)}".encode() in cmdline, cmdline
+    pkts, rc, err = play(cam_url(cs, "admin", password))
+    assert rc == 0 and len(pkts) >= 25, err  # a second of frames, at least
+    for url in (cam_url(cs), cam_url(cs, "admin", "wrong"), cam_url(cs, "admin", "wrong"),
+                cam_url(cs, "admin", password[:-1])):
+        _, rc, err = play(url, 1)
+        assert rc != 0 and "401" in err, (url, err)
+    log = sessions(cs)
+    # the challenge to a request without credentials is no failed attempt; each wrong password is one
+    assert log["auth_failed"] == 3 and kinds(log).count("auth_failed") == 3, log
+    assert log["opened"] == 1 and log["open"] == 0, log
+    now = time.time()
+    assert all(now - 60 < e["t"] <= now for e in log["events"]), log  # unix seconds, of just now
+    assert cs.status()["cameras"][0]["sessions"]["auth_failed"] == 3
+    pkts, rc, err = play(cam_url(cs, "admin", password), 1)  # failures lock nobody out
+    assert rc == 0 and pkts, err
+
+
+def test_max_sessions_refuse_answers_453_while_the_first_keeps_receiving(procs, camsim, tmp_path):
+    # with sound: a client sets up two streams in one session, which counts once
+    cs = camsim(cameras=1, gop=FPS, audio="aac", max_sessions=1, policy="refuse")
+    first_path = os.path.join(tmp_path, "first.mkv")
+    first = ffmpeg_record(procs, cs.url(), 8, first_path, name="first")
+    wait_for(lambda: sessions(cs)["open"] == 1 and cs.status()["cameras"][0]["sent"] > FPS, 15,
+             "the first client's session and frames")
+    _, rc, err = play(cs.url(), 1)
+    assert rc != 0 and "453" in err, err
+    log = sessions(cs)
+    assert (log["open"], log["opened"], log["refused"]) == (1, 1, 1), log
+    assert kinds(log) == ["open", "refused"], log
+    wait_exit(first, 30)
+    rep, _ = framecheck([first_path], "--no-audio", expect_rc=0)  # no gap in the first client's frames
+    assert rep["count"] >= 7 * FPS, rep
+    # its TEARDOWN frees the place
+    wait_for(lambda: sessions(cs)["open"] == 0, 10, "the first session's end")
+    pkts, rc, err = play(cs.url(), 1)
+    assert rc == 0 and pkts, err
+    wait_for(lambda: kinds(sessions(cs)) == ["open", "refused", "close", "open", "close"], 10,
+             "the second client's session to open and close")
+    ev = sessions(cs)["events"]
+    assert ev[0]["session"] == ev[2]["session"] != ev[3]["session"] == ev[4]["session"], ev
+    assert ev[1]["session"] == "", ev
+
+
+def test_max_sessions_kick_ends_the_oldest_session(procs, camsim, tmp_path):
+    cs = camsim(cameras=1, gop=FPS, max_sessions=1, policy="kick")
+    a_path, b_path = os.path.join(tmp_path, "a.mkv"), os.path.join(tmp_path, "b.mkv")
+    a = ffmpeg_record(procs, cs.url(), 60, a_path, name="oldest")
+    wait_for(lambda: sessions(cs)["open"] == 1 and cs.status()["cameras"][0]["sent"] > FPS, 15,
+             "the first client's session and frames")
+    b = ffmpeg_record(procs, cs.url(), 4, b_path, name="newest")
+    wait_exit(a, 15)  # its connection is closed: its stream ends long before its 60 s
+    wait_exit(b, 30)
+    framecheck([b_path], expect_rc=0)  # the new client plays on, undisturbed
+    rep_a, _ = framecheck([a_path])
+    assert rep_a["count"] >= FPS, rep_a  # the old one had been playing
+    log = sessions(cs)
+    assert (log["opened"], log["kicked"], log["refused"]) == (2, 1, 0), log
+    assert kinds(log) == ["open", "open", "kicked", "close"], log
+    ev = log["events"]
+    assert ev[2]["session"] == ev[0]["session"] != ev[1]["session"] == ev[3]["session"], ev
+    assert cs.status()["cameras"][0]["sessions"]["kicked"] == 1

@@ -20,6 +20,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         abort();
                 if (c.kind == CAMSIM_CMD_CORRUPT && (c.frames == 0 || c.frames > CAMSIM_CORRUPT_MAX_FRAMES))
                         abort();
+                /* status and sessions carry nothing but (sessions) a camera */
+                if ((c.kind == CAMSIM_CMD_STATUS || c.kind == CAMSIM_CMD_SESSIONS) && (c.seconds != 0 || c.frames != 0))
+                        abort();
+                if (c.kind == CAMSIM_CMD_STATUS && c.camera[0])
+                        abort();
+                if (c.kind > CAMSIM_CMD_SESSIONS)
+                        abort();
         }
         return 0;
 }

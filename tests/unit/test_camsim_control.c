@@ -39,6 +39,25 @@ static void test_valid_commands(void **state)
         assert_int_equal(c.frames, 25);
 }
 
+/* sessions [CAM|all]: the session log of one camera or of every camera. */
+static void test_sessions_command(void **state)
+{
+        struct camsim_cmd c;
+
+        assert_int_equal(parse("sessions", &c), 0);
+        assert_int_equal(c.kind, CAMSIM_CMD_SESSIONS);
+        assert_string_equal(c.camera, "");
+        assert_int_equal(parse("sessions all\r", &c), 0);
+        assert_int_equal(c.kind, CAMSIM_CMD_SESSIONS);
+        assert_string_equal(c.camera, "");
+        assert_int_equal(parse(" sessions\tcam12 ", &c), 0);
+        assert_string_equal(c.camera, "cam12");
+        assert_int_equal(parse("sessions cam1 cam2", &c), -EINVAL);
+        assert_int_equal(parse("sessions ../cam1", &c), -EINVAL);
+        assert_int_equal(parse("session", &c), -EINVAL);
+        assert_int_equal(parse("sessionsx", &c), -EINVAL);
+}
+
 static void test_invalid_commands(void **state)
 {
         static const char *bad[] = { "", "   ", "reboot", "status now", "outage cam1", "outage cam1 0",
@@ -74,6 +93,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid_commands),
                 cmocka_unit_test(test_invalid_commands),
+                cmocka_unit_test(test_sessions_command),
                 cmocka_unit_test(test_limits),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

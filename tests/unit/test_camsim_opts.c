@@ -49,6 +49,10 @@ static void test_defaults(void **state)
         assert_true(o.res_change_at_s < 0);
         assert_true(o.rtp_ts_start < 0);
         assert_true(o.loss_pct == 0);
+        assert_int_equal(o.auth, CAMSIM_AUTH_NONE);
+        assert_int_equal(o.max_sessions, 0);
+        assert_int_equal(o.policy, CAMSIM_POLICY_NONE);
+        assert_null(o.auth_secret);
 }
 
 static void test_personalities(void **state)
@@ -94,6 +98,48 @@ static void test_resolution_change_forms(void **state)
         assert_int_equal(o.res_height, 480);
 }
 
+/* The credentials split at the first ':' only: passwords hold ':' and '@'. */
+static void test_auth_forms(void **state)
+{
+        struct opts o;
+        char err[512];
+
+        assert_int_equal(parse(&o, err, sizeof(err), "--auth", "basic", "admin:secret", "--cameras", "2", (char *)NULL), 0);
+        assert_int_equal(o.auth, CAMSIM_AUTH_BASIC);
+        assert_string_equal(o.auth_user, "admin");
+        assert_string_equal(o.auth_pass, "secret");
+        assert_int_equal(o.cameras, 2);
+        assert_int_equal(parse(&o, err, sizeof(err), "--auth", "digest", "admin:p@ss@word", (char *)NULL), 0);
+        assert_int_equal(o.auth, CAMSIM_AUTH_DIGEST);
+        assert_string_equal(o.auth_user, "admin");
+        assert_string_equal(o.auth_pass, "p@ss@word");
+        assert_int_equal(parse(&o, err, sizeof(err), "--auth", "basic admin:a:b", (char *)NULL), 0);
+        assert_string_equal(o.auth_user, "admin");
+        assert_string_equal(o.auth_pass, "a:b");
+        assert_string_equal(o.auth_secret, "a:b"); /* where camsim blanks it from ps: inside argv */
+        assert_int_equal(parse(&o, err, sizeof(err), "--auth", "digest:root:x y", (char *)NULL), 0);
+        assert_int_equal(o.auth, CAMSIM_AUTH_DIGEST);
+        assert_string_equal(o.auth_user, "root");
+        assert_string_equal(o.auth_pass, "x y");
+        assert_int_equal(parse(&o, err, sizeof(err), "--auth", "basic", "viewer:", (char *)NULL), 0);
+        assert_string_equal(o.auth_pass, ""); /* an empty password is a password */
+}
+
+static void test_session_limit(void **state)
+{
+        struct opts o;
+        char err[512];
+
+        assert_int_equal(parse(&o, err, sizeof(err), "--max-sessions", "2", (char *)NULL), 0);
+        assert_int_equal(o.max_sessions, 2);
+        assert_int_equal(o.policy, CAMSIM_POLICY_REFUSE); /* the default with a limit */
+        assert_int_equal(parse(&o, err, sizeof(err), "--policy", "kick", "--max-sessions", "1", (char *)NULL), 0);
+        assert_int_equal(o.max_sessions, 1);
+        assert_int_equal(o.policy, CAMSIM_POLICY_KICK);
+        assert_int_equal(parse(&o, err, sizeof(err), "--max-sessions", "1", "--policy", "refuse", (char *)NULL), 0);
+        assert_int_equal(o.policy, CAMSIM_POLICY_REFUSE);
+}
+
 static void test_refusals_name_the_option(void **state)
 {
         static const struct {
@@ -111,6 +157,18 @@ static void test_refusals_name_the_option(void **state)
                 { "--resolution-change-at", "3 641x480", "WxH" },
                 { "--cameras", "0", "--cameras" },
                 { "--width", "641", "even" },
+                { "--auth", "md5 x:y", "--auth" },
+                { "--auth", "basic nopassword", "USER:PASS" },
+                { "--auth", "basic :secret", "user name" },
+                { "--auth", "admin:secret", "--auth" },
+                { "--auth", "basic", "--auth" },
+                { "--max-sessions", "0", "--max-sessions" },
+                { "--max-sessions", "-1", "--max-sessions" },
+                { "--max-sessions", "1001", "--max-sessions" },
+                { "--max-sessions", "two", "--max-sessions" },
+                { "--policy", "drop", "--policy" },
+                { "--policy", "kick", "--max-sessions" },
+                { "--policy", "refuse", "--max-sessions" },
         };
         struct opts o;
         char err[512];
@@ -123,6 +181,23 @@ static void test_refusals_name_the_option(void **state)
         assert_int_equal(parse(&o, err, sizeof(err), "--audio", "pcma", "--audio-rate", "16000", (char *)NULL), -EINVAL);
         assert_non_null(strstr(err, "8000"));
         assert_int_equal(parse(&o, err, sizeof(err), "stray", (char *)NULL), -EINVAL);
+        /* the two-word forms */
+        assert_int_equal(parse(&o, err, sizeof(err), "--auth", "md5", "x:y", (char *)NULL), -EINVAL);
+        assert_non_null(strstr(err, "--auth"));
+        assert_non_null(strstr(err, "md5"));
+        assert_int_equal(parse(&o, err, sizeof(err), "--auth", "basic", "nopassword", (char *)NULL), -EINVAL);
+        assert_non_null(strstr(err, "USER:PASS"));
+        assert_null(strstr(err, "nopassword")); /* credentials are never echoed */
+        assert_int_equal(parse(&o, err, sizeof(err), "--auth", "basic", "admin:bad\npass", (char *)NULL), -EINVAL);
+        assert_non_null(strstr(err, "control character"));
+        {
+                char big[CAMSIM_CREDENTIAL_MAX + 16] = "admin:";
+
+                memset(big + 6, 'p', CAMSIM_CREDENTIAL_MAX + 1);
+                big[6 + CAMSIM_CREDENTIAL_MAX + 1] = '\0';
+                assert_int_equal(parse(&o, err, sizeof(err), "--auth", "digest", big, (char *)NULL), -EINVAL);
+                assert_non_null(strstr(err, "password is longer"));
+        }
 }
 
 int main(void)
@@ -131,6 +206,8 @@ int main(void)
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_personalities),
                 cmocka_unit_test(test_resolution_change_forms),
+                cmocka_unit_test(test_auth_forms),
+                cmocka_unit_test(test_session_limit),
                 cmocka_unit_test(test_refusals_name_the_option),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
