@@ -87,6 +87,15 @@ static const char *const migrations[] = {
          * (a sweep of 100 000 rows deleted ~420 rows/s, slower as it grew). */
         "CREATE INDEX video_segments_start ON video_segments(start_us, id);"
         "CREATE INDEX gaps_end ON gaps(end_us);",
+        /* 5: who of our instances holds each camera's RTSP session, so two
+         * of them never fight over a camera that allows one session
+         * (worker/recorder.c: standby).  One row per camera and instance;
+         * a live holder refreshes heartbeat_us every second. */
+        "CREATE TABLE camera_leases("
+        "  camera_id TEXT NOT NULL, instance_id TEXT NOT NULL,"
+        "  state TEXT NOT NULL CHECK(state IN ('connecting','recording','standby','released')),"
+        "  since_us INTEGER NOT NULL, last_frame_us INTEGER NOT NULL DEFAULT 0, heartbeat_us INTEGER NOT NULL,"
+        "  PRIMARY KEY(camera_id, instance_id));",
 };
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "one migration step per schema version");
 
@@ -127,6 +136,8 @@ enum st {
         ST_DEPLOY_BEGIN,
         ST_DEPLOY_FINISH,
         ST_DEPLOYS_RECENT,
+        ST_LEASE_PUT,
+        ST_LEASE_OTHER,
         ST_COUNT
 };
 
@@ -165,6 +176,14 @@ static const char *const statements[ST_COUNT] = {
                                "ORDER BY start_us, id LIMIT ?1",
         [ST_SEGMENTS_TOTAL_BYTES] = "SELECT COALESCE(SUM(bytes), 0) FROM video_segments",
         [ST_GAPS_PRUNE] = "DELETE FROM gaps WHERE rowid IN (SELECT rowid FROM gaps WHERE end_us < ?1 LIMIT ?2)",
+        [ST_LEASE_PUT] = "INSERT INTO camera_leases(camera_id, instance_id, state, since_us, last_frame_us, heartbeat_us) "
+                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(camera_id, instance_id) DO UPDATE SET "
+                         "state = excluded.state, since_us = excluded.since_us, "
+                         "last_frame_us = MAX(last_frame_us, excluded.last_frame_us), heartbeat_us = excluded.heartbeat_us",
+        /* the other instances' rows, a live holder first, then the latest */
+        [ST_LEASE_OTHER] = "SELECT instance_id, state, since_us, last_frame_us, heartbeat_us FROM camera_leases "
+                           "WHERE camera_id = ?1 AND instance_id != ?2 ORDER BY "
+                           "(state IN ('connecting','recording') AND heartbeat_us >= ?3) DESC, heartbeat_us DESC LIMIT 1",
         [ST_GAP_INSERT] = "INSERT INTO gaps(camera_id, instance_id, start_us, end_us, reason, detail, created_us) "
                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         [ST_GAPS_RANGE_CAMERA] = "SELECT " GAP_COLUMNS " FROM gaps WHERE camera_id = ?1 AND " OVERLAP
@@ -898,6 +917,53 @@ int db_segments_total_bytes(struct db *db, int64_t *bytes)
         if (rc == SQLITE_ROW)
                 *bytes = sqlite3_column_int64(s, 0);
         r = rc == SQLITE_ROW ? 0 : db_fail(db, rc);
+        st_release(s);
+        return r;
+}
+
+/* ---- camera leases ------------------------------------------------------------------ */
+
+int db_lease_put(struct db *db, const struct db_lease *l)
+{
+        sqlite3_stmt *s;
+        int rc, r;
+
+        if (!text_ok(l->camera_id) || !text_ok(l->instance_id) || !text_ok(l->state))
+                return db_fail_msg(db, -EINVAL, "lease text field missing or too long");
+        if ((r = st_get(db, ST_LEASE_PUT, &s)) < 0)
+                return r;
+        if ((rc = bind_text(s, 1, l->camera_id)) || (rc = bind_text(s, 2, l->instance_id)) ||
+            (rc = bind_text(s, 3, l->state)) || (rc = sqlite3_bind_int64(s, 4, l->since_us)) ||
+            (rc = sqlite3_bind_int64(s, 5, l->last_frame_us)) || (rc = sqlite3_bind_int64(s, 6, l->heartbeat_us)))
+                return bind_fail(db, s, rc);
+        return st_run(db, s);
+}
+
+int db_lease_other(struct db *db, const char *camera_id, const char *self, int64_t fresh_after_us,
+                   struct db_lease *out, char *instance, size_t ilen, char *state, size_t slen)
+{
+        sqlite3_stmt *s;
+        int rc, r;
+
+        if (!text_ok(camera_id) || !text_ok(self))
+                return db_fail_msg(db, -EINVAL, "camera or instance id missing or too long");
+        if ((r = st_get(db, ST_LEASE_OTHER, &s)) < 0)
+                return r;
+        if ((rc = bind_text(s, 1, camera_id)) || (rc = bind_text(s, 2, self)) ||
+            (rc = sqlite3_bind_int64(s, 3, fresh_after_us)))
+                return bind_fail(db, s, rc);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+                snprintf(instance, ilen, "%s", (const char *)sqlite3_column_text(s, 0));
+                snprintf(state, slen, "%s", (const char *)sqlite3_column_text(s, 1));
+                *out = (struct db_lease){ .camera_id = camera_id, .instance_id = instance, .state = state,
+                                          .since_us = sqlite3_column_int64(s, 2),
+                                          .last_frame_us = sqlite3_column_int64(s, 3),
+                                          .heartbeat_us = sqlite3_column_int64(s, 4) };
+                r = 1;
+        } else {
+                r = rc == SQLITE_DONE ? 0 : db_fail(db, rc);
+        }
         st_release(s);
         return r;
 }

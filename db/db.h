@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_BUSY_TIMEOUT_MS 5000      /* wait for another writer before -EBUSY */
-#define DB_SCHEMA_VERSION 4          /* the user_version this binary migrates to */
+#define DB_SCHEMA_VERSION 5          /* the user_version this binary migrates to */
 #define DB_ERRMSG_MAX 256
 #define DB_TEXT_MAX 4096             /* any text argument: ids, paths, urls, details */
 #define DB_BLOB_MAX (8u << 20)       /* a frame index blob */
@@ -146,6 +146,25 @@ int db_gaps_range(struct db *db, const char *camera_id, int64_t from_us, int64_t
                   int64_t offset, db_gap_cb cb, void *ctx);
 
 /* ---- the supervisor's state (schema 2) ---- */
+
+/* One instance's hold on a camera's RTSP session (schema 5). */
+struct db_lease {
+        const char *camera_id, *instance_id;
+        const char *state; /* connecting | recording | standby | released */
+        int64_t since_us;      /* the state's start */
+        int64_t last_frame_us; /* camera time of its last frame recorded, 0: none */
+        int64_t heartbeat_us;  /* refreshed every second by a live holder */
+};
+
+/* Upserts this instance's row (last_frame_us never goes back). */
+int db_lease_put(struct db *db, const struct db_lease *l);
+
+/* The row of another instance than self for the camera: a live holder
+ * (connecting or recording, heartbeat at or after fresh_after_us) if there
+ * is one, else the latest.  1 found (strings copied into instance/state),
+ * 0 none, or a negative errno. */
+int db_lease_other(struct db *db, const char *camera_id, const char *self, int64_t fresh_after_us,
+                   struct db_lease *out, char *instance, size_t ilen, char *state, size_t slen);
 
 /* A worker slot as the supervisor last saw it; strings as in db_segment. */
 struct db_slot {

@@ -86,6 +86,8 @@ struct deploy {
         int child_status; /* E_CHILD_EXIT: exit code, 128+signal, -1 unknown */
         bool healthy;     /* E_HEALTH */
         char last_health[256];
+        char cameras_why[512]; /* E_HEALTH: the cameras that keep it from healthy, and why */
+        int standby;           /* E_HEALTH: cameras another instance holds (one-session cameras) */
         struct chores_hap_op hap_ops[CHORES_HAP_OPS_MAX]; /* E_HAPROXY */
         struct deploy_result res;
 };
@@ -486,7 +488,10 @@ static void a_child_timeout(struct deploy *d)
 
 static void a_no_ready(struct deploy *d)
 {
-        fail(d, "slot %s sent no READY within %d s", new_slot(d)->name, d->health_timeout_s);
+        const char *st = new_slot(d)->status;
+
+        fail(d, "slot %s sent no READY within %d s%s%s", new_slot(d)->name, d->health_timeout_s, st[0] ? "; its status: " : "",
+             st);
 }
 
 static void on_health(struct health_checker *h, const struct health_result *r, void *userdata)
@@ -495,10 +500,27 @@ static void on_health(struct health_checker *h, const struct health_result *r, v
         cJSON *j;
 
         d->healthy = false;
-        if (r->status == 200 && (j = cJSON_Parse(r->body))) {
-                const cJSON *st = cJSON_GetObjectItem(j, "status");
+        d->cameras_why[0] = '\0';
+        d->standby = 0;
+        if ((j = cJSON_Parse(r->body))) { /* 503 has the same JSON */
+                const cJSON *st = cJSON_GetObjectItem(j, "status"), *cams = cJSON_GetObjectItem(j, "cameras");
+                const cJSON *errs = cJSON_GetObjectItem(j, "camera_errors"), *c;
+                size_t used = 0;
 
-                d->healthy = cJSON_IsString(st) && strcmp(st->valuestring, "healthy") == 0;
+                d->healthy = r->status == 200 && cJSON_IsString(st) && strcmp(st->valuestring, "healthy") == 0;
+                /* name each camera that neither records nor stands by, with the camera's own reason */
+                for (c = cams ? cams->child : NULL; c && used < sizeof(d->cameras_why); c = c->next) {
+                        const char *state = cJSON_GetStringValue(c), *why = cJSON_GetStringValue(
+                                                                          cJSON_GetObjectItem(errs, c->string));
+                        int n;
+
+                        d->standby += state && !strcmp(state, "standby");
+                        if (!state || !strcmp(state, "recording") || !strcmp(state, "standby"))
+                                continue;
+                        n = snprintf(d->cameras_why + used, sizeof(d->cameras_why) - used, "%scamera %s %s",
+                                     used ? ", " : "", c->string, why ? why : state);
+                        used += n > 0 ? (size_t)n : 0;
+                }
                 cJSON_Delete(j);
         }
         snprintf(d->last_health, sizeof(d->last_health), "HTTP %d %s%.150s", r->status,
@@ -537,13 +559,15 @@ static void a_health_answer(struct deploy *d)
 
         if (!d->healthy) {
                 if (now_mono_us() >= d->deadline_mono_us)
-                        fail(d, "slot %s not healthy within %d s (last answer: %s)", new_slot(d)->name,
-                             d->health_timeout_s, d->last_health);
+                        fail(d, "slot %s not healthy within %d s%s%s (last answer: %s)", new_slot(d)->name,
+                             d->health_timeout_s, d->cameras_why[0] ? ": " : "", d->cameras_why, d->last_health);
                 else
                         arm_or_fail(d, DEPLOY_HEALTH_RETRY_US);
                 return;
         }
-        step(d, "slot %s healthy: every enabled camera recording (%s)", new_slot(d)->name, d->last_health);
+        step(d, "slot %s healthy: every enabled camera recording%s (%s)", new_slot(d)->name,
+             d->standby ? ", or standing by for a one-session camera (handed over when the old worker stops)" : "",
+             d->last_health);
         d->state = D_SWITCH;
         d->switched = true; /* from here a failure puts the old worker back, whatever haproxy did */
         if ((e = hap_send(d, ops, 2, true)) < 0)

@@ -36,7 +36,7 @@ struct slot {
         bool adopted;       /* not our child: no exit status */
         bool stop_requested;
         int exit_status;    /* wait status of the last exit, -1 unknown */
-        char status[256];   /* last STATUS= */
+        char status[512];   /* last STATUS= */
         uint64_t started_mono_us, ready_mono_us, watchdog_mono_us;
         int64_t started_real_us;
         /* private */

@@ -133,7 +133,7 @@ static enum MHD_Result health(struct http_server *h, struct MHD_Connection *c, c
 
         for (size_t i = 0; i < s->n_cameras; i++) {
                 cJSON_AddStringToObject(cams, s->cameras[i].id, s->cameras[i].state);
-                if (!s->cameras[i].recording && s->cameras[i].error[0])
+                if (!s->cameras[i].recording && !s->cameras[i].standby && s->cameras[i].error[0])
                         cJSON_AddStringToObject(errs, s->cameras[i].id, s->cameras[i].error);
         }
         cJSON_AddItemToObject(j, "cameras", cams);
@@ -234,6 +234,8 @@ static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection 
                 else
                         cJSON_AddNullToObject(o, "rtsp_status");
                 cJSON_AddNumberToObject(o, "retry_in_s", k->retry_in_s);
+                cJSON_AddStringToObject(o, "held_by", k->held_by);
+                cJSON_AddBoolToObject(o, "session_limited", k->session_limited);
                 cJSON_AddItemToArray(arr, o);
         }
         return reply_json(h, c, 200, arr);
@@ -272,6 +274,8 @@ static const struct camera_counter {
           auth_failures),
         C("mwr_camera_session_refusals_total", "counter",
           "Sessions the camera refused for its session limit (453, or 403 naming a limit).", session_refusals),
+        C("mwr_camera_handovers_total", "counter",
+          "Times this instance took the camera from another instance of ours that held it.", handovers),
         C("mwr_gaps_total", "counter", "Gaps in a camera's footage (gap rows written).", gaps),
         C("mwr_gap_alerts_total", "counter", "Gaps longer than 1 s, each also logged at alert priority.",
           gap_alerts),

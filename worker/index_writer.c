@@ -26,7 +26,7 @@
 #define DETAIL_MAX 128
 #define REASON_MAX 32
 
-enum ev_kind { EV_SEG_BEGIN, EV_SEG_UPDATE, EV_GAP, EV_CAMERA };
+enum ev_kind { EV_SEG_BEGIN, EV_SEG_UPDATE, EV_GAP, EV_CAMERA, EV_LEASE };
 
 struct event {
         struct event *next;
@@ -39,6 +39,8 @@ struct event {
         char *url;
         int64_t start_us, end_us;
         int enabled;
+        char lease_state[12];
+        int64_t last_frame_us; /* EV_LEASE; start_us is its since_us */
 };
 
 struct seg_ref {
@@ -151,6 +153,13 @@ static int apply(struct index_writer *iw, struct event *ev)
                                      ev->detail, now);
         case EV_CAMERA:
                 return db_camera_upsert(iw->db, ev->camera, ev->url, ev->enabled, now);
+        case EV_LEASE: {
+                struct db_lease l = { .camera_id = ev->camera, .instance_id = ev->instance, .state = ev->lease_state,
+                                      .since_us = ev->start_us, .last_frame_us = ev->last_frame_us,
+                                      .heartbeat_us = now };
+
+                return db_lease_put(iw->db, &l);
+        }
         }
         return -EINVAL;
 }
@@ -493,6 +502,21 @@ void index_writer_gap(struct index_writer *iw, const char *camera_id, const char
         snprintf(ev->detail, sizeof(ev->detail), "%s", detail ? detail : "");
         ev->start_us = start_us;
         ev->end_us = end_us;
+        enqueue(iw, ev);
+}
+
+void index_writer_lease(struct index_writer *iw, const char *camera_id, const char *instance_id, const char *state,
+                        int64_t since_us, int64_t last_frame_us)
+{
+        struct event *ev = event_new(EV_LEASE);
+
+        if (!ev)
+                return;
+        snprintf(ev->camera, sizeof(ev->camera), "%s", camera_id);
+        snprintf(ev->instance, sizeof(ev->instance), "%s", instance_id);
+        snprintf(ev->lease_state, sizeof(ev->lease_state), "%s", state);
+        ev->start_us = since_us;
+        ev->last_frame_us = last_frame_us;
         enqueue(iw, ev);
 }
 

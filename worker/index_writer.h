@@ -64,6 +64,10 @@ void seg_ref_release(struct seg_ref *ref);
 void index_writer_gap(struct index_writer *iw, const char *camera_id, const char *instance_id, int64_t start_us,
                       int64_t end_us, const char *reason, const char *detail);
 void index_writer_camera(struct index_writer *iw, const char *id, const char *url_redacted, int enabled);
+/* This instance's hold on a camera (db_lease_put; the heartbeat is the
+ * time the row is written). */
+void index_writer_lease(struct index_writer *iw, const char *camera_id, const char *instance_id, const char *state,
+                        int64_t since_us, int64_t last_frame_us);
 
 void index_writer_get_stats(struct index_writer *iw, struct index_writer_stats *out);
 

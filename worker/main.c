@@ -62,7 +62,7 @@ struct worker {
         int64_t ready_since_real_us;
         /* sd_notify, main thread only */
         bool ready_sent;
-        char last_status[128];
+        char last_status[512];
         uint64_t watchdog_usec;
         int64_t next_watchdog_mono_us;
         uint64_t heartbeats[CONFIG_MAX_CAMERAS];
@@ -148,6 +148,7 @@ static int camera_start(struct worker *w, struct camera_slot *slot)
         struct recorder_opts o = { .camera = slot->cam,
                                    .storage_dir = w->cfg->storage_dir,
                                    .instance_id = w->a.instance_id,
+                                   .db_path = w->cfg->db_path,
                                    .segment_seconds = w->cfg->segment_seconds,
                                    .first_segment_num = recovery_next_segment_num(w->cfg, slot->cam.id,
                                                                                   w->a.instance_id),
@@ -349,6 +350,10 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
                 recorder_error(w->slots[i].rec, c->error, sizeof(c->error), c->error_detail, sizeof(c->error_detail),
                                &c->rtsp_status);
                 c->retry_in_s = (double)atomic_load(&st->retry_in_us) / 1e6;
+                c->standby = atomic_load(&st->state) == RECORDER_STANDBY;
+                recorder_held_by(w->slots[i].rec, c->held_by, sizeof(c->held_by));
+                c->handovers = atomic_load(&st->handovers);
+                c->session_limited = w->slots[i].cam.max_sessions == 1 || atomic_load(&st->session_limited);
                 c->auth_failures = atomic_load(&st->auth_failures);
                 c->session_refusals = atomic_load(&st->session_refusals);
                 c->recording = atomic_load(&st->state) == RECORDER_RECORDING && atomic_load(&st->segment_has_key) &&
@@ -390,13 +395,28 @@ static bool recorders_progress(struct worker *w)
 static void worker_notify(struct worker *w)
 {
         struct status_snapshot *s = malloc(sizeof(*s));
-        char status[128];
+        char status[sizeof(w->last_status)];
         int64_t now = now_mono_us();
+        size_t used;
 
         if (!s)
                 return;
         worker_snapshot(w, s);
-        snprintf(status, sizeof(status), "%s: recording %zu/%zu cameras", s->status, s->running, s->n_cameras);
+        used = (size_t)snprintf(status, sizeof(status), "%s: recording %zu/%zu cameras", s->status, s->running,
+                                s->n_cameras);
+        /* what keeps a camera from recording, so a deploy that waits for READY can name it */
+        for (size_t i = 0; i < s->n_cameras && used < sizeof(status); i++) {
+                const struct status_camera *c = &s->cameras[i];
+                int n = 0;
+
+                if (c->standby)
+                        n = snprintf(status + used, sizeof(status) - used, "; %s standby (held by %s)", c->id,
+                                     c->held_by);
+                else if (!c->recording && c->error[0])
+                        n = snprintf(status + used, sizeof(status) - used, "; %s %s: %s", c->id, c->error,
+                                     c->error_detail);
+                used += n > 0 ? (size_t)n : 0;
+        }
         if (!w->ready_sent && s->http_code == 200) {
                 sd_notifyf(0, "READY=1\nSTATUS=%s", status);
                 w->ready_sent = true;

@@ -36,6 +36,7 @@
 #include "common/log.h"
 #include "common/payload_hash.h"
 #include "common/time_util.h"
+#include "db/db.h"
 #include "db/frame_index.h"
 #include "worker/audio_transcode.h"
 #include "worker/rtsp_error.h"
@@ -107,6 +108,13 @@ struct recorder {
         int err_status;                   /* the camera's RTSP status code in err_text, 0: none */
         unsigned err_repeats;             /* sessions in a row that ended the same way (logged once) */
         struct rtsp_log avlog;            /* the session's share of libavformat's log (rtsp_error.h) */
+        char held_by[CONFIG_ID_MAX];      /* under info_lock: in standby, the instance holding the camera */
+        /* leases, this thread's */
+        struct db *lease_db;              /* read connection, opened when first needed */
+        bool lease_db_failed;
+        bool limited;                     /* the camera refused or ended a session for another of ours */
+        char handover_from[CONFIG_ID_MAX]; /* the instance the camera was last taken from */
+        int64_t lease_since_us, lease_beat_mono_us, session_end_real_us;
 
         /* session state, this thread only */
         AVFormatContext *ic;
@@ -363,6 +371,8 @@ static void gap_check(struct recorder *r, int64_t t_us)
         if (lost > r->rtp_lost_seen && !strcmp(reason, "camera_down") && hole < RECORDER_STALL_US) {
                 reason = "packet_loss";
                 snprintf(detail, sizeof(detail), "%" PRIu64 " RTP packets lost", lost - r->rtp_lost_seen);
+        } else if (!strcmp(reason, "handover")) {
+                snprintf(detail, sizeof(detail), "taken from instance %s", r->handover_from);
         } else {
                 snprintf(detail, sizeof(detail), "after %" PRIu64 " reconnects", atomic_load(&r->stats.reconnects));
         }
@@ -977,6 +987,87 @@ static void session_close(struct recorder *r, const char *why)
         r->closing = false;
 }
 
+/* ---- leases: which of our instances holds the camera -------------------------------- */
+
+static void lease_put(struct recorder *r, const char *state)
+{
+        int64_t last = r->last_end_us > r->frame_us ? r->last_end_us - r->frame_us : 0;
+
+        index_writer_lease(r->o.iw, r->o.camera.id, r->o.instance_id, state, r->lease_since_us, last);
+        r->lease_beat_mono_us = now_mono_us();
+}
+
+static void lease_begin(struct recorder *r, const char *state)
+{
+        r->lease_since_us = now_real_us();
+        lease_put(r, state);
+}
+
+/* 1: another instance holds the camera now (who, and its lease in *l),
+ * 0: none does, -1: cannot tell (no database). */
+static int held_elsewhere(struct recorder *r, struct db_lease *l, char *who, size_t wlen)
+{
+        char state[16];
+        int e;
+
+        *l = (struct db_lease){ 0 };
+        if (!r->o.db_path || r->lease_db_failed)
+                return -1;
+        if (!r->lease_db && (e = db_open(r->o.db_path, &r->lease_db)) < 0) {
+                log_warn("camera %s: cannot read the other instances' leases from %s: %s (no standby)",
+                         r->o.camera.id, r->o.db_path, strerror(-e));
+                r->lease_db_failed = true;
+                return -1;
+        }
+        e = db_lease_other(r->lease_db, r->o.camera.id, r->o.instance_id, now_real_us() - RECORDER_LEASE_FRESH_US, l,
+                           who, wlen, state, sizeof(state));
+        if (e <= 0)
+                return e < 0 ? -1 : 0;
+        return (!strcmp(state, "connecting") || !strcmp(state, "recording")) &&
+               l->heartbeat_us >= now_real_us() - RECORDER_LEASE_FRESH_US;
+}
+
+static void set_held_by(struct recorder *r, const char *who)
+{
+        pthread_mutex_lock(&r->info_lock);
+        snprintf(r->held_by, sizeof(r->held_by), "%s", who);
+        pthread_mutex_unlock(&r->info_lock);
+}
+
+/* Another instance holds the camera: wait until it lets go (its lease
+ * released or stale), then the next session's first frame writes the hole
+ * since the holder's last frame as one 'handover' gap. */
+static void standby(struct recorder *r, const char *who, const char *why)
+{
+        struct db_lease l;
+        char holder[CONFIG_ID_MAX];
+        int64_t t0 = now_mono_us();
+        int held;
+
+        log_notice("camera %s: %s; instance %s holds it: standing by until it lets go", r->o.camera.id, why, who);
+        set_held_by(r, who);
+        atomic_store(&r->stats.state, RECORDER_STANDBY);
+        lease_begin(r, "standby");
+        snprintf(holder, sizeof(holder), "%s", who);
+        while (!atomic_load(&r->stop) && (held = held_elsewhere(r, &l, holder, sizeof(holder))) == 1) {
+                if (now_mono_us() - r->lease_beat_mono_us >= RECORDER_LEASE_BEAT_US)
+                        lease_put(r, "standby");
+                sleep_interruptible(r, RECORDER_STANDBY_POLL_US);
+        }
+        set_held_by(r, "");
+        if (atomic_load(&r->stop))
+                return;
+        /* the footage up to the holder's last frame exists: the hole starts there */
+        if (held == 0 && l.last_frame_us > r->last_end_us) {
+                r->last_end_us = l.last_frame_us + r->frame_us;
+                r->gap_reason = "handover";
+                snprintf(r->handover_from, sizeof(r->handover_from), "%s", holder);
+        }
+        atomic_fetch_add(&r->stats.handovers, 1);
+        log_notice("camera %s: instance %s let go after %.1f s: taking the camera", r->o.camera.id, holder,
+                   (double)(now_mono_us() - t0) / 1e6);
+}
+
 static void av_err_text(int e, char *buf, size_t len)
 {
         if (av_strerror(e, buf, len) < 0)
@@ -1062,6 +1153,8 @@ static const char *session_run(struct recorder *r)
         atomic_store(&r->stats.state, RECORDER_CONNECTING);
         atomic_store(&r->stats.time_source, TIMELINE_UNKNOWN);
         r->avlog = (struct rtsp_log){ .rtp_lost = &r->stats.rtp_lost };
+        /* before the camera hears of us: another of ours that it ends for this session knows why */
+        lease_begin(r, "connecting");
         e = pkt ? session_open(r) : AVERROR(ENOMEM);
         opened = e >= 0;
         while (e >= 0) {
@@ -1086,7 +1179,10 @@ static const char *session_run(struct recorder *r)
                         if (!recovered && atomic_load(&r->stats.frames) > 0) {
                                 session_recovered(r);
                                 recovered = true;
+                                lease_put(r, "recording");
                         }
+                        if (now_mono_us() - r->lease_beat_mono_us >= RECORDER_LEASE_BEAT_US)
+                                lease_put(r, recovered ? "recording" : "connecting");
                 }
                 if (r->test_stall && atomic_load(&r->stats.frames) > TEST_STALL_AFTER_FRAMES)
                         while (!atomic_load(&r->stop)) /* test hook: a stuck loop, no heartbeat */
@@ -1111,6 +1207,8 @@ static const char *session_run(struct recorder *r)
                 atomic_store(&r->stats.state, RECORDER_DOWN);
         }
         session_close(r, atomic_load(&r->stop) ? "stop" : "connection ended");
+        r->session_end_real_us = now_real_us();
+        lease_put(r, "released");
         av_packet_free(&pkt);
         return kind;
 }
@@ -1128,11 +1226,27 @@ static void *recorder_thread(void *arg)
 
         while (!atomic_load(&r->stop)) {
                 uint64_t frames = atomic_load(&r->stats.frames);
-                const char *kind = session_run(r);
+                const char *kind;
+                struct db_lease l;
+                char who[CONFIG_ID_MAX];
                 int64_t wait;
 
+                /* a camera known to allow one session: never take it from another of ours */
+                if ((r->o.camera.max_sessions == 1 || r->limited) && held_elsewhere(r, &l, who, sizeof(who)) == 1) {
+                        standby(r, who, r->limited ? "the camera allows one of our sessions"
+                                                   : "the camera allows one session (max_sessions 1)");
+                        continue;
+                }
+                kind = session_run(r);
                 if (atomic_load(&r->stop))
                         break;
+                /* refused for its session limit while another of ours holds it */
+                if (kind && !strcmp(kind, RTSP_ERR_SESSION_LIMIT) && held_elsewhere(r, &l, who, sizeof(who)) == 1) {
+                        r->limited = true;
+                        atomic_store(&r->stats.session_limited, 1);
+                        standby(r, who, "the camera refused a second session");
+                        continue;
+                }
                 atomic_fetch_add(&r->stats.reconnects, 1);
                 backoff = atomic_load(&r->stats.frames) > frames ? BACKOFF_MIN_US : backoff;
                 if (kind && !strcmp(kind, RTSP_ERR_AUTH)) {
@@ -1146,8 +1260,22 @@ static void *recorder_thread(void *arg)
                 atomic_store(&r->stats.retry_in_us, wait);
                 sleep_interruptible(r, wait);
                 atomic_store(&r->stats.retry_in_us, 0);
+                /* ended right after another session of ours began: the camera keeps one, the newest;
+                 * taking it back would only kick that one (a kick storm): stand by instead */
+                if (kind && !strcmp(kind, RTSP_ERR_ENDED) && !atomic_load(&r->stop) &&
+                    held_elsewhere(r, &l, who, sizeof(who)) == 1 && l.since_us <= r->session_end_real_us &&
+                    l.since_us >= r->session_end_real_us - RECORDER_KICK_WINDOW_US) {
+                        r->limited = true;
+                        atomic_store(&r->stats.session_limited, 1);
+                        if (r->last_end_us > 0) /* the hole: from our last frame until theirs began */
+                                index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, r->last_end_us,
+                                                 now_real_us(), "handover", "ended by the camera for another session");
+                        r->last_end_us = 0;
+                        standby(r, who, "the camera ended our session for another of ours");
+                }
         }
         atomic_store(&r->stats.state, RECORDER_STOPPED);
+        db_close(r->lease_db);
         return NULL;
 }
 
@@ -1235,6 +1363,13 @@ void recorder_error(struct recorder *r, char *kind, size_t klen, char *text, siz
         pthread_mutex_unlock(&r->info_lock);
 }
 
+void recorder_held_by(struct recorder *r, char *instance, size_t len)
+{
+        pthread_mutex_lock(&r->info_lock);
+        snprintf(instance, len, "%s", r->held_by);
+        pthread_mutex_unlock(&r->info_lock);
+}
+
 void recorder_codecs(struct recorder *r, char *video, size_t vlen, char *audio, size_t alen)
 {
         pthread_mutex_lock(&r->info_lock);
@@ -1255,7 +1390,7 @@ const char *recorder_url(const struct recorder *r)
 
 const char *recorder_state_name(int state)
 {
-        static const char *const names[] = { "connecting", "recording", "down", "stopped" };
+        static const char *const names[] = { "connecting", "recording", "down", "stopped", "standby" };
 
-        return state >= 0 && state <= RECORDER_STOPPED ? names[state] : "unknown";
+        return state >= 0 && state <= RECORDER_STANDBY ? names[state] : "unknown";
 }

@@ -20,7 +20,16 @@
 #define RECORDER_AUTH_BACKOFF_MIN_US (1 * INT64_C(1000000)) /* a refused login: then doubling to auth_retry_max_s */
 #define FRAGMENT_MAX_US (1 * INT64_C(1000000))     /* bounds footage lost to SIGKILL */
 
-enum recorder_state { RECORDER_CONNECTING, RECORDER_RECORDING, RECORDER_DOWN, RECORDER_STOPPED };
+enum recorder_state { RECORDER_CONNECTING, RECORDER_RECORDING, RECORDER_DOWN, RECORDER_STOPPED, RECORDER_STANDBY };
+
+/* A camera that allows fewer sessions than we would open: another instance
+ * of ours holds it (its lease row in the DB is live), so this one waits in
+ * standby instead of fighting over it, and takes it at once when the holder
+ * lets go.  See docs/worker.md "One-session cameras". */
+#define RECORDER_LEASE_BEAT_US (1 * INT64_C(1000000))   /* a holder refreshes its lease this often */
+#define RECORDER_LEASE_FRESH_US (3 * INT64_C(1000000))  /* a lease this recent: its holder is alive */
+#define RECORDER_STANDBY_POLL_US (100 * INT64_C(1000))  /* standby looks at the holder's lease this often */
+#define RECORDER_KICK_WINDOW_US (3 * INT64_C(1000000))  /* our session ended this soon after another began: kicked */
 
 /* Counters read by other threads (health, metrics): atomics, no lock. */
 struct recorder_stats {
@@ -48,6 +57,8 @@ struct recorder_stats {
         _Atomic int width, height;            /* the picture now */
         _Atomic uint64_t auth_failures;       /* sessions the camera refused the login of (401) */
         _Atomic uint64_t session_refusals;    /* sessions refused for the camera's session limit */
+        _Atomic int session_limited;          /* the camera showed it allows one of our sessions at a time */
+        _Atomic uint64_t handovers;           /* times this instance took the camera from a holder of ours */
         _Atomic int64_t retry_in_us;          /* waiting this long before the next attempt, 0: not waiting */
 };
 
@@ -55,6 +66,7 @@ struct recorder_opts {
         struct config_camera camera; /* url is copied by recorder_start */
         const char *storage_dir;
         const char *instance_id;
+        const char *db_path; /* read for the other instances' leases (NULL: no standby) */
         int segment_seconds;
         int64_t first_segment_num;
         struct index_writer *iw;
@@ -77,6 +89,8 @@ void recorder_unrecorded(struct recorder *r, char *buf, size_t len);
  * rtsp_error.h, "" while it records), the text ("SETUP answered 453 Not
  * Enough Bandwidth") and the RTSP status (0: no answer). */
 void recorder_error(struct recorder *r, char *kind, size_t klen, char *text, size_t tlen, int *status);
+/* In standby: the instance holding the camera ("" otherwise). */
+void recorder_held_by(struct recorder *r, char *instance, size_t len);
 /* The codecs recorded now: "h264", and "aac" / "flac (from pcm_alaw)" or "". */
 void recorder_codecs(struct recorder *r, char *video, size_t vlen, char *audio, size_t alen);
 

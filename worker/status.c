@@ -6,12 +6,16 @@
 
 void status_evaluate(struct status_snapshot *s, int64_t *ready_since_real_us)
 {
+        size_t standby = 0;
         bool all, any;
 
         s->running = 0;
-        for (size_t i = 0; i < s->n_cameras; i++)
+        for (size_t i = 0; i < s->n_cameras; i++) {
                 s->running += s->cameras[i].recording;
-        all = s->running == s->n_cameras;
+                standby += s->cameras[i].standby;
+        }
+        /* a camera another instance of ours holds is recorded: this one is ready to take it */
+        all = s->running + standby == s->n_cameras;
         any = s->running > 0 || s->n_cameras == 0;
         if (!*ready_since_real_us && ((all && s->n_cameras > 0) || (any && s->uptime_us >= STATUS_START_TIMEOUT_US) ||
                                       s->n_cameras == 0))

@@ -20,6 +20,9 @@ struct status_camera {
         char url[CONFIG_URL_MAX]; /* credentials redacted */
         const char *state;        /* recording, connecting, down, paused, stopped */
         bool recording;
+        bool standby;             /* another instance of ours holds the camera: this one waits (not an error) */
+        char held_by[CONFIG_ID_MAX]; /* ...that instance */
+        bool session_limited;     /* configured max_sessions 1, or the camera showed it */
         uint64_t frames, bytes, segments, reconnects, ts_anomalies, write_errors;
         uint64_t dropped_prekey, dropped_disk_full, dropped_storage, non_picture_packets;
         double last_frame_age_s;  /* -1 when no frame yet */
@@ -35,7 +38,7 @@ struct status_camera {
         char error_detail[192];   /* "DESCRIBE answered 401 Unauthorized" */
         int rtsp_status;          /* the camera's status code in error_detail, 0: none */
         double retry_in_s;        /* waiting this long before the next attempt, 0: not waiting */
-        uint64_t auth_failures, session_refusals;
+        uint64_t auth_failures, session_refusals, handovers;
 };
 
 struct status_snapshot {

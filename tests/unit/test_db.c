@@ -712,6 +712,52 @@ static void test_migration_3_keeps_rows_and_widens_gap_reasons(void **state)
         db_close(db);
 }
 
+/* Schema 5: which of our instances holds a camera that allows one session. */
+static void test_camera_leases(void **state)
+{
+        struct fixture *fx = *state;
+        struct db_lease l;
+        char who[32], st[16];
+        struct db *db;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(db_lease_other(db, "cam1", "b", T0_US, &l, who, sizeof(who), st, sizeof(st)), 0);
+        assert_int_equal(db_lease_put(db, &(struct db_lease){ .camera_id = "cam1", .instance_id = "a",
+                                                              .state = "recording", .since_us = T0_US,
+                                                              .last_frame_us = T0_US + 5 * SEC_US,
+                                                              .heartbeat_us = T0_US + 6 * SEC_US }),
+                         0);
+        assert_int_equal(db_lease_put(db, &(struct db_lease){ .camera_id = "cam1", .instance_id = "c",
+                                                              .state = "released", .since_us = T0_US,
+                                                              .heartbeat_us = T0_US + 9 * SEC_US }),
+                         0);
+        /* b sees a, the live holder, before c's later but released row; never itself */
+        assert_int_equal(db_lease_other(db, "cam1", "b", T0_US + 4 * SEC_US, &l, who, sizeof(who), st, sizeof(st)),
+                         1);
+        assert_string_equal(who, "a");
+        assert_string_equal(st, "recording");
+        assert_int_equal(l.last_frame_us, T0_US + 5 * SEC_US);
+        assert_int_equal(db_lease_other(db, "cam1", "a", T0_US, &l, who, sizeof(who), st, sizeof(st)), 1);
+        assert_string_equal(who, "c");
+        /* a stale heartbeat: the latest row comes first */
+        assert_int_equal(db_lease_other(db, "cam1", "b", T0_US + 7 * SEC_US, &l, who, sizeof(who), st, sizeof(st)),
+                         1);
+        assert_string_equal(who, "c");
+        /* released: last_frame_us never goes back */
+        assert_int_equal(db_lease_put(db, &(struct db_lease){ .camera_id = "cam1", .instance_id = "a",
+                                                              .state = "released", .since_us = T0_US + 7 * SEC_US,
+                                                              .last_frame_us = 0, .heartbeat_us = T0_US + 10 * SEC_US }),
+                         0);
+        assert_int_equal(db_lease_other(db, "cam1", "b", T0_US, &l, who, sizeof(who), st, sizeof(st)), 1);
+        assert_string_equal(who, "a");
+        assert_string_equal(st, "released");
+        assert_int_equal(l.last_frame_us, T0_US + 5 * SEC_US);
+        assert_int_equal(db_lease_put(db, &(struct db_lease){ .camera_id = "cam1", .instance_id = "a",
+                                                              .state = "sleeping", .heartbeat_us = T0_US }),
+                         -EINVAL);
+        db_close(db);
+}
+
 static void test_camera_upsert(void **state)
 {
         struct fixture *fx = *state;
@@ -870,6 +916,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_callbacks_may_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gaps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_camera_upsert, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_camera_leases, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_connections_interleaved, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_open_and_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_busy_after_timeout, setup, teardown),
