@@ -142,37 +142,33 @@ static void on_haproxy(void *ud, const struct chores_hap_op *ops, size_t n)
         dispatch(d, E_HAPROXY);
 }
 
-static struct chores_hap_op hap_set(const char *server, enum hap_admin state)
+static struct chores_hap_op hap_op(enum chores_hap_kind kind, const char *server, enum hap_admin state)
 {
-        struct chores_hap_op op = { .kind = CHORES_HAP_SET, .state = state };
-
-        snprintf(op.server, sizeof(op.server), "%s", server);
-        return op;
-}
-
-static struct chores_hap_op hap_get(const char *server)
-{
-        struct chores_hap_op op = { .kind = CHORES_HAP_GET };
+        struct chores_hap_op op = { .kind = kind, .state = state };
 
         snprintf(op.server, sizeof(op.server), "%s", server);
         return op;
 }
 
 /* Sends ops to haproxy (E_HAPROXY when done, E_TIMER after
- * DEPLOY_HAPROXY_TIMEOUT_US); a call still waited for is forgotten.  0 or
- * a negative errno. */
+ * DEPLOY_HAPROXY_TIMEOUT_US); a call still waited for is forgotten.  0, or
+ * a negative errno with every op's result set to it (the caller goes on as
+ * if haproxy had failed them). */
 static int hap_send(struct deploy *d, const struct chores_hap_op *ops, size_t n, bool stop_on_error)
 {
-        int e;
+        int e = 0;
 
         chores_haproxy_forget(d->hap);
-        for (size_t i = 0; i < n; i++)
-                d->hap_ops[i] = (struct chores_hap_op){ .e = -ETIMEDOUT, .err = "no answer in time" };
         if (!(d->hap = chores_haproxy(d->env.chores, ops, n, stop_on_error, on_haproxy, d)))
-                return -ENOMEM;
-        if ((e = arm(d, DEPLOY_HAPROXY_TIMEOUT_US)) < 0) {
-                chores_haproxy_forget(d->hap);
+                e = -ENOMEM;
+        else if ((e = arm(d, DEPLOY_HAPROXY_TIMEOUT_US)) < 0) {
+                chores_haproxy_forget(d->hap); /* it still runs; nothing waits for it */
                 d->hap = NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                d->hap_ops[i] = (struct chores_hap_op){ .e = e < 0 ? e : -ETIMEDOUT };
+                snprintf(d->hap_ops[i].err, sizeof(d->hap_ops[i].err), "%s",
+                         e < 0 ? strerror(-e) : "no answer in time");
         }
         return e;
 }
@@ -349,17 +345,14 @@ static void fail(struct deploy *d, const char *fmt, ...)
                 child_reset(&d->child);
         }
         if (d->switched) {
-                struct chores_hap_op ops[2] = { hap_set(old_slot(d)->name, HAP_READY),
-                                                hap_set(new_slot(d)->name, HAP_MAINT) };
+                struct chores_hap_op ops[2] = { hap_op(CHORES_HAP_SET, old_slot(d)->name, HAP_READY),
+                                                hap_op(CHORES_HAP_SET, new_slot(d)->name, HAP_MAINT) };
                 int e;
 
                 d->state = D_UNSWITCH;
                 if ((e = hap_send(d, ops, 2, false)) == 0)
                         return;
                 step(d, "haproxy: cannot send the rollback: %s", strerror(-e));
-                if (d->hap) /* sent, but no timer: go on, it still runs */
-                        chores_haproxy_forget(d->hap);
-                d->hap = NULL;
                 *d->env.active = d->from;
                 d->switched = false;
         }
@@ -490,8 +483,8 @@ static void a_no_ready(struct deploy *d)
 {
         const char *st = new_slot(d)->status;
 
-        fail(d, "slot %s sent no READY within %d s%s%s", new_slot(d)->name, d->health_timeout_s, st[0] ? "; its status: " : "",
-             st);
+        fail(d, "slot %s sent no READY within %d s%s%s", new_slot(d)->name, d->health_timeout_s,
+             st[0] ? "; its status: " : "", st);
 }
 
 static void on_health(struct health_checker *h, const struct health_result *r, void *userdata)
@@ -554,7 +547,8 @@ static void a_ready(struct deploy *d)
  * nothing); else ask again until the deadline */
 static void a_health_answer(struct deploy *d)
 {
-        struct chores_hap_op ops[2] = { hap_set(new_slot(d)->name, HAP_READY), hap_set(old_slot(d)->name, HAP_DRAIN) };
+        struct chores_hap_op ops[2] = { hap_op(CHORES_HAP_SET, new_slot(d)->name, HAP_READY),
+                                        hap_op(CHORES_HAP_SET, old_slot(d)->name, HAP_DRAIN) };
         int e;
 
         if (!d->healthy) {
@@ -632,21 +626,17 @@ static void a_maint_done(struct deploy *d);
 /* the old server's sessions to 0 (or DEPLOY_DRAIN_MAX_US), then maint and SIGTERM */
 static void a_drain_ask(struct deploy *d)
 {
-        struct chores_hap_op op = hap_get(old_slot(d)->name);
-        int e;
+        struct chores_hap_op op = hap_op(CHORES_HAP_GET, old_slot(d)->name, HAP_READY);
 
         d->state = D_DRAIN_ASK;
-        if ((e = hap_send(d, &op, 1, false)) < 0) {
-                d->hap_ops[0].e = e;
+        if (hap_send(d, &op, 1, false) < 0)
                 a_drain_answer(d); /* not asked: go on as if it failed */
-        }
 }
 
 static void a_drain_answer(struct deploy *d)
 {
         const struct chores_hap_op *r = &d->hap_ops[0];
-        struct chores_hap_op op = hap_set(old_slot(d)->name, HAP_MAINT);
-        int e;
+        struct chores_hap_op op = hap_op(CHORES_HAP_SET, old_slot(d)->name, HAP_MAINT);
 
         hap_over(d);
         if (r->e == 0 && r->srv.scur > 0 && now_mono_us() < d->deadline_mono_us) {
@@ -660,11 +650,8 @@ static void a_drain_answer(struct deploy *d)
                 step(d, "slot %s still has %lld sessions after %llu s (going on)", old_slot(d)->name,
                      (long long)r->srv.scur, DEPLOY_DRAIN_MAX_US / 1000000ULL);
         d->state = D_MAINT;
-        if ((e = hap_send(d, &op, 1, false)) < 0) {
-                d->hap_ops[0].e = e;
-                snprintf(d->hap_ops[0].err, sizeof(d->hap_ops[0].err), "%s", strerror(-e));
-                a_maint_done(d);
-        }
+        if (hap_send(d, &op, 1, false) < 0)
+                a_maint_done(d); /* not sent: go on as if it failed */
 }
 
 /* D_MAINT's answer: the old worker is stopped */
