@@ -6,6 +6,7 @@ one session is handed over between our instances instead of fought over
 (camsim --max-sessions 1 --policy refuse|kick)."""
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -303,7 +304,8 @@ def test_deploy_failure_names_the_camera_and_its_status(procs, camsim, tmp_path)
     procs.track_pid(a["pid"])
     rc, out = deploy(cfg_path, "--health-timeout", "3")
     assert rc == 1, out
-    assert "sent no READY within 3 s; its status: starting: recording 1/2 cameras; " \
-           "cam2 auth_failed: DESCRIBE answered 401 Unauthorized" in out, out
+    # cam1 may or may not record yet in 3 s on a loaded machine: the line names cam2 either way
+    assert re.search(r"sent no READY within 3 s; its status: starting: recording [01]/2 cameras; "
+                     r"cam2 auth_failed: DESCRIBE answered 401 Unauthorized", out), out
     assert "right" not in out and "wrong" not in out, out
     assert sup.poll() is None

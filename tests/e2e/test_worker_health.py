@@ -47,7 +47,9 @@ def test_health_starting_then_healthy_then_degraded(procs, camsim, tmp_path):
     assert code == 503 and json.loads(body)["status"] == "starting"
     wait_for(lambda: get(port, "/health")[0] == 200, 20, "healthy")
     h = json.loads(get(port, "/health")[1])
-    assert set(h) == {"status", "recording", "cameras", "uptime", "instance_id", "ready_since"}
+    # camera_errors: added in mwr (docs/interface.md), empty while every camera records
+    assert set(h) == {"status", "recording", "cameras", "uptime", "instance_id", "ready_since", "camera_errors"}
+    assert h["camera_errors"] == {}
     assert h["status"] == "healthy" and h["recording"] is True and h["instance_id"] == "a"
     assert h["cameras"] == {"cam1": "recording", "cam2": "recording"}
     code, body = get(port, "/api/health")
