@@ -138,6 +138,9 @@ struct recorder {
         int reorder_depth;            /* most earlier pictures shown after a later one, this session */
         int64_t recent_pts[REORDER_WINDOW];
         int n_recent;
+        AVPacket *first_video;        /* the session's first video packet, until the next (first_video_place) */
+        int first_video_epoch;
+        bool video_placed;            /* ...it has been placed */
         int64_t audio_max_us;         /* latest audio time seen this session */
         int64_t last_video_us, frame_us, video_seen_us; /* decode time, spacing, latest decode time */
         int64_t max_video_pts_us;     /* latest presentation time written */
@@ -673,6 +676,65 @@ static int64_t to_us(int64_t ts, AVRational tb)
         return ts == AV_NOPTS_VALUE ? INT64_MIN : av_rescale_q(ts, tb, AV_TIME_BASE_Q);
 }
 
+/* The spacing of the video's frames so far (media time), or its nominal
+ * rate's; 0 when neither is known. */
+static int64_t video_spacing_us(const struct recorder *r)
+{
+        AVRational fr = r->ic->streams[r->rs[0].index]->r_frame_rate;
+
+        if (r->tl.st[0].frame_us > 0)
+                return r->tl.st[0].frame_us;
+        if (r->frame_us > 0)
+                return r->frame_us;
+        return fr.num > 0 && fr.den > 0 ? av_rescale(USEC_PER_SEC, fr.den, fr.num) : 0;
+}
+
+/* The session's first video packet, now that the next one (decode time
+ * next_d_us) is here.  libavformat's parser gives the first access unit no
+ * time (it learns where a unit ends from the next one), or at times a guess
+ * that lands after the frames that follow it: that keyframe would be lost,
+ * or start a segment the next frames are filed before.  It goes a frame
+ * before the next one then (shown after its decode by the stream's reorder
+ * delay), else at its own time. */
+static int first_video_place(struct recorder *r, int64_t next_d_us)
+{
+        AVPacket *pkt = r->first_video;
+        AVRational tb = r->ic->streams[pkt->stream_index]->time_base;
+        int64_t pts = to_us(pkt->pts, tb), dts = to_us(pkt->dts, tb), f = video_spacing_us(r), t_us, d_us;
+        int e;
+
+        r->first_video = NULL;
+        r->video_placed = true;
+        if (pts == INT64_MIN)
+                pts = dts;
+        if (dts == INT64_MIN)
+                dts = pts;
+        t_us = pts == INT64_MIN ? INT64_MIN : timeline_time_us(&r->tl, 0, r->first_video_epoch, pts);
+        d_us = dts == INT64_MIN ? INT64_MIN : timeline_time_us(&r->tl, 0, r->first_video_epoch, dts);
+        if (f > 0 && (d_us == INT64_MIN || d_us > next_d_us - f / 2)) {
+                int64_t shown = t_us != INT64_MIN && t_us >= d_us && t_us - d_us < USEC_PER_SEC
+                                        ? t_us - d_us
+                                        : (int64_t)r->rs[0].par->video_delay * f;
+
+                if (d_us != INT64_MIN) {
+                        atomic_fetch_add(&r->stats.ts_anomalies, 1);
+                        log_warn("camera %s: its first frame was stamped %.3f s after the next one: placed a frame "
+                                 "before it",
+                                 r->o.camera.id, (double)(d_us - next_d_us) / 1e6);
+                }
+                d_us = next_d_us - f;
+                t_us = d_us + shown;
+        }
+        if (d_us == INT64_MIN) {
+                atomic_fetch_add(&r->stats.ts_anomalies, 1); /* no time, and no spacing to give it one */
+                e = 0;
+        } else {
+                e = video_packet(r, pkt, t_us, d_us);
+        }
+        av_packet_free(&pkt);
+        return e;
+}
+
 /* A packet whose timeline is known, on its stream's clock `epoch`. */
 static int packet_at(struct recorder *r, AVPacket *pkt, int epoch)
 {
@@ -680,6 +742,13 @@ static int packet_at(struct recorder *r, AVPacket *pkt, int epoch)
         AVRational tb = r->ic->streams[pkt->stream_index]->time_base;
         int64_t pts = to_us(pkt->pts, tb), dts = to_us(pkt->dts, tb);
 
+        if (pos == 0 && !r->video_placed && !r->first_video) {
+                /* placed once the next one is here */
+                if (!(r->first_video = av_packet_clone(pkt)))
+                        return -ENOMEM;
+                r->first_video_epoch = epoch;
+                return 0;
+        }
         if (pts == INT64_MIN)
                 pts = dts;
         if (pts == INT64_MIN) {
@@ -688,9 +757,14 @@ static int packet_at(struct recorder *r, AVPacket *pkt, int epoch)
         }
         if (dts == INT64_MIN)
                 dts = pts;
-        if (pos == 0)
-                return video_packet(r, pkt, timeline_time_us(&r->tl, 0, epoch, pts),
-                                    timeline_time_us(&r->tl, 0, epoch, dts));
+        if (pos == 0) {
+                int64_t t_us = timeline_time_us(&r->tl, 0, epoch, pts), d_us = timeline_time_us(&r->tl, 0, epoch, dts);
+                int e;
+
+                if (r->first_video && (e = first_video_place(r, d_us)) != 0)
+                        return e;
+                return video_packet(r, pkt, t_us, d_us);
+        }
         audio_packet(r, pos, pkt, timeline_time_us(&r->tl, pos, epoch, pts));
         return 0;
 }
@@ -976,6 +1050,7 @@ static void session_close(struct recorder *r, const char *why)
         for (int i = 0; i < r->vq_n; i++)
                 av_packet_free(&r->vq[i].pkt);
         r->vq_n = 0;
+        av_packet_free(&r->first_video); /* a session of one frame: nothing to place it by */
         audio_queue_clear(r);
         segment_end(r, &r->seg, why);
         atomic_store(&r->stats.segment_has_key, 0);
@@ -1148,7 +1223,7 @@ static const char *session_run(struct recorder *r)
 
         r->last_video_us = r->video_seen_us = r->max_video_pts_us = r->audio_max_us = INT64_MIN;
         r->draining = r->drain_video_done = false;
-        r->reorder_probe = false;
+        r->reorder_probe = r->video_placed = false;
         r->vq_pictures = r->reorder_depth = r->n_recent = 0;
         atomic_store(&r->stats.state, RECORDER_CONNECTING);
         atomic_store(&r->stats.time_source, TIMELINE_UNKNOWN);

@@ -84,6 +84,7 @@ struct camera {
         gboolean resume_at_key;     /* after an outage: restart at a keyframe, as a rebooted camera does */
         unsigned corrupt_left;      /* frames still to send as garbage */
         guint64 frames_sent, audio_sent;
+        gint64 media_first;         /* the number of the current media's first frame sent, -1: none yet */
         guint64 media_count;        /* medias created for this mount so far */
         GstClockTime media_start_ns;/* monotonic time the current media was prepared (npt 0) */
         GstClockTime sr_block_until;/* no RTCP sender report before this monotonic time */
@@ -324,6 +325,8 @@ static void camera_send(struct camsim *cs, struct camera *cam, const guint8 *au,
         if (gst_app_src_push_buffer(GST_APP_SRC(src), buf) == GST_FLOW_OK) {
                 g_mutex_lock(&cam->lock);
                 cam->frames_sent++;
+                if (cam->media_first < 0)
+                        cam->media_first = n;
                 g_mutex_unlock(&cam->lock);
         }
 out:
@@ -902,6 +905,7 @@ static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media
         /* a new stream begins at a keyframe, so its SDP carries the parameter
          * sets (rtph265pay learns them from the stream) */
         cam->resume_at_key = TRUE;
+        cam->media_first = -1;
         g_mutex_unlock(&cam->lock);
         g_mutex_lock(&cam->enc->sprop_lock);
         if (cam->enc->sprop) {
@@ -1378,11 +1382,12 @@ static gchar *camsim_status_json(struct camsim *cs)
                 g_mutex_lock(&c->lock);
                 g_string_append_printf(s,
                                        "%s{\"id\":\"%s\",\"live\":%s,\"sent\":%" G_GUINT64_FORMAT
-                                       ",\"audio_sent\":%" G_GUINT64_FORMAT ",\"medias\":%" G_GUINT64_FORMAT
+                                       ",\"audio_sent\":%" G_GUINT64_FORMAT ",\"media_first\":%" G_GINT64_FORMAT
+                                       ",\"medias\":%" G_GUINT64_FORMAT
                                        ",\"outage_s\":%.3f,\"corrupt_left\":%u,\"rtp_dropped\":%" G_GUINT64_FORMAT
                                        ",\"rtcp_dropped\":%" G_GUINT64_FORMAT ",\"sessions\":{%s}}",
                                        i ? "," : "", c->id, c->src ? "true" : "false", c->frames_sent, c->audio_sent,
-                                       c->media_count,
+                                       c->media_first, c->media_count,
                                        c->outage_until > now ? (double)(c->outage_until - now) / GST_SECOND : 0.0,
                                        c->corrupt_left, c->rtp_dropped, c->rtcp_dropped, sess->str);
                 g_mutex_unlock(&c->lock);
@@ -1566,6 +1571,7 @@ int main(int argc, char **argv)
                 snprintf(c->id, sizeof(c->id), "cam%d", i + 1);
                 c->index = i;
                 g_mutex_init(&c->lock);
+                c->media_first = -1;
                 c->enc = e;
                 c->sr_block_until = cs.o.no_rtcp ? BLOCK_FOREVER : NO_BLOCK;
                 e->cams[e->ncams++] = c;

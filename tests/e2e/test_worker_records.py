@@ -112,6 +112,25 @@ def test_cameras_recorded_frame_exact_and_stopped_within_a_second(procs, camsim,
             assert r.returncode == 0 and not r.stderr, (s["path"], r.stderr)
 
 
+def test_a_session_s_first_keyframe_is_recorded(procs, camsim, tmp_path):
+    """libavformat gives a session's first access unit no time (its parser
+    learns where a unit ends from the next one).  Regression: that frame --
+    the keyframe a camera starts a session with -- was dropped, and the
+    recording began at the next keyframe: with one keyframe per GOP (most
+    cameras), a GOP late at every start, reconnect and handover.  camsim
+    starts a stream with two (one for the SDP, one asked by PLAY), so the
+    old code lost one frame here; now the first frame sent is the first kept."""
+    cs = camsim(cameras=1, gop=4 * FPS, keyframe_on_play=True)
+    cfg_path, cfg = write_config(str(tmp_path), cs, 1)
+    w = start_worker(procs, cfg_path)
+    wait_for(recording_frames(cfg, 1), 30, "recording")
+    rc, _ = sigterm_and_time(w)
+    assert rc == 0
+    first_sent = cs.status()["cameras"][0]["media_first"]
+    rep, _ = framecheck([s["path"] for s in segments(cfg, "cam1")], "--camera", "cam1", expect_rc=0)
+    assert rep["first"] == first_sent, (rep["first"], first_sent)
+
+
 def test_sigkill_leaves_a_repaired_partial_segment(procs, camsim, tmp_path):
     cs = camsim(cameras=2, gop=FPS)
     cfg_path, cfg = write_config(str(tmp_path), cs, 2, segment_seconds=30)
@@ -186,7 +205,11 @@ def test_two_instances_share_cameras_storage_and_db(procs, camsim, tmp_path):
         for inst in ("a", "b"):
             segs = segments(cfg, f"cam{i}", inst)
             assert len(segs) >= 14 and all(s["status"] == "complete" for s in segs)
-            rep, _ = framecheck([s["path"] for s in segs], "--camera", f"cam{i}", expect_rc=0)
+            rep, rc = framecheck([s["path"] for s in segs], "--camera", f"cam{i}")
+            # the worker's own account of the session's start, should it ever differ
+            assert rc == 0, ({k: rep[k] for k in ("first", "last", "missing_ranges", "out_of_order")},
+                             [(f["first"], f["last"]) for f in rep["files"]][:4],
+                             open((a if inst == "a" else b).err_path).read()[-3000:])
             assert rep["frames"] == sum(s["frames"] for s in segs)
     # both copies of a frame carry the same camera time (the RTCP timeline):
     # segments start at keyframes, one a second, so starts agree modulo 1 s.
