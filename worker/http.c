@@ -326,6 +326,8 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
                   s->cameras[i].gap_s_disk_full);
                 M("mwr_gap_seconds_total{camera=\"%s\",reason=\"storage_unavailable\"} %.3f\n", s->cameras[i].id,
                   s->cameras[i].gap_s_storage);
+                M("mwr_gap_seconds_total{camera=\"%s\",reason=\"handover\"} %.3f\n", s->cameras[i].id,
+                  s->cameras[i].gap_s_handover);
         }
         M("# TYPE mwr_process_uptime_seconds gauge\nmwr_process_uptime_seconds %.3f\n", (double)s->uptime_us / 1e6);
         M("# TYPE mwr_process_resident_memory_bytes gauge\nmwr_process_resident_memory_bytes %" PRIu64 "\n",

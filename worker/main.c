@@ -330,6 +330,7 @@ static void worker_snapshot(void *ctx, struct status_snapshot *s)
                 c->gap_s_camera_down = (double)atomic_load(&st->gap_us_camera_down) / 1e6;
                 c->gap_s_disk_full = (double)atomic_load(&st->gap_us_disk_full) / 1e6;
                 c->gap_s_storage = (double)atomic_load(&st->gap_us_storage) / 1e6;
+                c->gap_s_handover = (double)atomic_load(&st->gap_us_handover) / 1e6;
                 c->gaps = atomic_load(&st->gaps);
                 c->gap_alerts = atomic_load(&st->gap_alerts);
                 c->audio_packets = atomic_load(&st->audio_packets);

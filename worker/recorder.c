@@ -356,6 +356,33 @@ static void audio_packet(struct recorder *r, int pos, const AVPacket *pkt, int64
 
 /* ---- video ------------------------------------------------------------------------ */
 
+/* A gap row from start_us to end_us, counted and logged: an alert past
+ * RECORDER_GAP_ALERT_US unless `covered_by` (an instance of ours) recorded
+ * those frames (the camera ended our session for its). */
+static void gap_file(struct recorder *r, int64_t start_us, int64_t end_us, const char *reason, const char *detail,
+                     const char *covered_by)
+{
+        int64_t hole = end_us - start_us;
+
+        index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, start_us, end_us, reason, detail);
+        atomic_fetch_add(!strcmp(reason, "disk_full")             ? &r->stats.gap_us_disk_full
+                         : !strcmp(reason, "storage_unavailable") ? &r->stats.gap_us_storage
+                         : !strcmp(reason, "handover")            ? &r->stats.gap_us_handover
+                                                                  : &r->stats.gap_us_camera_down,
+                         (uint64_t)(hole > 0 ? hole : 0));
+        atomic_fetch_add(&r->stats.gaps, 1);
+        if (covered_by) {
+                log_warn("camera %s: gap of %.3f s in our recording (%s): instance %s records it", r->o.camera.id,
+                         (double)hole / 1e6, reason, covered_by);
+        } else if (hole > RECORDER_GAP_ALERT_US) {
+                atomic_fetch_add(&r->stats.gap_alerts, 1);
+                log_at(SD_ALERT, "camera %s: ALERT footage gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6,
+                       reason);
+        } else {
+                log_warn("camera %s: gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6, reason);
+        }
+}
+
 /* Called for every video frame: a hole of more than GAP_MIN_FRAMES frame
  * durations since the end of the previous frame (in this connection or the
  * one before) is a gap row.  The camera sent nothing, we could not reach
@@ -380,19 +407,7 @@ static void gap_check(struct recorder *r, int64_t t_us)
                 snprintf(detail, sizeof(detail), "after %" PRIu64 " reconnects", atomic_load(&r->stats.reconnects));
         }
         r->rtp_lost_seen = lost;
-        index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, r->last_end_us, t_us, reason, detail);
-        atomic_fetch_add(!strcmp(reason, "disk_full")             ? &r->stats.gap_us_disk_full
-                         : !strcmp(reason, "storage_unavailable") ? &r->stats.gap_us_storage
-                                                                  : &r->stats.gap_us_camera_down,
-                         (uint64_t)hole);
-        atomic_fetch_add(&r->stats.gaps, 1);
-        if (hole > RECORDER_GAP_ALERT_US) {
-                atomic_fetch_add(&r->stats.gap_alerts, 1);
-                log_at(SD_ALERT, "camera %s: ALERT footage gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6,
-                       reason);
-        } else {
-                log_warn("camera %s: gap of %.3f s (%s)", r->o.camera.id, (double)hole / 1e6, reason);
-        }
+        gap_file(r, r->last_end_us, t_us, reason, detail, NULL);
         r->gap_reason = "camera_down";
 }
 
@@ -1342,9 +1357,9 @@ static void *recorder_thread(void *arg)
                     l.since_us >= r->session_end_real_us - RECORDER_KICK_WINDOW_US) {
                         r->limited = true;
                         atomic_store(&r->stats.session_limited, 1);
-                        if (r->last_end_us > 0) /* the hole: from our last frame until theirs began */
-                                index_writer_gap(r->o.iw, r->o.camera.id, r->o.instance_id, r->last_end_us,
-                                                 now_real_us(), "handover", "ended by the camera for another session");
+                        if (r->last_end_us > 0) /* the hole in ours: from our last frame on */
+                                gap_file(r, r->last_end_us, now_real_us(), "handover",
+                                         "ended by the camera for another session", who);
                         r->last_end_us = 0;
                         standby(r, who, "the camera ended our session for another of ours");
                 }

@@ -38,7 +38,7 @@ struct recorder_stats {
         _Atomic int64_t last_frame_mono_us;
         _Atomic int64_t segment_has_key;     /* 1 while a segment is open (each starts with a keyframe);
                                                 kept across a rotation so health does not flicker */
-        _Atomic uint64_t gap_us_camera_down, gap_us_disk_full, gap_us_storage;
+        _Atomic uint64_t gap_us_camera_down, gap_us_disk_full, gap_us_storage, gap_us_handover;
         _Atomic uint64_t gaps, gap_alerts; /* gap rows; those over RECORDER_GAP_ALERT_US */
         _Atomic uint64_t write_errors, dropped_disk_full, dropped_storage;
         _Atomic int64_t last_write_error_mono_us; /* 0: none */

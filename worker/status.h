@@ -26,7 +26,7 @@ struct status_camera {
         uint64_t frames, bytes, segments, reconnects, ts_anomalies, write_errors;
         uint64_t dropped_prekey, dropped_disk_full, dropped_storage, non_picture_packets;
         double last_frame_age_s;  /* -1 when no frame yet */
-        double gap_s_camera_down, gap_s_disk_full, gap_s_storage;
+        double gap_s_camera_down, gap_s_disk_full, gap_s_storage, gap_s_handover;
         uint64_t gaps, gap_alerts;
         uint64_t audio_packets, audio_dropped, audio_transcode_errors, param_changes, rtp_lost, input_errors;
         uint64_t unrecorded_streams, rtcp_rejected, rtcp_late;

@@ -37,6 +37,17 @@ def get(port, path):
         return json.loads(e.read())
 
 
+def metric(port, name, cam="cam1"):
+    """A worker's /metrics sample: name{camera="cam"}, or the full series name when cam is None."""
+    series = f'{name}{{camera="{cam}"}}' if cam else name
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{series} not in /metrics")
+
+
 def camera(port, cam="cam1"):
     """The camera's row of /api/cameras; None while the worker does not answer yet."""
     try:
@@ -232,6 +243,11 @@ def test_kicking_camera_two_workers_settle_within_two_handovers(procs, camsim, t
     wait_for(lambda: (c := camera(port_a)) and c["frames"] >= FPS, 30, "a records")
     b, port_b = start(procs, cfg_path, "b")
     wait_for(lambda: (x := camera(port_a)) and x["state"] == "standby", 30, "a stands by for b")
+    # the hole in a's own recording is a row, counted in a's metrics, and no
+    # alert: b records it (regression: the row was not counted)
+    wait_for(lambda: metric(port_a, "mwr_gaps_total") == 1, 10, "a counts its handover gap")
+    assert metric(port_a, "mwr_gap_alerts_total") == 0
+    assert metric(port_a, 'mwr_gap_seconds_total{camera="cam1",reason="handover"}', None) > 0
     time.sleep(45)  # the two of them on one camera for 45 s: the interval is the test
     kicked = json.loads(cs.control("sessions cam1"))["cam1"]["kicked"]
     assert kicked <= 2, cs.control("sessions cam1")
