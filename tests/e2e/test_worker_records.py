@@ -88,14 +88,15 @@ def test_cameras_recorded_frame_exact_and_stopped_within_a_second(procs, camsim,
     cfg_path, cfg = write_config(str(tmp_path), cs, cams)
     w = start_worker(procs, cfg_path)
     wait_for(recording_frames(cfg, 2 * FPS), 30, "all cameras recording")
-    # 60 s, stopped at a random moment within the last second
-    time.sleep(60 + random.random())
+    # 30 s (8 cameras: 7 segments each, every cut checked), stopped at a
+    # random moment within the last second; soak-length runs: make chaos
+    time.sleep(30 + random.random())
     rc, took = sigterm_and_time(w)
     assert rc == 0, open(w.err_path).read()[-3000:]
     assert took < 1.0, f"graceful stop took {took:.2f} s"
     for i in range(1, cams + 1):
         segs = segments(cfg, f"cam{i}")
-        assert len(segs) >= 14
+        assert len(segs) >= 7
         assert all(s["status"] == "complete" for s in segs), segs
         assert all(os.path.exists(s["path"]) for s in segs)
         rep, _ = framecheck([s["path"] for s in segs], "--camera", f"cam{i}", expect_rc=0)
@@ -202,7 +203,7 @@ def test_two_instances_share_cameras_storage_and_db(procs, camsim, tmp_path):
     a = start_worker(procs, cfg_path, "a")
     b = start_worker(procs, cfg_path, "b")
     wait_for(lambda: all(len(try_segments(cfg, "cam1", i)) >= 1 for i in ("a", "b")), 30, "both recording")
-    time.sleep(60)
+    time.sleep(30)
     for p in (a, b):
         rc, _ = sigterm_and_time(p)
         assert rc == 0
@@ -212,7 +213,7 @@ def test_two_instances_share_cameras_storage_and_db(procs, camsim, tmp_path):
     for i in range(1, 5):
         for inst in ("a", "b"):
             segs = segments(cfg, f"cam{i}", inst)
-            assert len(segs) >= 14 and all(s["status"] == "complete" for s in segs)
+            assert len(segs) >= 7 and all(s["status"] == "complete" for s in segs)
             rep, rc = framecheck([s["path"] for s in segs], "--camera", f"cam{i}")
             # the worker's own account of the session's start, should it ever differ
             assert rc == 0, ({k: rep[k] for k in ("first", "last", "missing_ranges", "out_of_order")},
