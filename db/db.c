@@ -96,6 +96,8 @@ static const char *const migrations[] = {
         "  state TEXT NOT NULL CHECK(state IN ('connecting','recording','standby','released')),"
         "  since_us INTEGER NOT NULL, last_frame_us INTEGER NOT NULL DEFAULT 0, heartbeat_us INTEGER NOT NULL,"
         "  PRIMARY KEY(camera_id, instance_id));",
+        /* 6: a one-session camera is remembered, whichever instance learnt it */
+        "ALTER TABLE camera_leases ADD COLUMN limited_us INTEGER NOT NULL DEFAULT 0;",
 };
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "one migration step per schema version");
 
@@ -176,12 +178,15 @@ static const char *const statements[ST_COUNT] = {
                                "ORDER BY start_us, id LIMIT ?1",
         [ST_SEGMENTS_TOTAL_BYTES] = "SELECT COALESCE(SUM(bytes), 0) FROM video_segments",
         [ST_GAPS_PRUNE] = "DELETE FROM gaps WHERE rowid IN (SELECT rowid FROM gaps WHERE end_us < ?1 LIMIT ?2)",
-        [ST_LEASE_PUT] = "INSERT INTO camera_leases(camera_id, instance_id, state, since_us, last_frame_us, heartbeat_us) "
-                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(camera_id, instance_id) DO UPDATE SET "
+        [ST_LEASE_PUT] = "INSERT INTO camera_leases(camera_id, instance_id, state, since_us, last_frame_us, heartbeat_us, "
+                         "limited_us) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(camera_id, instance_id) DO UPDATE SET "
                          "state = excluded.state, since_us = excluded.since_us, "
-                         "last_frame_us = MAX(last_frame_us, excluded.last_frame_us), heartbeat_us = excluded.heartbeat_us",
+                         "last_frame_us = MAX(last_frame_us, excluded.last_frame_us), heartbeat_us = excluded.heartbeat_us, "
+                         "limited_us = CASE WHEN limited_us > 0 THEN limited_us ELSE excluded.limited_us END",
         /* the other instances' rows, a live holder first, then the latest */
-        [ST_LEASE_OTHER] = "SELECT instance_id, state, since_us, last_frame_us, heartbeat_us FROM camera_leases "
+        [ST_LEASE_OTHER] = "SELECT instance_id, state, since_us, last_frame_us, heartbeat_us, "
+                           "(SELECT COALESCE(MIN(NULLIF(limited_us, 0)), 0) FROM camera_leases WHERE camera_id = ?1) "
+                           "FROM camera_leases "
                            "WHERE camera_id = ?1 AND instance_id != ?2 ORDER BY "
                            "(state IN ('connecting','recording') AND heartbeat_us >= ?3) DESC, heartbeat_us DESC LIMIT 1",
         [ST_GAP_INSERT] = "INSERT INTO gaps(camera_id, instance_id, start_us, end_us, reason, detail, created_us) "
@@ -934,7 +939,8 @@ int db_lease_put(struct db *db, const struct db_lease *l)
                 return r;
         if ((rc = bind_text(s, 1, l->camera_id)) || (rc = bind_text(s, 2, l->instance_id)) ||
             (rc = bind_text(s, 3, l->state)) || (rc = sqlite3_bind_int64(s, 4, l->since_us)) ||
-            (rc = sqlite3_bind_int64(s, 5, l->last_frame_us)) || (rc = sqlite3_bind_int64(s, 6, l->heartbeat_us)))
+            (rc = sqlite3_bind_int64(s, 5, l->last_frame_us)) || (rc = sqlite3_bind_int64(s, 6, l->heartbeat_us)) ||
+            (rc = sqlite3_bind_int64(s, 7, l->limited_us)))
                 return bind_fail(db, s, rc);
         return st_run(db, s);
 }
@@ -959,7 +965,8 @@ int db_lease_other(struct db *db, const char *camera_id, const char *self, int64
                 *out = (struct db_lease){ .camera_id = camera_id, .instance_id = instance, .state = state,
                                           .since_us = sqlite3_column_int64(s, 2),
                                           .last_frame_us = sqlite3_column_int64(s, 3),
-                                          .heartbeat_us = sqlite3_column_int64(s, 4) };
+                                          .heartbeat_us = sqlite3_column_int64(s, 4),
+                                          .limited_us = sqlite3_column_int64(s, 5) };
                 r = 1;
         } else {
                 r = rc == SQLITE_DONE ? 0 : db_fail(db, rc);

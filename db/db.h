@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_BUSY_TIMEOUT_MS 5000      /* wait for another writer before -EBUSY */
-#define DB_SCHEMA_VERSION 5          /* the user_version this binary migrates to */
+#define DB_SCHEMA_VERSION 6          /* the user_version this binary migrates to */
 #define DB_ERRMSG_MAX 256
 #define DB_TEXT_MAX 4096             /* any text argument: ids, paths, urls, details */
 #define DB_BLOB_MAX (8u << 20)       /* a frame index blob */
@@ -154,6 +154,9 @@ struct db_lease {
         int64_t since_us;      /* the state's start */
         int64_t last_frame_us; /* camera time of its last frame recorded, 0: none */
         int64_t heartbeat_us;  /* refreshed every second by a live holder */
+        /* when this instance learnt the camera allows one of our sessions, 0:
+         * not; db_lease_other gives the camera's earliest, from any instance */
+        int64_t limited_us;
 };
 
 /* Upserts this instance's row (last_frame_us never goes back). */

@@ -40,7 +40,7 @@ struct event {
         int64_t start_us, end_us;
         int enabled;
         char lease_state[12];
-        int64_t last_frame_us; /* EV_LEASE; start_us is its since_us */
+        int64_t last_frame_us, limited_us; /* EV_LEASE; start_us is its since_us */
 };
 
 struct seg_ref {
@@ -156,7 +156,7 @@ static int apply(struct index_writer *iw, struct event *ev)
         case EV_LEASE: {
                 struct db_lease l = { .camera_id = ev->camera, .instance_id = ev->instance, .state = ev->lease_state,
                                       .since_us = ev->start_us, .last_frame_us = ev->last_frame_us,
-                                      .heartbeat_us = now };
+                                      .heartbeat_us = now, .limited_us = ev->limited_us };
 
                 return db_lease_put(iw->db, &l);
         }
@@ -506,7 +506,7 @@ void index_writer_gap(struct index_writer *iw, const char *camera_id, const char
 }
 
 void index_writer_lease(struct index_writer *iw, const char *camera_id, const char *instance_id, const char *state,
-                        int64_t since_us, int64_t last_frame_us)
+                        int64_t since_us, int64_t last_frame_us, int64_t limited_us)
 {
         struct event *ev = event_new(EV_LEASE);
 
@@ -517,6 +517,7 @@ void index_writer_lease(struct index_writer *iw, const char *camera_id, const ch
         snprintf(ev->lease_state, sizeof(ev->lease_state), "%s", state);
         ev->start_us = since_us;
         ev->last_frame_us = last_frame_us;
+        ev->limited_us = limited_us;
         enqueue(iw, ev);
 }
 

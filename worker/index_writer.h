@@ -67,7 +67,7 @@ void index_writer_camera(struct index_writer *iw, const char *id, const char *ur
 /* This instance's hold on a camera (db_lease_put; the heartbeat is the
  * time the row is written). */
 void index_writer_lease(struct index_writer *iw, const char *camera_id, const char *instance_id, const char *state,
-                        int64_t since_us, int64_t last_frame_us);
+                        int64_t since_us, int64_t last_frame_us, int64_t limited_us);
 
 void index_writer_get_stats(struct index_writer *iw, struct index_writer_stats *out);
 

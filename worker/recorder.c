@@ -52,6 +52,7 @@
 #define SLEEP_SLICE_US (250 * USEC_PER_MSEC)
 #define TEST_STALL_AFTER_FRAMES 100       /* MWR_TEST_STALL_CAMERA: hang after this many frames */
 #define TEARDOWN_US (500 * USEC_PER_MSEC) /* cameras with a session limit need their TEARDOWN */
+#define LEASE_READ_BUSY_MS 200          /* the leases are advisory: do not wait long for them */
 #define JUMP_MAX_US (2 * USEC_PER_SEC)    /* a timestamp step larger than this: new timeline */
 #define AUDIO_Q_MAX 256                   /* audio packets waiting for video to pass them */
 #define AUDIO_AHEAD_MAX_US (2 * USEC_PER_SEC) /* audio this far ahead of video goes out anyway */
@@ -113,6 +114,7 @@ struct recorder {
         struct db *lease_db;              /* read connection, opened when first needed */
         bool lease_db_failed;
         bool limited;                     /* the camera refused or ended a session for another of ours */
+        int64_t limited_us;               /* ...learnt then (by us, or remembered in the leases) */
         char handover_from[CONFIG_ID_MAX]; /* the instance the camera was last taken from */
         int64_t lease_since_us, lease_beat_mono_us, session_end_real_us;
 
@@ -1083,7 +1085,7 @@ static void lease_put(struct recorder *r, const char *state)
 {
         int64_t last = r->last_end_us > r->frame_us ? r->last_end_us - r->frame_us : 0;
 
-        index_writer_lease(r->o.iw, r->o.camera.id, r->o.instance_id, state, r->lease_since_us, last);
+        index_writer_lease(r->o.iw, r->o.camera.id, r->o.instance_id, state, r->lease_since_us, last, r->limited_us);
         r->lease_beat_mono_us = now_mono_us();
 }
 
@@ -1091,6 +1093,20 @@ static void lease_begin(struct recorder *r, const char *state)
 {
         r->lease_since_us = now_real_us();
         lease_put(r, state);
+}
+
+/* The camera allows one of our sessions: kept in this instance's lease, so
+ * every instance of ours knows it from then on (a deploy's new worker
+ * stands by instead of kicking the old one off a "newest wins" camera). */
+static void limit_learn(struct recorder *r, int64_t since_us)
+{
+        if (!r->limited)
+                log_notice("camera %s: it allows one of our sessions%s", r->o.camera.id,
+                           since_us ? " (learnt by an instance of ours before)" : "");
+        r->limited = true;
+        if (!r->limited_us)
+                r->limited_us = since_us ? since_us : now_real_us();
+        atomic_store(&r->stats.session_limited, 1);
 }
 
 /* 1: another instance holds the camera now (who, and its lease in *l),
@@ -1103,11 +1119,15 @@ static int held_elsewhere(struct recorder *r, struct db_lease *l, char *who, siz
         *l = (struct db_lease){ 0 };
         if (!r->o.db_path || r->lease_db_failed)
                 return -1;
-        if (!r->lease_db && (e = db_open(r->o.db_path, &r->lease_db)) < 0) {
-                log_warn("camera %s: cannot read the other instances' leases from %s: %s (no standby)",
-                         r->o.camera.id, r->o.db_path, strerror(-e));
-                r->lease_db_failed = true;
-                return -1;
+        if (!r->lease_db) {
+                if ((e = db_open(r->o.db_path, &r->lease_db)) < 0) {
+                        log_warn("camera %s: cannot read the other instances' leases from %s: %s (no standby)",
+                                 r->o.camera.id, r->o.db_path, strerror(-e));
+                        r->lease_db_failed = true;
+                        return -1;
+                }
+                /* read before every session: a locked DB must not hold up a camera's reconnect */
+                db_set_busy_timeout_ms(r->lease_db, LEASE_READ_BUSY_MS);
         }
         e = db_lease_other(r->lease_db, r->o.camera.id, r->o.instance_id, now_real_us() - RECORDER_LEASE_FRESH_US, l,
                            who, wlen, state, sizeof(state));
@@ -1321,19 +1341,27 @@ static void *recorder_thread(void *arg)
                 char who[CONFIG_ID_MAX];
                 int64_t wait;
 
-                /* a camera known to allow one session: never take it from another of ours */
-                if ((r->o.camera.max_sessions == 1 || r->limited) && held_elsewhere(r, &l, who, sizeof(who)) == 1) {
+                /* a camera known to allow one session: never take it from another of ours
+                 * (known from its config, or learnt by any of ours unless the config says more) */
+                if (r->o.camera.max_sessions == 1 || r->limited || r->o.camera.max_sessions == 0) {
+                        int held = held_elsewhere(r, &l, who, sizeof(who));
+
+                        if (!r->limited && r->o.camera.max_sessions == 0 && l.limited_us > 0)
+                                limit_learn(r, l.limited_us);
+                        if (held != 1 || (r->o.camera.max_sessions != 1 && !r->limited))
+                                goto connect;
+
                         standby(r, who, r->limited ? "the camera allows one of our sessions"
                                                    : "the camera allows one session (max_sessions 1)");
                         continue;
                 }
+        connect:
                 kind = session_run(r);
                 if (atomic_load(&r->stop))
                         break;
                 /* refused for its session limit while another of ours holds it */
                 if (kind && !strcmp(kind, RTSP_ERR_SESSION_LIMIT) && held_elsewhere(r, &l, who, sizeof(who)) == 1) {
-                        r->limited = true;
-                        atomic_store(&r->stats.session_limited, 1);
+                        limit_learn(r, 0);
                         standby(r, who, "the camera refused a second session");
                         continue;
                 }
@@ -1355,8 +1383,7 @@ static void *recorder_thread(void *arg)
                 if (kind && !strcmp(kind, RTSP_ERR_ENDED) && !atomic_load(&r->stop) &&
                     held_elsewhere(r, &l, who, sizeof(who)) == 1 && l.since_us <= r->session_end_real_us &&
                     l.since_us >= r->session_end_real_us - RECORDER_KICK_WINDOW_US) {
-                        r->limited = true;
-                        atomic_store(&r->stats.session_limited, 1);
+                        limit_learn(r, 0);
                         if (r->last_end_us > 0) /* the hole in ours: from our last frame on */
                                 gap_file(r, r->last_end_us, now_real_us(), "handover",
                                          "ended by the camera for another session", who);

@@ -262,6 +262,30 @@ def test_kicking_camera_two_workers_settle_within_two_handovers(procs, camsim, t
     assert all(g["reason"] == "handover" for g in gaps) and len(gaps) <= 2, gaps
 
 
+def test_a_learnt_session_limit_is_remembered_by_every_instance(procs, camsim, tmp_path):
+    """An instance kicked off a "newest wins" camera by another of ours
+    learns that the camera allows one session, and the leases keep it
+    (schema 6, limited_us).  A third instance started then stands by
+    instead of kicking the holder.  Regression: each new instance (each
+    deploy's new worker) kicked the holder once more before learning it."""
+    cs = camsim(cameras=1, max_sessions=1, policy="kick", gop=FPS)
+    cfg_path, cfg = write_cfg(str(tmp_path), [("cam1", cs.url("cam1"), {})])
+    a, port_a = start(procs, cfg_path, "a")
+    wait_for(lambda: (c := camera(port_a)) and c["frames"] >= FPS, 30, "a records")
+    b, port_b = start(procs, cfg_path, "b")
+    wait_for(lambda: (x := camera(port_a)) and x["state"] == "standby" and x["session_limited"], 30,
+             "a, kicked, stands by for b")
+    wait_for(lambda: (x := camera(port_b)) and x["state"] == "recording", 30, "b records")
+    assert json.loads(cs.control("sessions cam1"))["cam1"]["kicked"] == 1
+    c, port_c = start(procs, cfg_path, "c")
+    wait_for(lambda: (x := camera(port_c)) and x["state"] == "standby", 30, "c stands by without a try")
+    x = camera(port_c)
+    assert x["session_limited"] and x["held_by"] == "b", x
+    assert camera(port_b)["state"] == "recording"
+    log = json.loads(cs.control("sessions cam1"))["cam1"]
+    assert log["kicked"] == 1 and log["opened"] == 2, log  # c never opened a session
+
+
 @pytest.mark.parametrize("policy", ["refuse", "kick"])
 def test_deploy_hands_a_one_session_camera_over(procs, camsim, tmp_path, policy):
     """Regression: a deploy against a camera that allows one session rolled

@@ -752,6 +752,27 @@ static void test_camera_leases(void **state)
         assert_string_equal(who, "a");
         assert_string_equal(st, "released");
         assert_int_equal(l.last_frame_us, T0_US + 5 * SEC_US);
+        assert_int_equal(l.limited_us, 0);
+        /* c learnt the camera allows one session: every instance sees it, kept through c's later rows */
+        assert_int_equal(db_lease_put(db, &(struct db_lease){ .camera_id = "cam1", .instance_id = "c",
+                                                              .state = "standby", .since_us = T0_US,
+                                                              .heartbeat_us = T0_US + 11 * SEC_US,
+                                                              .limited_us = T0_US + 11 * SEC_US }),
+                         0);
+        assert_int_equal(db_lease_put(db, &(struct db_lease){ .camera_id = "cam1", .instance_id = "c",
+                                                              .state = "released", .since_us = T0_US,
+                                                              .heartbeat_us = T0_US + 12 * SEC_US }),
+                         0);
+        assert_int_equal(db_lease_other(db, "cam1", "b", T0_US, &l, who, sizeof(who), st, sizeof(st)), 1);
+        assert_int_equal(l.limited_us, T0_US + 11 * SEC_US);
+        assert_int_equal(db_lease_other(db, "cam1", "c", T0_US, &l, who, sizeof(who), st, sizeof(st)), 1);
+        assert_string_equal(who, "a");
+        assert_int_equal(l.limited_us, T0_US + 11 * SEC_US);
+        assert_int_equal(db_lease_put(db, &(struct db_lease){ .camera_id = "cam2", .instance_id = "a",
+                                                              .state = "recording", .heartbeat_us = T0_US }),
+                         0);
+        assert_int_equal(db_lease_other(db, "cam2", "b", T0_US, &l, who, sizeof(who), st, sizeof(st)), 1);
+        assert_int_equal(l.limited_us, 0); /* per camera */
         assert_int_equal(db_lease_put(db, &(struct db_lease){ .camera_id = "cam1", .instance_id = "a",
                                                               .state = "sleeping", .heartbeat_us = T0_US }),
                          -EINVAL);
