@@ -131,8 +131,12 @@ def test_a_session_s_first_keyframe_is_recorded(procs, camsim, tmp_path):
         metrics = r.read().decode()
     rc, _ = sigterm_and_time(w)
     assert rc == 0
-    assert 'mwr_camera_timestamp_anomalies_total{camera="cam1"} 0\n' in metrics, \
-        [l for l in metrics.splitlines() if "anomalies" in l]
+    # the only anomaly allowed is a first frame whose guessed time was
+    # repaired, each logged (seen under load: libavformat stamped it 0.24 s
+    # after the next frame); the old worker counted the dropped one, unlogged
+    repaired = open(w.err_path).read().count("its first frame was stamped")
+    assert f'mwr_camera_timestamp_anomalies_total{{camera="cam1"}} {repaired}\n' in metrics, \
+        ([l for l in metrics.splitlines() if "anomalies" in l], repaired)
     # the first frame camsim pushed for the media, or (pushed before PLAY
     # and not sent on) the one after it
     first_sent = cs.status()["cameras"][0]["media_first"]
