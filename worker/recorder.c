@@ -1343,19 +1343,17 @@ static void *recorder_thread(void *arg)
 
                 /* a camera known to allow one session: never take it from another of ours
                  * (known from its config, or learnt by any of ours unless the config says more) */
-                if (r->o.camera.max_sessions == 1 || r->limited || r->o.camera.max_sessions == 0) {
+                if (r->o.camera.max_sessions <= 1 || r->limited) {
                         int held = held_elsewhere(r, &l, who, sizeof(who));
 
                         if (!r->limited && r->o.camera.max_sessions == 0 && l.limited_us > 0)
                                 limit_learn(r, l.limited_us);
-                        if (held != 1 || (r->o.camera.max_sessions != 1 && !r->limited))
-                                goto connect;
-
-                        standby(r, who, r->limited ? "the camera allows one of our sessions"
-                                                   : "the camera allows one session (max_sessions 1)");
-                        continue;
+                        if (held == 1 && (r->o.camera.max_sessions == 1 || r->limited)) {
+                                standby(r, who, r->limited ? "the camera allows one of our sessions"
+                                                           : "the camera allows one session (max_sessions 1)");
+                                continue;
+                        }
                 }
-        connect:
                 kind = session_run(r);
                 if (atomic_load(&r->stop))
                         break;
