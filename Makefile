@@ -86,12 +86,12 @@ $(BUILD)/bin/mwr: $(MWR_OBJS)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON)) -lm
 
 SUPERVISOR_OBJS := $(addprefix $(BUILD)/obj/supervisor/,main.o daemon.o deploy.o slot.o child_env.o control.o \
-                     control_cmd.o health.o metrics.o restart_policy.o offload.o chores.o) \
-                   $(addprefix $(BUILD)/obj/proxy-config/,haproxy_cfg.o haproxy_runtime.o haproxy_sync.o) \
+                     control_cmd.o health.o metrics.o restart_policy.o offload.o chores.o proxy_cli.o) \
+                   $(addprefix $(BUILD)/obj/proxy-config/,haproxy_cfg.o haproxy_runtime.o haproxy_sync.o users.o) \
                    $(BUILD)/obj/common/config.o $(BUILD)/obj/common/timefmt.o $(BUILD)/obj/common/fsutil.o $(DB_OBJS)
 $(BUILD)/bin/mwr-supervisor: $(SUPERVISOR_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_SUP)) -lpthread -lm
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_SUP)) -lcrypt -lpthread -lm
 
 # ---- test tools --------------------------------------------------------------
 CAMSIM_OBJS := $(BUILD)/obj/tests/camsim/camsim.o $(BUILD)/obj/tests/camsim/control.o \
@@ -145,7 +145,8 @@ $(BUILD)/unit/test_matcher: $(BUILD)/obj/tests/unit/test_matcher.o $(BUILD)/obj/
 $(BUILD)/unit/test_continuity_timeline: $(BUILD)/obj/tests/unit/test_continuity_timeline.o \
                                         $(BUILD)/obj/continuity/timeline.o $(BUILD)/obj/continuity/matcher.o
 $(BUILD)/unit/test_haproxy_cfg: $(BUILD)/obj/tests/unit/test_haproxy_cfg.o $(BUILD)/obj/proxy-config/haproxy_cfg.o \
-                                 $(BUILD)/obj/common/config.o
+                                 $(BUILD)/obj/proxy-config/users.o $(BUILD)/obj/common/config.o
+$(BUILD)/unit/test_haproxy_cfg: UNIT_EXTRA_LIBS = -lcrypt
 $(BUILD)/unit/test_haproxy_runtime: $(BUILD)/obj/tests/unit/test_haproxy_runtime.o \
                                      $(BUILD)/obj/proxy-config/haproxy_runtime.o
 $(BUILD)/unit/test_control_cmd: $(BUILD)/obj/tests/unit/test_control_cmd.o $(BUILD)/obj/supervisor/control_cmd.o

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 struct ctx {
         const char *name;
@@ -69,6 +70,15 @@ static int get_string(struct ctx *x, const cJSON *obj, const char *where, const 
                 return fail(x, "'%s%s%s' must be 1 to %zu characters", where, where[0] ? "." : "", key, max - 1);
         *out = strdup(s);
         return *out ? 0 : -ENOMEM;
+}
+
+/* A string key with no default: *out stays NULL when it is absent. */
+static int get_opt_string(struct ctx *x, const cJSON *obj, const char *where, const char *key, size_t max,
+                          char **out)
+{
+        if (!cJSON_GetObjectItemCaseSensitive(obj, key))
+                return 0;
+        return get_string(x, obj, where, key, NULL, max, out);
 }
 
 static int get_int(struct ctx *x, const cJSON *obj, const char *where, const char *key, long def, long min,
@@ -188,9 +198,20 @@ static int get_port(struct ctx *x, const cJSON *obj, const char *where, const ch
         return r;
 }
 
+/* 127.0.0.0/8 or ::1; anything else (a name included) is not known to be. */
+static bool loopback(const char *addr)
+{
+        struct in_addr a4;
+        struct in6_addr a6;
+
+        if (inet_pton(AF_INET, addr, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 static int parse_worker(struct ctx *x, struct mwr_config *c, const cJSON *root)
 {
-        static const char *const keys[] = { "binary", "bind", "ports", NULL };
+        static const char *const keys[] = { "binary", "bind", "ports", "allow_remote", NULL };
         const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "worker"), *ports;
         cJSON *empty = NULL;
         int r;
@@ -201,8 +222,16 @@ static int parse_worker(struct ctx *x, struct mwr_config *c, const cJSON *root)
         c->worker.ports[1] = 8081;
         if ((r = check_keys(x, w, "worker", keys)) < 0 ||
             (r = get_string(x, w, "worker", "binary", "/opt/mwr/current/bin/mwr-worker", PATH_MAX, &c->worker.binary)) < 0 ||
-            (r = get_string(x, w, "worker", "bind", "127.0.0.1", 64, &c->worker.bind)) < 0)
+            (r = get_string(x, w, "worker", "bind", "127.0.0.1", 64, &c->worker.bind)) < 0 ||
+            (r = get_bool(x, w, "worker", "allow_remote", false, &c->worker.allow_remote)) < 0)
                 goto out;
+        if (!loopback(c->worker.bind) && !c->worker.allow_remote) {
+                r = fail(x, "'worker.bind' %s is not a loopback address: a worker serves footage to anyone who "
+                            "reaches it, without a password (haproxy is the door). Set 'worker.allow_remote' true "
+                            "to bind it anyway",
+                         c->worker.bind);
+                goto out;
+        }
         ports = cJSON_GetObjectItemCaseSensitive(w, "ports");
         if (ports) {
                 if (!cJSON_IsArray(ports) || cJSON_GetArraySize(ports) != 2) {
@@ -228,7 +257,9 @@ out:
 
 static int parse_haproxy(struct ctx *x, struct mwr_config *c, const cJSON *root)
 {
-        static const char *const keys[] = { "socket", "backend", "servers", "frontend_port", "stats_port", NULL };
+        static const char *const keys[] = { "socket",      "backend",     "servers",       "frontend_port",
+                                            "stats_port",  "bind",        "tls_cert",      "plain_http",
+                                            "socket_user", "config_file", "master_socket", NULL };
         const cJSON *h = cJSON_GetObjectItemCaseSensitive(root, "haproxy"), *servers;
         cJSON *empty = NULL;
         static const char *const def_servers[2] = { "a", "b" };
@@ -240,7 +271,13 @@ static int parse_haproxy(struct ctx *x, struct mwr_config *c, const cJSON *root)
             (r = get_string(x, h, "haproxy", "socket", "/run/mwr/haproxy.sock", 108, &c->haproxy.socket)) < 0 ||
             (r = get_string(x, h, "haproxy", "backend", "mwr", 64, &c->haproxy.backend)) < 0 ||
             (r = get_port(x, h, "haproxy", "frontend_port", 8000, &c->haproxy.frontend_port)) < 0 ||
-            (r = get_port(x, h, "haproxy", "stats_port", 8404, &c->haproxy.stats_port)) < 0)
+            (r = get_port(x, h, "haproxy", "stats_port", 8404, &c->haproxy.stats_port)) < 0 ||
+            (r = get_string(x, h, "haproxy", "bind", c->worker.bind, 64, &c->haproxy.bind)) < 0 ||
+            (r = get_opt_string(x, h, "haproxy", "tls_cert", PATH_MAX, &c->haproxy.tls_cert)) < 0 ||
+            (r = get_bool(x, h, "haproxy", "plain_http", false, &c->haproxy.plain_http)) < 0 ||
+            (r = get_string(x, h, "haproxy", "socket_user", "mwr", 64, &c->haproxy.socket_user)) < 0 ||
+            (r = get_opt_string(x, h, "haproxy", "config_file", PATH_MAX, &c->haproxy.config_file)) < 0 ||
+            (r = get_opt_string(x, h, "haproxy", "master_socket", 108, &c->haproxy.master_socket)) < 0)
                 goto out;
         servers = cJSON_GetObjectItemCaseSensitive(h, "servers");
         if (servers && (!cJSON_IsArray(servers) || cJSON_GetArraySize(servers) != 2)) {
@@ -306,10 +343,28 @@ out:
         return r;
 }
 
+static int parse_auth(struct ctx *x, struct mwr_config *c, const cJSON *root)
+{
+        static const char *const keys[] = { "users_file", "required", NULL };
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "auth");
+        cJSON *empty = NULL;
+        int r;
+
+        if (!a)
+                a = empty = cJSON_CreateObject();
+        if (!a)
+                return -ENOMEM;
+        if ((r = check_keys(x, a, "auth", keys)) == 0 &&
+            (r = get_string(x, a, "auth", "users_file", "/var/lib/mwr/users.json", PATH_MAX, &c->auth.users_file)) == 0)
+                r = get_bool(x, a, "auth", "required", true, &c->auth.required);
+        cJSON_Delete(empty);
+        return r;
+}
+
 static int parse_root(struct ctx *x, struct mwr_config *c, const cJSON *root)
 {
         static const char *const keys[] = { "storage_dir", "db_path", "segment_seconds", "cameras", "worker",
-                                            "haproxy", "deploy", "control_socket", "disk", "supervisor", NULL };
+                                            "haproxy", "deploy", "control_socket", "disk", "supervisor", "auth", NULL };
         long seg;
         int r;
 
@@ -319,7 +374,8 @@ static int parse_root(struct ctx *x, struct mwr_config *c, const cJSON *root)
             (r = get_int(x, root, "", "segment_seconds", 10, 1, 3600, &seg)) < 0 ||
             (r = get_string(x, root, "", "control_socket", "/run/mwr/supervisor.sock", 108, &c->control_socket)) < 0 ||
             (r = parse_cameras(x, c, root)) < 0 || (r = parse_worker(x, c, root)) < 0 ||
-            (r = parse_haproxy(x, c, root)) < 0 || (r = parse_deploy_disk(x, c, root)) < 0)
+            (r = parse_haproxy(x, c, root)) < 0 || (r = parse_deploy_disk(x, c, root)) < 0 ||
+            (r = parse_auth(x, c, root)) < 0)
                 return r;
         c->segment_seconds = (int)seg;
         return 0;
@@ -425,6 +481,12 @@ void config_free(struct mwr_config *c)
         free(c->haproxy.backend);
         free(c->haproxy.servers[0]);
         free(c->haproxy.servers[1]);
+        free(c->haproxy.bind);
+        free(c->haproxy.tls_cert);
+        free(c->haproxy.socket_user);
+        free(c->haproxy.config_file);
+        free(c->haproxy.master_socket);
+        free(c->auth.users_file);
         free(c->control_socket);
         free(c);
 }

@@ -37,13 +37,24 @@ struct mwr_config {
                 char *binary;
                 char *bind;
                 uint16_t ports[2];
+                bool allow_remote; /* a bind address that is not loopback is refused without it */
         } worker;
         struct {
                 char *socket;
                 char *backend;
                 char *servers[2];
                 uint16_t frontend_port, stats_port;
+                char *bind;         /* the frontend's and stats page's address (default: worker.bind) */
+                char *tls_cert;     /* PEM (certificate + key) the frontend serves TLS with; NULL: none */
+                bool plain_http;    /* plain HTTP on the frontend: only when the config says so */
+                char *socket_user;  /* owner of the admin socket (NULL: whoever runs haproxy) */
+                char *config_file;  /* where `passwd` rewrites haproxy.cfg (NULL: not managed) */
+                char *master_socket; /* haproxy's master CLI, to reload it after `passwd` (NULL: none) */
         } haproxy;
+        struct {
+                char *users_file; /* users, roles, cameras and password hashes (supervisor/users.h) */
+                bool required;    /* false: the frontend asks no password (explicit opt-out) */
+        } auth;
         struct {
                 int overlap_seconds, health_timeout_seconds, stop_timeout_seconds;
         } deploy;

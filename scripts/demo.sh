@@ -1,7 +1,9 @@
 #!/bin/bash
 # make demo: the whole system on this machine.  Starts the camera simulator
 # (4 cameras), haproxy with the config mwr-supervisor generates, and
-# mwr-supervisor, which starts worker A; records a while, performs one
+# mwr-supervisor, which starts worker A; the frontend is HTTPS (a
+# self-signed certificate made here) and asks for a user: `demo`, an admin
+# with a password made here and printed at the end.  Records a while, performs one
 # zero-downtime deploy (A -> B) with progress, judges the handover window
 # frame by frame, and leaves everything running with the URLs to look at.
 # `scripts/demo.sh stop` ends it all.
@@ -41,22 +43,32 @@ echo $! > "$DEMO/camsim.pid"
 for _ in $(seq 100); do grep -q ready "$DEMO/camsim.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$DEMO/camsim.out" || { echo "demo: camsim did not start, see $DEMO/camsim.log" >&2; exit 1; }
 
-/usr/bin/python3 - "$DEMO" "$PORT" "$CAMERAS" "$BIN" "$WA" "$WB" "$FRONT" "$STATS" "$OVERLAP" > "$DEMO/mwr.json" <<'EOF'
+echo "demo: a self-signed TLS certificate for the frontend ($DEMO/tls.pem)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$DEMO/tls.key" -out "$DEMO/tls.crt" 2> /dev/null
+(umask 077; cat "$DEMO/tls.crt" "$DEMO/tls.key" > "$DEMO/tls.pem")
+
+(umask 027; /usr/bin/python3 - "$DEMO" "$PORT" "$CAMERAS" "$BIN" "$WA" "$WB" "$FRONT" "$STATS" "$OVERLAP" "$(id -un)" > "$DEMO/mwr.json") <<'EOF'
 import json, sys
-demo, port, n, bin_, wa, wb, front, stats, overlap = sys.argv[1:]
+demo, port, n, bin_, wa, wb, front, stats, overlap, me = sys.argv[1:]
 print(json.dumps({
     "storage_dir": demo + "/recordings", "db_path": demo + "/mwr.db", "segment_seconds": 4,
     "cameras": [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{port}/cam{i}"} for i in range(1, int(n) + 1)],
     "worker": {"binary": bin_ + "/mwr-worker", "bind": "127.0.0.1", "ports": [int(wa), int(wb)]},
     "haproxy": {"socket": demo + "/run/haproxy.sock", "backend": "mwr", "servers": ["a", "b"],
-                "frontend_port": int(front), "stats_port": int(stats)},
+                "frontend_port": int(front), "stats_port": int(stats), "tls_cert": demo + "/tls.pem",
+                "socket_user": me, "config_file": demo + "/haproxy.cfg",
+                "master_socket": demo + "/run/haproxy-master.sock"},
+    "auth": {"users_file": demo + "/users.json"},
     "deploy": {"overlap_seconds": int(overlap), "health_timeout_seconds": 30, "stop_timeout_seconds": 45},
     "control_socket": demo + "/run/supervisor.sock"}, indent=2))
 EOF
 
-echo "demo: haproxy with the generated config ($DEMO/haproxy.cfg)"
-"$BIN/mwr-supervisor" proxy-config --config "$DEMO/mwr.json" > "$DEMO/haproxy.cfg"
-haproxy -db -f "$DEMO/haproxy.cfg" > "$DEMO/haproxy.log" 2>&1 &
+echo "demo: user 'demo' (admin); passwd writes the users file and haproxy's config ($DEMO/haproxy.cfg)"
+PASSWORD=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+echo "$PASSWORD" | "$BIN/mwr-supervisor" passwd --config "$DEMO/mwr.json" --role admin demo 2> "$DEMO/passwd.log"
+(umask 077; echo "demo:$PASSWORD" > "$DEMO/credentials")
+haproxy -W -db -S "$DEMO/run/haproxy-master.sock" -f "$DEMO/haproxy.cfg" > "$DEMO/haproxy.log" 2>&1 &
 echo $! > "$DEMO/haproxy.pid"
 for _ in $(seq 100); do [ -S "$DEMO/run/haproxy.sock" ] && break; sleep 0.1; done
 [ -S "$DEMO/run/haproxy.sock" ] || { echo "demo: haproxy did not start, see $DEMO/haproxy.log" >&2; exit 1; }
@@ -92,12 +104,15 @@ done
 
 cat <<EOT
 
-demo: everything keeps running:
-  haproxy stats   http://127.0.0.1:$STATS/stats
-  through haproxy http://127.0.0.1:$FRONT/health   http://127.0.0.1:$FRONT/metrics
-  worker a        http://127.0.0.1:$WA/health   (stopped by the deploy; back after the next one)
+demo: everything keeps running.  haproxy is the one door: HTTPS, user demo, password $PASSWORD
+(also in $DEMO/credentials; the certificate is $DEMO/tls.crt):
+  haproxy stats   https://127.0.0.1:$STATS/stats
+  through haproxy curl --cacert $DEMO/tls.crt -u demo:$PASSWORD https://127.0.0.1:$FRONT/api/cameras
+  worker a        http://127.0.0.1:$WA/health   (loopback only; stopped by the deploy, back after the next one)
   worker b        http://127.0.0.1:$WB/health   http://127.0.0.1:$WB/api/health
-  playback (HLS)  http://127.0.0.1:$FRONT/api/cameras/cam1/playlist.m3u8   (ffplay URL)
+  playback (HLS)  ffplay -ca_file $DEMO/tls.crt https://demo:$PASSWORD@127.0.0.1:$FRONT/api/cameras/cam1/playlist.m3u8
+  add a viewer    echo PASSWORD | $BIN/mwr-supervisor passwd --config $DEMO/mwr.json --cameras cam1 NAME
+  audit log       grep 'audit: ' $DEMO/supervisor.log
   supervisor      $BIN/mwr-supervisor status --config $DEMO/mwr.json
   deploy again    $BIN/mwr-supervisor deploy --config $DEMO/mwr.json
   gaps            $BIN/mwr gaps --config $DEMO/mwr.json --from $(date -d '-1 hour' +%s) --to $(date -d '+1 hour' +%s)

@@ -18,6 +18,7 @@
 #include "proxy-config/haproxy_cfg.h"
 #include "supervisor/control.h"
 #include "supervisor/daemon.h"
+#include "supervisor/proxy_cli.h"
 
 #define EXIT_USAGE 2
 #define DEFAULT_CONFIG "/etc/mwr/mwr.json"
@@ -37,6 +38,8 @@ static void usage(FILE *f)
                    "       mwr-supervisor rollback [--config FILE]\n"
                    "       mwr-supervisor upgrade [--binary PATH] [--config FILE]   (re-exec; workers keep running)\n"
                    "       mwr-supervisor proxy-config --config FILE\n"
+                   "       mwr-supervisor passwd [--role viewer|admin] [--cameras ID,ID|all] [--delete] [--config FILE] USER\n"
+                   "                     (password on stdin; rewrites haproxy.config_file and reloads haproxy)\n"
                    "FILE defaults to " DEFAULT_CONFIG ".\n");
 }
 
@@ -102,7 +105,7 @@ static int args_parse(int argc, char **argv, struct args *a)
             strcmp(a->cmd, "metrics")) {
                 fprintf(stderr,
                         "mwr-supervisor: unknown command '%s' (run, status, metrics, deploy, rollback, upgrade, "
-                        "proxy-config)\n",
+                        "proxy-config, passwd)\n",
                         a->cmd);
                 return -EINVAL;
         }
@@ -230,6 +233,8 @@ int main(int argc, char **argv)
         char err[CONFIG_ERR_MAX], line[CONTROL_LINE_MAX];
         int rc;
 
+        if (argc >= 2 && !strcmp(argv[1], "passwd"))
+                return passwd_main(argc - 1, argv + 1, DEFAULT_CONFIG);
         if (args_parse(argc, argv, &a) < 0)
                 return EXIT_USAGE;
         if (config_load(a.config, &cfg, err) < 0) {
@@ -248,7 +253,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a.cmd, "status")) {
                 rc = cmd_status(cfg, &a);
         } else if (!strcmp(a.cmd, "proxy-config")) {
-                rc = haproxy_cfg_write(cfg, 0, stdout) < 0 || fflush(stdout) ? 1 : 0;
+                rc = proxy_config_print(cfg);
         } else if (!strcmp(a.cmd, "metrics")) {
                 rc = cmd_forward(cfg, "metrics", false);
         } else if (!strcmp(a.cmd, "upgrade")) {

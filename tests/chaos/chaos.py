@@ -21,6 +21,7 @@ Exit 0 when every budget is met, 1 otherwise, 2 on a setup error.
 import argparse
 import json
 import os
+import pwd
 import random
 import shutil
 import signal
@@ -155,7 +156,9 @@ class Run:
             "worker": {"binary": self.worker_binary(run), "bind": "127.0.0.1",
                        "ports": [free_port(), free_port()]},
             "haproxy": {"socket": os.path.join(run, "haproxy.sock"), "frontend_port": free_port(),
-                        "stats_port": free_port()},
+                        "stats_port": free_port(), "plain_http": True,
+                        "socket_user": pwd.getpwuid(os.geteuid()).pw_name},
+            "auth": {"required": False},
             "deploy": {"overlap_seconds": a.overlap, "health_timeout_seconds": 30, "stop_timeout_seconds": 15},
             "disk": {"min_free_mb": 64 if self.tmpfs else 0},
             "control_socket": os.path.join(run, "supervisor.sock"),

@@ -5,6 +5,7 @@ running worker after being SIGKILLed and started again, and stops the
 workers gracefully on SIGTERM."""
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from conftest import BUILD, framecheck, free_port, wait_for
 from test_worker_records import FPS, WORKER, recording_frames, segments, write_config
 
 SUPERVISOR = os.path.join(BUILD, "bin", "mwr-supervisor")
+LOGIN = pwd.getpwuid(os.geteuid()).pw_name  # haproxy's admin socket is made ours
 
 
 def sup_config(tmp, cs, cameras=2):
@@ -23,7 +25,8 @@ def sup_config(tmp, cs, cameras=2):
     ports = [free_port(), free_port()]
     return write_config(tmp, cs, cameras, worker={"binary": WORKER, "bind": "127.0.0.1", "ports": ports},
                         haproxy={"socket": os.path.join(run, "haproxy.sock"), "frontend_port": free_port(),
-                                 "stats_port": free_port()},
+                                 "stats_port": free_port(), "plain_http": True, "socket_user": LOGIN},
+                        auth={"required": False},  # test_security.py covers the door
                         deploy={"overlap_seconds": 5, "health_timeout_seconds": 20, "stop_timeout_seconds": 10},
                         supervisor={"metrics_port": free_port()},
                         control_socket=os.path.join(run, "supervisor.sock"))

@@ -42,6 +42,15 @@ static void test_minimal_gets_contract_defaults(void **state)
         assert_int_equal(c->deploy.stop_timeout_seconds, 45);
         assert_string_equal(c->control_socket, "/run/mwr/supervisor.sock");
         assert_int_equal(c->disk.min_free_bytes, 512u << 20);
+        /* the door: password required, no TLS nor plain HTTP chosen, haproxy on the workers' address */
+        assert_true(c->auth.required);
+        assert_string_equal(c->auth.users_file, "/var/lib/mwr/users.json");
+        assert_null(c->haproxy.tls_cert);
+        assert_false(c->haproxy.plain_http);
+        assert_string_equal(c->haproxy.bind, "127.0.0.1");
+        assert_string_equal(c->haproxy.socket_user, "mwr");
+        assert_null(c->haproxy.config_file);
+        assert_false(c->worker.allow_remote);
         assert_non_null(config_camera_find(c, "cam1"));
         assert_null(config_camera_find(c, "cam2"));
         config_free(c);
@@ -90,6 +99,11 @@ static void test_errors_name_the_key(void **state)
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"deploy\":{\"overlap_seconds\":-1}}", "'deploy.overlap_seconds'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"disk\":{\"min_free_mb\":\"1\"}}", "'disk.min_free_mb'" },
                 { "{\"storage_dir\":\"\",\"db_path\":\"/d\",\"cameras\":[]}", "'storage_dir'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"worker\":{\"bind\":\"0.0.0.0\"}}", "'worker.allow_remote'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"worker\":{\"bind\":\"10.1.2.3\"}}", "not a loopback" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"auth\":{\"required\":1}}", "'auth.required'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"auth\":{\"users\":[]}}", "'auth.users'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"haproxy\":{\"tls_cert\":\"\"}}", "'haproxy.tls_cert'" },
                 { "[1,2]", "top level" },
                 { "{\n\"storage_dir\": \"/r\",\n\"db_path\": \"/d\"\n\"cameras\": []}", "line 4" },
         };

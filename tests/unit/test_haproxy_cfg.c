@@ -23,6 +23,7 @@
 
 #include "common/config.h"
 #include "proxy-config/haproxy_cfg.h"
+#include "proxy-config/users.h"
 
 #ifndef HAPROXY_BIN /* -DHAPROXY_BIN=\"/nonexistent\" checks the skip path */
 #define HAPROXY_BIN "/usr/sbin/haproxy"
@@ -48,7 +49,8 @@ static struct mwr_config *sample(const char *socket, unsigned fport, unsigned sp
                  "{\"storage_dir\":\"/r\",\"db_path\":\"/d.db\",\"cameras\":[],"
                  "\"worker\":{\"bind\":\"127.0.0.1\",\"ports\":[%u,%u]},"
                  "\"haproxy\":{\"socket\":\"%s\",\"backend\":\"cams\",\"servers\":[\"blue\",\"green\"],"
-                 "\"frontend_port\":%u,\"stats_port\":%u}}",
+                 "\"frontend_port\":%u,\"stats_port\":%u,\"plain_http\":true,\"socket_user\":\"root\"},"
+                 "\"auth\":{\"required\":false}}",
                  p0, p1, socket, fport, sport);
         return parse(json);
 }
@@ -61,7 +63,7 @@ static char *render(const struct mwr_config *c, int active, int *rc)
         FILE *f = open_memstream(&text, &len);
 
         assert_non_null(f);
-        *rc = haproxy_cfg_write(c, active, f);
+        *rc = haproxy_cfg_write(c, NULL, active, f, NULL);
         assert_int_equal(fclose(f), 0);
         return text;
 }
@@ -85,16 +87,21 @@ static void test_contract_lines(void **state)
         char *text = render(c, 0, &rc);
 
         assert_int_equal(rc, 0);
-        assert_contains(text, "\n        stats socket /run/mwr/h.sock mode 660 level admin expose-fd listeners\n");
+        assert_contains(text, "\n        stats socket /run/mwr/h.sock mode 600 level admin user root expose-fd listeners\n");
         assert_contains(text, "\n        server-state-file /run/mwr/haproxy.state\n");
         assert_contains(text, "\n        load-server-state-from-file global\n");
-        assert_contains(text, "\nfrontend mwr_front\n        bind 127.0.0.1:9000\n        default_backend cams\n");
+        assert_contains(text, "\nfrontend mwr_front\n");
+        assert_contains(text, "\n        bind 127.0.0.1:9000\n");
+        assert_contains(text, "\n        http-request del-header X-Mwr-User\n");
+        assert_contains(text, "\n        default_backend cams\n");
+        assert_lacks(text, "userlist");
         assert_contains(text, "\nbackend cams\n");
         assert_contains(text, "\n        option httpchk GET /health\n");
         assert_contains(text, "\n        http-check expect status 200\n");
         assert_contains(text, "\n        retry-on conn-failure empty-response 503\n");
         assert_contains(text, "\n        option redispatch\n");
-        assert_contains(text, "\nlisten stats\n        bind 127.0.0.1:9404\n");
+        assert_contains(text, "\nlisten stats\n");
+        assert_contains(text, "\n        bind 127.0.0.1:9404\n");
         assert_contains(text, "\n        stats uri /stats\n");
         free(text);
         config_free(c);
@@ -120,18 +127,39 @@ static void test_inactive_server_is_disabled(void **state)
         config_free(c);
 }
 
+/* With every default the frontend would be plain HTTP without a user:
+ * refused, with a reason naming the keys that decide it. */
 static void test_contract_defaults(void **state)
 {
         struct mwr_config *c = parse("{\"storage_dir\":\"/r\",\"db_path\":\"/d.db\",\"cameras\":[]}");
-        int rc;
-        char *text = render(c, 0, &rc);
+        struct users u = { 0 };
+        const char *why = NULL;
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
 
-        assert_int_equal(rc, 0);
-        assert_contains(text, "stats socket /run/mwr/haproxy.sock mode 660");
+        assert_int_equal(haproxy_cfg_write(c, &u, 0, f, &why), -EINVAL);
+        assert_non_null(why);
+        assert_non_null(strstr(why, "haproxy.tls_cert"));
+        assert_non_null(strstr(why, "haproxy.plain_http"));
+        fclose(f);
+        assert_string_equal(text, "");
+        free(text);
+        config_free(c);
+
+        c = parse("{\"storage_dir\":\"/r\",\"db_path\":\"/d.db\",\"cameras\":[],\"haproxy\":{\"plain_http\":true}}");
+        f = open_memstream(&text, &len);
+        assert_int_equal(haproxy_cfg_write(c, &u, 0, f, &why), 0);
+        fclose(f);
+        assert_contains(text, "stats socket /run/mwr/haproxy.sock mode 600 level admin user mwr expose-fd");
         assert_contains(text, "\n        server a 127.0.0.1:8080 check\n");
         assert_contains(text, "\n        server b 127.0.0.1:8081 check disabled\n");
         assert_contains(text, "bind 127.0.0.1:8000\n");
         assert_contains(text, "bind 127.0.0.1:8404\n");
+        /* auth is on by default: with no user nobody passes, and nobody is admin */
+        assert_contains(text, "\nuserlist mwr_users\n");
+        assert_contains(text, "\n        http-request auth realm mwr unless { var(txn.user) -m found }\n");
+        assert_contains(text, "\n        acl mwr_admin always_false\n");
         free(text);
         config_free(c);
 }
@@ -139,7 +167,8 @@ static void test_contract_defaults(void **state)
 static void test_ipv6_bind_is_bracketed(void **state)
 {
         struct mwr_config *c = parse("{\"storage_dir\":\"/r\",\"db_path\":\"/d.db\",\"cameras\":[],"
-                                     "\"worker\":{\"bind\":\"::1\"}}");
+                                     "\"worker\":{\"bind\":\"::1\"},\"haproxy\":{\"plain_http\":true},"
+                                     "\"auth\":{\"required\":false}}");
         int rc;
         char *text = render(c, 0, &rc);
 
@@ -148,6 +177,122 @@ static void test_ipv6_bind_is_bracketed(void **state)
         assert_contains(text, "bind [::1]:8000\n");
         free(text);
         config_free(c);
+}
+
+static void add_user(struct users *u, const char *name, enum user_role role, const char *const *cams, size_t n)
+{
+        char err[256];
+
+        if (users_set(u, name, role, cams, n, "secret", err, sizeof(err)) < 0)
+                fail_msg("users_set %s: %s", name, err);
+}
+
+/* alice: admin of every camera; bob: viewer of cam1 and cam-2; carol: viewer of none. */
+static void three_users(struct users *u)
+{
+        static const char *const bob[] = { "cam1", "cam-2" };
+
+        add_user(u, "alice", USER_ADMIN, NULL, 0);
+        add_user(u, "bob", USER_VIEWER, bob, 2);
+        add_user(u, "carol", USER_VIEWER, bob, 0);
+}
+
+static char *render_tls(const char *cert, const char *sock, const unsigned p[4], const struct users *u)
+{
+        char json[1024], *text = NULL;
+        size_t len = 0;
+        struct mwr_config *c;
+        const char *why = NULL;
+        FILE *f;
+
+        snprintf(json, sizeof(json),
+                 "{\"storage_dir\":\"/r\",\"db_path\":\"/d.db\",\"cameras\":[],"
+                 "\"worker\":{\"ports\":[%u,%u]},\"haproxy\":{\"socket\":\"%s\",\"frontend_port\":%u,"
+                 "\"stats_port\":%u,\"tls_cert\":\"%s\",\"bind\":\"0.0.0.0\",\"socket_user\":\"root\"}}",
+                 p[2], p[3], sock, p[0], p[1], cert);
+        c = parse(json);
+        f = open_memstream(&text, &len);
+        if (haproxy_cfg_write(c, u, 0, f, &why) < 0)
+                fail_msg("haproxy_cfg_write: %s", why);
+        fclose(f);
+        config_free(c);
+        return text;
+}
+
+static void test_tls_users_roles_and_cameras(void **state)
+{
+        static const unsigned p[4] = { 9000, 9404, 9080, 9081 };
+        struct users u = { 0 };
+        char *text;
+
+        three_users(&u);
+        text = render_tls("/etc/mwr/tls.pem", "/run/mwr/h.sock", p, &u);
+        assert_contains(text, "\n        bind 0.0.0.0:9000 ssl crt /etc/mwr/tls.pem\n");
+        assert_contains(text, "\n        bind 0.0.0.0:9404 ssl crt /etc/mwr/tls.pem\n");
+        assert_contains(text, "server a 127.0.0.1:9080 check\n"); /* the workers stay on worker.bind */
+        assert_contains(text, "\nuserlist mwr_users\n        user alice password $6$");
+        assert_contains(text, "\n        user bob password $6$");
+        assert_lacks(text, "secret");
+        assert_contains(text, "\n        acl mwr_admin var(txn.user) -m str alice\n");
+        assert_contains(text, "\n        acl mwr_all_cameras var(txn.user) -m str alice\n");
+        assert_contains(text, "\n        http-request deny deny_status 403 if { path /metrics } !mwr_admin\n");
+        assert_contains(text, "\n        http-request deny deny_status 403 if { var(txn.user) -m str bob } "
+                              "{ var(txn.cam) -m found } !{ var(txn.cam) -m str cam1 cam-2 }\n");
+        assert_contains(text, "\n        http-request deny deny_status 403 if { var(txn.user) -m str carol } "
+                              "{ var(txn.cam) -m found }\n");
+        assert_lacks(text, "-m str alice } { var(txn.cam)");
+        assert_contains(text, "\n        http-request set-header X-Mwr-Cameras * if mwr_all_cameras\n");
+        assert_contains(text, "\n        http-request set-header X-Mwr-Cameras cam1,cam-2 if { var(txn.user) -m str bob }\n");
+        assert_contains(text, "\n        http-request set-header X-Mwr-Cameras , if { var(txn.user) -m str carol }\n");
+        assert_contains(text, "\n        http-request deny deny_status 403 unless mwr_admin\n        stats enable\n");
+        /* the client's own X-Mwr-* headers go before ours are set */
+        assert_true(strstr(text, "del-header X-Mwr-User") < strstr(text, "set-header X-Mwr-User"));
+        free(text);
+        users_free(&u);
+}
+
+/* `haproxy -c` on the TLS + users config, with a certificate made here. */
+static int haproxy_check(const char *path, const char *log);
+static void free_ports(unsigned *ports, int n);
+static void print_file(const char *path);
+
+static void test_haproxy_accepts_tls_and_users(void **state)
+{
+        char dir[] = "/tmp/mwr-test-haproxy-tls-XXXXXX", cmd[512], pem[128], sock[128], cfg_path[128], log[128];
+        struct users u = { 0 };
+        unsigned p[4];
+        char *text;
+        FILE *f;
+        int rc;
+
+        if (access(HAPROXY_BIN, X_OK) != 0 || access("/usr/bin/openssl", X_OK) != 0)
+                skip();
+        assert_non_null(mkdtemp(dir));
+        snprintf(pem, sizeof(pem), "%s/tls.pem", dir);
+        snprintf(sock, sizeof(sock), "%s/haproxy.sock", dir);
+        snprintf(cfg_path, sizeof(cfg_path), "%s/haproxy.cfg", dir);
+        snprintf(log, sizeof(log), "%s/check.log", dir);
+        snprintf(cmd, sizeof(cmd),
+                 "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                 "-keyout %s/k -out %s/c >/dev/null 2>&1 && cat %s/c %s/k > %s",
+                 dir, dir, dir, dir, pem);
+        assert_int_equal(system(cmd), 0);
+        three_users(&u);
+        free_ports(p, 4);
+        text = render_tls(pem, sock, p, &u);
+        assert_non_null(f = fopen(cfg_path, "w"));
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+        rc = haproxy_check(cfg_path, log);
+        if (rc != 0) {
+                print_file(cfg_path);
+                print_file(log);
+        }
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+        free(text);
+        users_free(&u);
+        assert_int_equal(rc, 0);
 }
 
 static void test_state_path(void **state)
@@ -187,7 +332,10 @@ static void test_refuses_what_haproxy_would_misread(void **state)
                 "\"haproxy\":{\"servers\":[\"a\",\"a\"]}",
                 "\"haproxy\":{\"frontend_port\":8404}",
                 "\"worker\":{\"ports\":[8000,8081]}",
-                "\"worker\":{\"bind\":\"127.0.0.1 ssl\"}",
+                "\"worker\":{\"bind\":\"127.0.0.1 ssl\",\"allow_remote\":true}",
+                "\"haproxy\":{\"plain_http\":true,\"tls_cert\":\"/etc/mwr/tls.pem\"}",
+                "\"haproxy\":{\"tls_cert\":\"/etc/mwr/my cert.pem\"}",
+                "\"haproxy\":{\"plain_http\":true,\"socket_user\":\"mwr;x\"}",
         };
         char json[512];
 
@@ -198,6 +346,9 @@ static void test_refuses_what_haproxy_would_misread(void **state)
 
                 snprintf(json, sizeof(json), "{\"storage_dir\":\"/r\",\"db_path\":\"/d.db\",\"cameras\":[],%s}", bad[i]);
                 c = parse(json);
+                if (!c->haproxy.tls_cert) /* so each case fails for its own reason */
+                        c->haproxy.plain_http = true;
+                c->auth.required = false;
                 text = render(c, 0, &rc);
                 if (rc != -EINVAL || text[0])
                         fail_msg("case %zu: rc %d, text \"%.40s\"", i, rc, text);
@@ -223,7 +374,7 @@ static void test_write_error_is_eio(void **state)
 
         if (!f)
                 skip();
-        assert_int_equal(haproxy_cfg_write(c, 0, f), -EIO);
+        assert_int_equal(haproxy_cfg_write(c, NULL, 0, f, NULL), -EIO);
         fclose(f);
         config_free(c);
 }
@@ -312,7 +463,7 @@ static void test_haproxy_accepts_it(void **state)
                 f = fopen(cfg_path, "w");
 
                 assert_non_null(f);
-                assert_int_equal(haproxy_cfg_write(c, active, f), 0);
+                assert_int_equal(haproxy_cfg_write(c, NULL, active, f, NULL), 0);
                 assert_int_equal(fclose(f), 0);
                 config_free(c);
                 rc = haproxy_check(cfg_path, log);
@@ -339,6 +490,8 @@ int main(void)
                 cmocka_unit_test(test_inactive_server_is_disabled),
                 cmocka_unit_test(test_contract_defaults),
                 cmocka_unit_test(test_ipv6_bind_is_bracketed),
+                cmocka_unit_test(test_tls_users_roles_and_cameras),
+                cmocka_unit_test(test_haproxy_accepts_tls_and_users),
                 cmocka_unit_test(test_state_path),
                 cmocka_unit_test(test_refuses_what_haproxy_would_misread),
                 cmocka_unit_test(test_write_error_is_eio),
