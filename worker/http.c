@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/log.h"
 #include "common/time_util.h"
 #include "common/timefmt.h"
 #include "continuity/loader.h"
@@ -65,6 +66,108 @@ static struct db *hdb(struct http_server *h)
         return db;
 }
 
+/* ---- who asks: the audit log and the camera list haproxy passes on ---------------- */
+
+/* A footage request (playlist, segment bytes, segment list): logged once
+ * when MHD is done with it, so an aborted download says so.  The handler
+ * runs on one MHD thread from start to queue, so the record being filled is
+ * this thread's `audit_now`. */
+struct audit {
+        char user[HTTP_AUDIT_FIELD], from[HTTP_AUDIT_FIELD], camera[CONFIG_ID_MAX], what[HTTP_AUDIT_FIELD],
+                range[HTTP_AUDIT_FIELD];
+        int status;
+        uint64_t bytes;
+};
+
+static __thread struct audit *audit_now;
+
+/* Only [A-Za-z0-9_.:,@+-] of a header or parameter reach the log line: no
+ * spaces, quotes or newlines a client could forge a field with. */
+static void audit_copy(char *dst, size_t len, const char *src)
+{
+        size_t i = 0;
+
+        for (; src && *src && i + 1 < len; src++)
+                dst[i++] = (strchr("_.:,@+-", *src) || (*src >= 'a' && *src <= 'z') || (*src >= 'A' && *src <= 'Z') ||
+                            (*src >= '0' && *src <= '9'))
+                                   ? *src
+                                   : '?';
+        if (i == 0 && len > 1)
+                dst[i++] = '-';
+        dst[i] = '\0';
+}
+
+static void audit_begin(struct MHD_Connection *c, void **con_cls, const char *camera, const char *what,
+                        const char *range)
+{
+        struct audit *a = calloc(1, sizeof(*a));
+        const char *from = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Mwr-Client");
+        char peer[INET6_ADDRSTRLEN] = "";
+
+        if (!a)
+                return; /* the request is still served; out of memory is logged by whoever meets it next */
+        if (!from) {
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+                const struct sockaddr_in *sin = ci ? (const struct sockaddr_in *)ci->client_addr : NULL;
+                if (sin && sin->sin_family == AF_INET)
+                        inet_ntop(AF_INET, &sin->sin_addr, peer, sizeof(peer));
+                from = peer;
+        }
+        audit_copy(a->user, sizeof(a->user), MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Mwr-User"));
+        audit_copy(a->from, sizeof(a->from), from);
+        audit_copy(a->camera, sizeof(a->camera), camera);
+        audit_copy(a->what, sizeof(a->what), what);
+        audit_copy(a->range, sizeof(a->range), range);
+        *con_cls = a;
+        audit_now = a;
+}
+
+static void audit_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+        struct audit *a = *con_cls;
+
+        if (!a)
+                return;
+        log_info("audit: user=%s from=%s camera=%s request=%s range=%s status=%d bytes=%" PRIu64 " %s", a->user,
+                 a->from, a->camera, a->what, a->range, a->status, a->bytes,
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "done" : "aborted");
+        free(a);
+        *con_cls = NULL;
+}
+
+static void audit_answer(int code, uint64_t bytes)
+{
+        if (audit_now) {
+                audit_now->status = code;
+                audit_now->bytes = bytes;
+        }
+}
+
+/* The cameras haproxy says this user may see: NULL for every camera (the
+ * header is "*", or absent: a request that did not come through the door,
+ * which only loopback can send). */
+static const char *camera_list(struct MHD_Connection *c)
+{
+        const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Mwr-Cameras");
+
+        return v && strcmp(v, "*") ? v : NULL;
+}
+
+static bool camera_allowed(const char *list, const char *camera)
+{
+        size_t n = strlen(camera);
+
+        if (!list)
+                return true;
+        for (const char *p = list; *p;) {
+                size_t k = strcspn(p, ",");
+                if (k == n && !strncmp(p, camera, n))
+                        return true;
+                p += k + (p[k] == ',');
+        }
+        return false;
+}
+
 /* ---- responses -------------------------------------------------------------------- */
 
 static enum MHD_Result reply(struct http_server *h, struct MHD_Connection *c, int code, const char *type,
@@ -82,6 +185,7 @@ static enum MHD_Result reply(struct http_server *h, struct MHD_Connection *c, in
         }
         MHD_add_response_header(r, "Content-Type", type);
         MHD_add_response_header(r, "Cache-Control", "no-store");
+        audit_answer(code, strlen(body));
         ret = MHD_queue_response(c, (unsigned)code, r);
         MHD_destroy_response(r);
         for (int i = 0; i < N_CODES; i++)
@@ -205,10 +309,15 @@ static cJSON *unrecorded_json(const char *list)
 static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection *c, const struct status_snapshot *s)
 {
         cJSON *arr = cJSON_CreateArray();
+        const char *list = camera_list(c);
 
         for (size_t i = 0; i < s->n_cameras; i++) {
                 const struct status_camera *k = &s->cameras[i];
-                cJSON *o = cJSON_CreateObject();
+                cJSON *o;
+
+                if (!camera_allowed(list, k->id))
+                        continue; /* a user's own cameras only */
+                o = cJSON_CreateObject();
 
                 cJSON_AddStringToObject(o, "id", k->id);
                 cJSON_AddStringToObject(o, "url", k->url);
@@ -423,6 +532,10 @@ static enum MHD_Result api_index(struct http_server *h, struct MHD_Connection *c
 
         if (bad)
                 return reply_error(h, c, 400, bad);
+        if (camera_list(c) && !q.camera)
+                return reply_error(h, c, 403, "name a camera: this user may see only some");
+        if (q.camera && !camera_allowed(camera_list(c), q.camera))
+                return reply_error(h, c, 403, "not one of this user's cameras");
         if (!hdb(h))
                 return reply_error(h, c, 503, "index database not available");
         arr = cJSON_CreateArray();
@@ -447,6 +560,10 @@ static enum MHD_Result playlist(struct http_server *h, struct MHD_Connection *c,
         char err[256], *text;
         int e;
 
+        char prefix[sizeof("/api/cameras//segments/") + CONFIG_ID_MAX];
+
+        if (!camera_allowed(camera_list(c), camera))
+                return reply_error(h, c, 403, "not one of this user's cameras");
         o.to_us = now_real_us();
         if (to && timefmt_parse_us(to, &o.to_us) < 0)
                 return reply_error(h, c, 400, "to: not RFC 3339 or unix seconds");
@@ -468,7 +585,9 @@ static enum MHD_Result playlist(struct http_server *h, struct MHD_Connection *c,
                 tl_input_free(&in);
                 return reply_error(h, c, 404, "no footage of that camera in that range");
         }
-        e = hls_playlist(&in, &r, "/api/segments/", &text, err, sizeof(err));
+        /* below the camera, so a proxy sees whose footage each URL is */
+        snprintf(prefix, sizeof(prefix), "/api/cameras/%s/segments/", camera);
+        e = hls_playlist(&in, &r, prefix, &text, err, sizeof(err));
         tl_result_free(&r);
         tl_input_free(&in);
         if (e < 0)
@@ -478,8 +597,8 @@ static enum MHD_Result playlist(struct http_server *h, struct MHD_Connection *c,
 
 /* Bytes of a segment file (an init section or a fragment), by DB id: only
  * files the index knows, only below storage_dir. */
-static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, int64_t id, uint64_t off,
-                             uint64_t len, bool whole)
+static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, const char *camera, int64_t id,
+                             uint64_t off, uint64_t len, bool whole)
 {
         struct db_segment seg;
         char real[PATH_MAX];
@@ -493,6 +612,12 @@ static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, in
                 return reply_error(h, c, 503, "index database not available");
         if ((e = db_segment_by_id(hdb(h), id, &seg)) < 0)
                 return reply_error(h, c, e == -ENOENT ? 404 : 500, db_errmsg(hdb(h)));
+        if (audit_now)
+                audit_copy(audit_now->camera, sizeof(audit_now->camera), seg.camera_id);
+        if (camera && strcmp(camera, seg.camera_id))
+                return reply_error(h, c, 404, "no such segment of that camera");
+        if (!camera_allowed(camera_list(c), seg.camera_id))
+                return reply_error(h, c, 403, "not one of this user's cameras");
         if (!realpath(seg.path, real))
                 return reply_error(h, c, 404, "segment file is gone");
         if (!dl || strncmp(real, h->storage_dir, dl) != 0 || real[dl] != '/')
@@ -517,6 +642,7 @@ static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, in
                 return MHD_NO;
         }
         MHD_add_response_header(resp, "Content-Type", "video/mp4");
+        audit_answer(200, len);
         ret = MHD_queue_response(c, 200, resp);
         MHD_destroy_response(resp);
         atomic_fetch_add(&h->requests[CODE_200], 1);
@@ -525,6 +651,23 @@ static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, in
 
 /* ---- routing ------------------------------------------------------------------------ */
 
+/* `camera` twice would let a proxy that reads the first and a worker that
+ * reads another disagree about whose footage it is: refused. */
+static enum MHD_Result count_camera(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+        if (key && !strcmp(key, "camera"))
+                ++*(int *)cls;
+        return MHD_YES;
+}
+
+static int camera_args(struct MHD_Connection *c)
+{
+        int n = 0;
+
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, count_camera, &n);
+        return n;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -532,24 +675,43 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         struct status_snapshot *s;
         enum MHD_Result r;
 
+        audit_now = NULL;
         if (strcmp(method, "GET") && strcmp(method, "HEAD"))
                 return reply_error(h, c, 405, "only GET");
         if (*upload_size)
                 return reply_error(h, c, 400, "no request body expected");
-        if (!strcmp(url, "/api/segments"))
+        if (camera_args(c) > 1)
+                return reply_error(h, c, 400, "camera: given more than once");
+        if (!strcmp(url, "/api/segments")) {
+                audit_begin(c, con_cls, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "camera"), "segments",
+                            NULL);
                 return api_index(h, c, false);
+        }
         if (!strcmp(url, "/api/gaps"))
                 return api_index(h, c, true);
         {
-                char camera[CONFIG_ID_MAX];
+                char camera[CONFIG_ID_MAX], what[48], range[48];
                 int64_t id;
                 uint64_t off, len;
-                bool whole;
+                bool whole, scoped = false;
 
-                if (http_path_playlist(url, camera, sizeof(camera)))
+                if (http_path_playlist(url, camera, sizeof(camera))) {
+                        snprintf(range, sizeof(range), "%.20s..%.20s",
+                                 MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from") ?: "",
+                                 MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to") ?: "");
+                        audit_begin(c, con_cls, camera, "playlist", range);
                         return playlist(h, c, camera);
-                if (http_path_media(url, &id, &off, &len, &whole))
-                        return media(h, c, id, off, len, whole);
+                }
+                if ((scoped = http_path_camera_media(url, camera, sizeof(camera), &id, &off, &len, &whole)) ||
+                    http_path_media(url, &id, &off, &len, &whole)) {
+                        snprintf(what, sizeof(what), "segment:%" PRId64, id);
+                        if (whole)
+                                snprintf(range, sizeof(range), "whole");
+                        else
+                                snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, off, len);
+                        audit_begin(c, con_cls, scoped ? camera : NULL, what, range);
+                        return media(h, c, scoped ? camera : NULL, id, off, len, whole);
+                }
         }
         if (strcmp(url, "/health") && strcmp(url, "/api/health") && strcmp(url, "/metrics") &&
             strcmp(url, "/api/cameras"))
@@ -605,7 +767,8 @@ int http_start(struct http_server **out, const char *bind, int port, const char 
                                 (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
                                 (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                 (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_THREAD_POOL_SIZE,
-                                (unsigned)HTTP_THREADS, MHD_OPTION_END);
+                                (unsigned)HTTP_THREADS, MHD_OPTION_NOTIFY_COMPLETED, audit_done, NULL,
+                                MHD_OPTION_END);
         if (!h->d) {
                 snprintf(err, errlen, "cannot listen on %s:%d (port in use?)", bind, port);
                 pthread_key_delete(h->db_key);

@@ -5,7 +5,10 @@
  *   GET /health  /api/health  /metrics  /api/cameras
  *   GET /api/segments?camera=&from=&to=&limit=&offset=   /api/gaps?...
  *   GET /api/cameras/{id}/playlist.m3u8?from=&to=   (HLS VOD, worker/hls.h)
- *   GET /api/segments/{id}/{offset}-{length}.m4s   (bytes of a segment file; media.mp4: all) */
+ *   GET /api/segments/{id}/{offset}-{length}.m4s   (bytes of a segment file; media.mp4: all)
+ *   GET /api/cameras/{id}/segments/{sid}/...          (the same, as playlists name them)
+ * Behind haproxy, X-Mwr-User names who asks (logged in an "audit:" line for
+ * every footage request) and X-Mwr-Cameras the cameras that user may see. */
 #ifndef MWR_WORKER_HTTP_H
 #define MWR_WORKER_HTTP_H
 
@@ -18,6 +21,7 @@
 #define HTTP_CONNECTION_TIMEOUT_S 10   /* idle or slow (slowloris) connections are closed */
 #define HTTP_CONNECTION_MEMORY (32 * 1024) /* request line + headers per connection */
 #define HTTP_DB_BUSY_TIMEOUT_MS 200        /* a locked DB answers /health in time, as "unhealthy" */
+#define HTTP_AUDIT_FIELD 72                /* longest user, address, request or range in an audit line */
 
 typedef void (*http_snapshot_fn)(void *ctx, struct status_snapshot *out);
 

@@ -2,6 +2,7 @@
 #include "worker/http_query.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,5 +107,28 @@ bool http_path_media(const char *url, int64_t *id, uint64_t *off, uint64_t *len,
                 return false;
         *off = (uint64_t)o;
         *len = (uint64_t)n;
+        return true;
+}
+
+bool http_path_camera_media(const char *url, char *camera, size_t camera_len, int64_t *id, uint64_t *off,
+                            uint64_t *len, bool *whole)
+{
+        static const char head[] = "/api/cameras/";
+        char rest[128];
+        size_t n = 0;
+
+        if (strncmp(url, head, sizeof(head) - 1) != 0)
+                return false;
+        url += sizeof(head) - 1;
+        while (id_char(url[n]))
+                n++;
+        if (n == 0 || n >= camera_len || n >= CONFIG_ID_MAX || strncmp(url + n, "/segments/", 10) != 0)
+                return false;
+        /* the rest is the by-id form's own tail: one parser for both */
+        if ((size_t)snprintf(rest, sizeof(rest), "/api%s", url + n) >= sizeof(rest) ||
+            !http_path_media(rest, id, off, len, whole))
+                return false;
+        memcpy(camera, url, n);
+        camera[n] = '\0';
         return true;
 }

@@ -33,4 +33,10 @@ bool http_path_playlist(const char *url, char *id, size_t id_len);
  * True when url is one of them, with *id, *off, *len set. */
 bool http_path_media(const char *url, int64_t *id, uint64_t *off, uint64_t *len, bool *whole);
 
+/* The same below a camera, as the playlist names them (so a proxy sees the
+ * camera in the path): /api/cameras/{camera}/segments/{id}/...; the segment
+ * must be that camera's. */
+bool http_path_camera_media(const char *url, char *camera, size_t camera_len, int64_t *id, uint64_t *off,
+                            uint64_t *len, bool *whole);
+
 #endif
