@@ -259,7 +259,7 @@ static int parse_haproxy(struct ctx *x, struct mwr_config *c, const cJSON *root)
 {
         static const char *const keys[] = { "socket",      "backend",     "servers",       "frontend_port",
                                             "stats_port",  "bind",        "tls_cert",      "plain_http",
-                                            "socket_user", "config_file", "master_socket", NULL };
+                                            "socket_user", "config_file", "master_socket", "run_as", NULL };
         const cJSON *h = cJSON_GetObjectItemCaseSensitive(root, "haproxy"), *servers;
         cJSON *empty = NULL;
         static const char *const def_servers[2] = { "a", "b" };
@@ -276,6 +276,7 @@ static int parse_haproxy(struct ctx *x, struct mwr_config *c, const cJSON *root)
             (r = get_opt_string(x, h, "haproxy", "tls_cert", PATH_MAX, &c->haproxy.tls_cert)) < 0 ||
             (r = get_bool(x, h, "haproxy", "plain_http", false, &c->haproxy.plain_http)) < 0 ||
             (r = get_string(x, h, "haproxy", "socket_user", "mwr", 64, &c->haproxy.socket_user)) < 0 ||
+            (r = get_string(x, h, "haproxy", "run_as", "haproxy", 64, &c->haproxy.run_as)) < 0 ||
             (r = get_opt_string(x, h, "haproxy", "config_file", PATH_MAX, &c->haproxy.config_file)) < 0 ||
             (r = get_opt_string(x, h, "haproxy", "master_socket", 108, &c->haproxy.master_socket)) < 0)
                 goto out;
@@ -484,6 +485,7 @@ void config_free(struct mwr_config *c)
         free(c->haproxy.bind);
         free(c->haproxy.tls_cert);
         free(c->haproxy.socket_user);
+        free(c->haproxy.run_as);
         free(c->haproxy.config_file);
         free(c->haproxy.master_socket);
         free(c->auth.users_file);

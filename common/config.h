@@ -48,6 +48,7 @@ struct mwr_config {
                 char *tls_cert;     /* PEM (certificate + key) the frontend serves TLS with; NULL: none */
                 bool plain_http;    /* plain HTTP on the frontend: only when the config says so */
                 char *socket_user;  /* owner of the admin socket (NULL: whoever runs haproxy) */
+                char *run_as;       /* haproxy's `user`/`group` once its sockets are open */
                 char *config_file;  /* where `passwd` rewrites haproxy.cfg (NULL: not managed) */
                 char *master_socket; /* haproxy's master CLI, to reload it after `passwd` (NULL: none) */
         } haproxy;

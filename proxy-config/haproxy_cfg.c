@@ -80,7 +80,7 @@ static int cfg_check(const struct mwr_config *cfg, const struct users *users, in
                 return -EINVAL;
         if (!word_ok(cfg->haproxy.socket) || !word_ok(state_path) || !word_ok(cfg->worker.bind) ||
             !word_ok(cfg->haproxy.bind) || !opt_word_ok(cfg->haproxy.tls_cert) ||
-            !opt_word_ok(cfg->haproxy.socket_user) || !haproxy_name_ok(cfg->haproxy.backend) ||
+            !opt_word_ok(cfg->haproxy.socket_user) || !word_ok(cfg->haproxy.run_as) || !haproxy_name_ok(cfg->haproxy.backend) ||
             !haproxy_name_ok(cfg->haproxy.servers[0]) || !haproxy_name_ok(cfg->haproxy.servers[1]))
                 return -EINVAL;
         *why = "the two haproxy.servers are one name, or two of the frontend, stats and worker ports coincide";
@@ -111,10 +111,14 @@ static void write_global(const struct mwr_config *cfg, const char *state_path, F
                    "        stats socket %s mode %s level admin%s%s expose-fd listeners\n"
                    "        # The supervisor dumps `show servers state` here before a reload; read\n"
                    "        # back at start, it keeps the active slot instead of the one below.\n"
-                   "        server-state-file %s\n\n",
+                   "        server-state-file %s\n"
+                   "        # Sockets, certificate and state file are opened as root; then haproxy\n"
+                   "        # serves as this user (haproxy.run_as).\n"
+                   "        user %s\n"
+                   "        group %s\n\n",
                 cfg->haproxy.socket, cfg->haproxy.socket_user ? "600" : "660",
                 cfg->haproxy.socket_user ? " user " : "", cfg->haproxy.socket_user ? cfg->haproxy.socket_user : "",
-                state_path);
+                state_path, cfg->haproxy.run_as, cfg->haproxy.run_as);
 }
 
 static void write_defaults(FILE *f)

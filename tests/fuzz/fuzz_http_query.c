@@ -37,6 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         abort();
                 if (http_path_media(f[0], &seg, &off, &len, &whole) && (seg < 1 || (!whole && len == 0)))
                         abort();
+                if (http_path_camera_media(f[0], id, sizeof(id), &seg, &off, &len, &whole) &&
+                    (strlen(id) == 0 || seg < 1 || (!whole && len == 0)))
+                        abort();
         }
         if (!http_query_parse(f[0], f[1], f[2], f[3], f[4], size % 2, INT64_C(1795540000000000), &q)) {
                 if (q.limit < 1 || q.limit > HTTP_PAGE_MAX || q.offset < 0 || q.from_us >= q.to_us)
