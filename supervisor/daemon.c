@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -653,6 +654,18 @@ static int run_dir(const struct mwr_config *cfg, char *out, size_t len)
         return fs_mkdir_p(out);
 }
 
+/* The operator writes the config; we cannot choose its mode, but we can say
+ * when every user of the host may read it. */
+static void warn_world_readable(const char *path, const char *what)
+{
+        struct stat st;
+
+        if (stat(path, &st) == 0 && (st.st_mode & 0007))
+                log_warn("supervisor: %s is readable by every user of this host (mode %04o) and %s: "
+                         "chmod 0640 it (group mwr for the people who may read it)",
+                         path, (unsigned)(st.st_mode & 07777), what);
+}
+
 int daemon_run(const struct mwr_config *cfg, const char *self_exe)
 {
         struct sup s = { .cfg = cfg, .started_real_us = now_real_us(), .self_exe = self_exe };
@@ -665,6 +678,9 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
                 log_err("supervisor: %s: %s", dir, strerror(-e));
                 return 1;
         }
+        warn_world_readable(cfg->path, "holds the cameras' passwords");
+        if (cfg->auth.required)
+                warn_world_readable(cfg->auth.users_file, "holds the users' password hashes");
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);

@@ -76,6 +76,7 @@ def setup_door(procs, camsim, tmp_path):
         auth={"users_file": os.path.join(tmp, "users.json")},
         deploy={"overlap_seconds": 5, "health_timeout_seconds": 20, "stop_timeout_seconds": 10},
         control_socket=os.path.join(run, "supervisor.sock"))
+    os.chmod(cfg_path, 0o644)  # as an operator's umask 022 leaves it: the supervisor warns
     # users before haproxy runs: passwd writes haproxy.cfg and says haproxy reads it when it starts
     rc, out = passwd(cfg_path, "alice", "--role", "admin")
     assert rc == 0 and "haproxy is not running" in out, out
@@ -164,6 +165,8 @@ def test_only_users_pass_and_each_sees_its_own_cameras(procs, camsim, tmp_path):
 
     # the audit log: who fetched which camera's footage, and what was refused
     logs = "".join(open(p, errors="replace").read() for p in (sup.err_path, hap.err_path, hap.out_path))
+    # the test wrote the config under umask 022: the supervisor says it is everyone's to read
+    assert f"{cfg_path} is readable by every user of this host (mode 0644)" in logs
     assert all(pw not in logs for pw in PASSWORDS.values())
     audit = [l for l in logs.splitlines() if "audit: " in l]
     seg1 = cam1_media.split("/")[5]
