@@ -37,7 +37,7 @@ def make_cert(tmp):
 
 def passwd(cfg_path, user, *args, password=None):
     r = subprocess.run([SUPERVISOR, "passwd", "--config", cfg_path, *args, user], capture_output=True,
-                       input=((password or PASSWORDS[user]) + "\n").encode(), timeout=30)
+                       input=((PASSWORDS[user] if password is None else password) + "\n").encode(), timeout=30)
     return r.returncode, r.stderr.decode()
 
 
@@ -224,3 +224,35 @@ def test_deploy_through_tls_and_auth_fails_no_request_and_loses_no_frame(procs, 
     assert b["slot"] == "b"
     procs.track_pid(b["pid"])
     judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1)
+
+
+def test_an_open_door_is_refused_unless_the_config_says_so(tmp_path):
+    """A worker on a non-loopback address, or a frontend with neither TLS nor
+    plain_http: exit 2 naming the key that would allow it."""
+    def cfg(**extra):
+        c = {"storage_dir": str(tmp_path / "rec"), "db_path": str(tmp_path / "mwr.db"),
+             "cameras": [{"id": "cam1", "url": "rtsp://127.0.0.1:1/cam1"}]}
+        c.update(extra)
+        p = tmp_path / "mwr.json"
+        p.write_text(json.dumps(c))
+        return str(p)
+
+    r = subprocess.run([WORKER, "--config", cfg(worker={"bind": "0.0.0.0"}), "--check-config"], capture_output=True,
+                       timeout=10)
+    assert r.returncode == 2 and b"worker.allow_remote" in r.stderr, r.stderr
+    r = subprocess.run([WORKER, "--config", cfg(worker={"bind": "0.0.0.0", "allow_remote": True}), "--check-config"],
+                       capture_output=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([SUPERVISOR, "proxy-config", "--config", cfg()], capture_output=True, timeout=10)
+    assert r.returncode == 2 and b"haproxy.tls_cert" in r.stderr and b"haproxy.plain_http" in r.stderr, r.stderr
+    assert r.stdout == b""
+    r = subprocess.run([SUPERVISOR, "proxy-config", "--config", cfg(haproxy={"plain_http": True},
+                                                                  auth={"required": False})],
+                       capture_output=True, timeout=10)
+    assert r.returncode == 0 and b"auth.required is false" in r.stderr and b"bind 127.0.0.1:8000\n" in r.stdout
+    # a password from stdin that is empty, and a user name haproxy would misread
+    path = cfg(haproxy={"plain_http": True}, auth={"users_file": str(tmp_path / "users.json")})
+    rc, out = passwd(path, "eve", password="")
+    assert rc == 2 and "empty password" in out and not (tmp_path / "users.json").exists(), out
+    rc, out = passwd(path, "e#ve", password="x")
+    assert rc == 2 and "must match" in out, out
