@@ -147,6 +147,8 @@ $(BUILD)/unit/test_continuity_timeline: $(BUILD)/obj/tests/unit/test_continuity_
 $(BUILD)/unit/test_haproxy_cfg: $(BUILD)/obj/tests/unit/test_haproxy_cfg.o $(BUILD)/obj/proxy-config/haproxy_cfg.o \
                                  $(BUILD)/obj/proxy-config/users.o $(BUILD)/obj/common/config.o
 $(BUILD)/unit/test_haproxy_cfg: UNIT_EXTRA_LIBS = -lcrypt
+$(BUILD)/unit/test_users: $(BUILD)/obj/tests/unit/test_users.o $(BUILD)/obj/proxy-config/users.o
+$(BUILD)/unit/test_users: UNIT_EXTRA_LIBS = -lcrypt
 $(BUILD)/unit/test_haproxy_runtime: $(BUILD)/obj/tests/unit/test_haproxy_runtime.o \
                                      $(BUILD)/obj/proxy-config/haproxy_runtime.o
 $(BUILD)/unit/test_control_cmd: $(BUILD)/obj/tests/unit/test_control_cmd.o $(BUILD)/obj/supervisor/control_cmd.o

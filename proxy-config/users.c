@@ -88,7 +88,7 @@ static int parse_user(const cJSON *j, size_t i, struct user *u, const char *path
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(j, "role");
         const cJSON *hash = cJSON_GetObjectItemCaseSensitive(j, "hash");
         const cJSON *cams = cJSON_GetObjectItemCaseSensitive(j, "cameras"), *c;
-        const char *list[CONFIG_MAX_CAMERAS];
+        const char *list[CONFIG_MAX_CAMERAS] = { NULL };
         size_t n = 0;
 
         if (!cJSON_IsString(name) || !users_name_ok(name->valuestring)) {
@@ -120,7 +120,13 @@ static int parse_user(const cJSON *j, size_t i, struct user *u, const char *path
                         list[n++] = c->valuestring;
                 }
         }
-        return set_cameras(u, cams ? list : NULL, n, err, errlen);
+        if (set_cameras(u, cams ? list : NULL, n, err, errlen) < 0) {
+                char why[256];
+                snprintf(why, sizeof(why), "%s", err);
+                snprintf(err, errlen, "%s: %s", path, why);
+                return -EINVAL;
+        }
+        return 0;
 }
 
 static int parse_users(const char *text, const char *path, struct users *out, char *err, size_t errlen)
