@@ -104,9 +104,13 @@ class Run:
         self.procs[name] = p
         return p
 
-    def cfg_run(self, *args, timeout=180):
+    def cfg_run(self, *args, timeout=180, stdout_only=False):
+        """rc and what mwr-supervisor printed; stdout_only where the output is
+        a file to write (proxy-config's warnings go to stderr)."""
         r = subprocess.run([os.path.join(BIN, "mwr-supervisor"), *args, "--config", self.cfg_path],
                            capture_output=True, timeout=timeout)
+        if stdout_only and r.returncode == 0:
+            return r.returncode, r.stdout.decode()
         return r.returncode, r.stdout.decode() + r.stderr.decode()
 
     def status(self):
@@ -167,7 +171,7 @@ class Run:
         self.cfg_path = os.path.join(self.dir, "mwr.json")
         with open(self.cfg_path, "w") as f:
             json.dump(self.cfg, f, indent=1)
-        rc, text = self.cfg_run("proxy-config")
+        rc, text = self.cfg_run("proxy-config", stdout_only=True)
         assert rc == 0, text
         self.hcfg = os.path.join(self.dir, "haproxy.cfg")
         with open(self.hcfg, "w") as f:
