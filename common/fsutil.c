@@ -17,11 +17,11 @@ int fs_mkdir_p(const char *path)
         for (char *p = tmp + 1; *p; p++)
                 if (*p == '/') {
                         *p = '\0';
-                        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                        if (mkdir(tmp, FS_DIR_MODE) < 0 && errno != EEXIST)
                                 return -errno;
                         *p = '/';
                 }
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+        if (mkdir(tmp, FS_DIR_MODE) < 0 && errno != EEXIST)
                 return -errno;
         return 0;
 }

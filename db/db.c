@@ -7,9 +7,13 @@
 #include "db/db.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -439,6 +443,47 @@ static int db_prepare_all(struct db *db)
         return 0;
 }
 
+/* The index names every camera and recording: the group may read it, others
+ * nothing.  SQLite would create the file 0644 & ~umask, and gives its -wal
+ * and -shm the database's own mode, so the database's mode decides all three. */
+#define DB_FILE_MODE 0640
+#define DB_FILE_FORBIDDEN (S_IWGRP | S_IRWXO)
+
+/* Takes the forbidden bits off one of our files that has them (made by an
+ * older mwr, or by hand); another user's file is theirs to mind.  By path,
+ * never through an fd of ours: closing one would drop the POSIX locks this
+ * process's other connections hold on the file. */
+static void db_file_restrict(const char *path)
+{
+        struct stat st;
+
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+            (st.st_mode & DB_FILE_FORBIDDEN))
+                (void)chmod(path, st.st_mode & 07777 & ~DB_FILE_FORBIDDEN);
+}
+
+/* Creates the database DB_FILE_MODE if it is not there (an empty file is a
+ * new database to SQLite; no connection can hold a lock on a file just
+ * made), else restricts it, and its -wal and -shm, if they are wider.  Best
+ * effort: what fails here is sqlite3_open_v2's to report, as it always did. */
+static void db_files_prepare(const char *path)
+{
+        static const char *const sidecars[] = { "-wal", "-shm" };
+        char p[PATH_MAX];
+        int fd;
+
+        if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, DB_FILE_MODE)) >= 0) {
+                close(fd);
+                return;
+        }
+        if (errno != EEXIST)
+                return;
+        db_file_restrict(path);
+        for (size_t i = 0; i < ARRAY_SIZE(sidecars); i++)
+                if (snprintf(p, sizeof(p), "%s%s", path, sidecars[i]) < (int)sizeof(p))
+                        db_file_restrict(p);
+}
+
 int db_open(const char *path, struct db **out)
 {
         struct db *db;
@@ -449,6 +494,7 @@ int db_open(const char *path, struct db **out)
                 return -EINVAL;
         if (!(db = calloc(1, sizeof(*db))))
                 return -ENOMEM;
+        db_files_prepare(path);
         rc = sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
         if (!db->sql) {

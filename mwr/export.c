@@ -22,6 +22,7 @@
 
 #include "common/avio_fd.h"
 #include "common/fmp4_index.h"
+#include "common/fsutil.h"
 #include "common/payload_hash.h"
 #include "common/time_util.h"
 
@@ -272,7 +273,8 @@ static int part_create(struct export_ctx *x)
                 return e;
         if (unlink(x->tmp_path) < 0 && errno != ENOENT)
                 return fail(x, -errno, "%s: cannot remove: %s", x->tmp_path, strerror(errno));
-        x->fd = open(x->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        /* recordings are not for every user on the host: the output is FS_FILE_MODE */
+        x->fd = open(x->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FS_FILE_MODE);
         if (x->fd < 0)
                 return fail(x, -errno, "%s: cannot create: %s", x->tmp_path, strerror(errno));
         x->st.n_parts++;

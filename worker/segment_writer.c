@@ -5,6 +5,7 @@
 #include "worker/segment_writer.h"
 
 #include "common/avio_fd.h"
+#include "common/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,8 +58,9 @@ int segment_writer_open(struct segment_writer **out, const char *path, const str
 
         if (n_streams < 1 || n_streams > SEGMENT_MAX_STREAMS)
                 return -EINVAL;
-        /* reserve the name: a clock step or a reused instance id never overwrites */
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        /* reserve the name: a clock step or a reused instance id never overwrites;
+         * O_EXCL also means the file is new, so its mode is FS_FILE_MODE or less */
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FS_FILE_MODE);
         if (fd < 0)
                 return -errno;
         if (flock(fd, LOCK_SH | LOCK_NB) < 0) {

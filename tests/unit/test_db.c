@@ -1,6 +1,7 @@
 /* Unit tests of db/db.c on real SQLite files under /tmp: migrations (fresh,
  * repeated, concurrent, newer schema), every query, two connections writing
- * at once, -EBUSY after the busy timeout, and a corrupt file refused. */
+ * at once, -EBUSY after the busy timeout, a corrupt file refused, and the
+ * modes of the files (no world bits whatever the umask). */
 #include <errno.h>
 #include <pthread.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -920,6 +922,87 @@ static void test_busy_after_timeout(void **state)
         db_close(db);
 }
 
+/* ---- file modes ---- */
+
+static mode_t mode_of(const char *path, const char *suffix)
+{
+        char p[160];
+        struct stat st;
+
+        snprintf(p, sizeof(p), "%s%s", path, suffix);
+        if (stat(p, &st) < 0)
+                fail_msg("%s: %s", p, strerror(errno));
+        return st.st_mode & 07777;
+}
+
+static void unlink_db(const char *path)
+{
+        static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+        char p[160];
+
+        for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+                snprintf(p, sizeof(p), "%s%s", path, suffixes[i]);
+                unlink(p);
+        }
+}
+
+/* Regression: SQLite made the database (and so its -wal and -shm, which
+ * copy its mode) 0644 & ~umask: readable by every user on the host.  Now
+ * 0640 under the usual umask and under none at all. */
+static void test_new_files_are_0640_whatever_the_umask(void **state)
+{
+        struct fixture *fx = *state;
+        static const mode_t masks[] = { 022, 0 };
+        struct db *db;
+
+        for (size_t i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+                mode_t old = umask(masks[i]);
+
+                assert_int_equal(db_open(fx->path, &db), 0);
+                umask(old);
+                assert_int_equal(db_camera_upsert(db, "cam1", "rtsp://x/1", true, T0_US), 0);
+                assert_int_equal(mode_of(fx->path, ""), 0640);
+                assert_int_equal(mode_of(fx->path, "-wal"), 0640);
+                assert_int_equal(mode_of(fx->path, "-shm"), 0640);
+                db_close(db);
+                unlink_db(fx->path);
+        }
+}
+
+/* A database an older mwr made 0644 (and 0666 -wal/-shm, held open here by
+ * another connection, as a running older worker would) loses group write and
+ * the world bits at the next open; its rows and the other connection's are
+ * untouched; a mode already narrower stays as it is. */
+static void test_wide_files_are_restricted_at_open(void **state)
+{
+        struct fixture *fx = *state;
+        char p[160];
+        struct db *db;
+        sqlite3 *older;
+
+        older = raw_open(fx->path);
+        raw_exec(older, "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+        assert_int_equal(chmod(fx->path, 0644), 0);
+        for (int i = 0; i < 2; i++) {
+                snprintf(p, sizeof(p), "%s%s", fx->path, i ? "-shm" : "-wal");
+                assert_int_equal(chmod(p, 0666), 0);
+        }
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(mode_of(fx->path, ""), 0640);
+        assert_int_equal(mode_of(fx->path, "-wal"), 0640);
+        assert_int_equal(mode_of(fx->path, "-shm"), 0640);
+        raw_exec(older, "INSERT INTO t VALUES (2)"); /* its locks survived our open */
+        assert_int_equal(raw_int(older, "SELECT count(*) FROM t"), 2);
+        assert_int_equal(db_camera_upsert(db, "cam1", "rtsp://x/1", true, T0_US), 0);
+        db_close(db);
+        sqlite3_close(older);
+
+        assert_int_equal(chmod(fx->path, 0600), 0);
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(mode_of(fx->path, ""), 0600);
+        db_close(db);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -941,6 +1024,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_two_connections_interleaved, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_open_and_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_busy_after_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_new_files_are_0640_whatever_the_umask, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wide_files_are_restricted_at_open, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
