@@ -33,6 +33,8 @@ struct control_conn {
         bool dispatched, closing, dead;
         char *out;
         size_t out_len;
+        uid_t uid; /* SO_PEERCRED at accept; (uid_t)-1 when unknown */
+        pid_t pid;
 };
 
 static void conn_free(struct control_conn *k)
@@ -101,6 +103,16 @@ int control_reply(struct control_conn *k, const char *fmt, ...)
         k->out_len += (size_t)n;
         conn_flush(k);
         return 0;
+}
+
+uid_t control_peer_uid(const struct control_conn *k)
+{
+        return k->uid;
+}
+
+pid_t control_peer_pid(const struct control_conn *k)
+{
+        return k->pid;
 }
 
 void control_close(struct control_conn *k)
@@ -184,6 +196,16 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         }
         k->c = c;
         k->fd = cfd;
+        k->uid = (uid_t)-1;
+        {
+                struct ucred cred;
+                socklen_t clen = sizeof(cred);
+
+                if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 && clen == sizeof(cred)) {
+                        k->uid = cred.uid;
+                        k->pid = cred.pid;
+                }
+        }
         c->clients++;
         if (sd_event_add_io(c->e, &k->src, cfd, EPOLLIN, on_conn_io, k) < 0 ||
             sd_event_add_time_relative(c->e, &k->timer, CLOCK_MONOTONIC, CONTROL_TIMEOUT_US, 0, on_conn_timeout,

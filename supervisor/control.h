@@ -8,6 +8,7 @@
 #define MWR_SUPERVISOR_CONTROL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <systemd/sd-event.h>
 
@@ -30,6 +31,11 @@ void control_free(struct control *c);
  * dropped quietly).  0 or -ENOBUFS when the client does not read. */
 int control_reply(struct control_conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void control_close(struct control_conn *conn);
+
+/* The connecting process's uid and pid (SO_PEERCRED, read at accept), or
+ * (uid_t)-1 / 0 when the kernel would not say. */
+uid_t control_peer_uid(const struct control_conn *conn);
+pid_t control_peer_pid(const struct control_conn *conn);
 
 /* Client side: send line to the daemon at path and copy its answer to out
  * (stdout) as it arrives.  Returns 1 if the last line was "failed..." or

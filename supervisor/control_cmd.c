@@ -2,6 +2,7 @@
 #include "supervisor/control_cmd.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,4 +87,36 @@ const char *ctl_cmd_parse(const char *line, struct ctl_cmd *out)
         if (word(&p, &w, &n))
                 return "unexpected words after the command";
         return NULL;
+}
+
+const char *ctl_kind_name(enum ctl_kind kind)
+{
+        switch (kind) {
+        case CTL_STATUS:
+                return "status";
+        case CTL_METRICS:
+                return "metrics";
+        case CTL_ROLLBACK:
+                return "rollback";
+        case CTL_DEPLOY:
+                return "deploy";
+        case CTL_UPGRADE:
+                return "upgrade";
+        }
+        return "?";
+}
+
+const char *ctl_cmd_permit(enum ctl_kind kind, uid_t peer, uid_t service, char *msg, size_t len)
+{
+        if (kind == CTL_STATUS || kind == CTL_METRICS)
+                return NULL;
+        if (peer != CTL_UID_UNKNOWN && (peer == 0 || peer == service))
+                return NULL;
+        if (peer == CTL_UID_UNKNOWN)
+                snprintf(msg, len, "%s refused: the caller's uid could not be read (only uid %u or root may %s)",
+                         ctl_kind_name(kind), (unsigned)service, ctl_kind_name(kind));
+        else
+                snprintf(msg, len, "%s refused: uid %u is neither the service user (uid %u) nor root",
+                         ctl_kind_name(kind), (unsigned)peer, (unsigned)service);
+        return msg;
 }

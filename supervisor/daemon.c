@@ -548,9 +548,15 @@ static void on_command(struct control_conn *k, const char *line, void *userdata)
         struct sup *s = userdata;
         struct ctl_cmd c;
         const char *bad = ctl_cmd_parse(line, &c), *why;
-        char *text;
+        char *text, refused[160];
 
         if (bad) {
+                control_reply(k, "error: %s\n", bad);
+                control_close(k);
+                return;
+        }
+        if ((bad = ctl_cmd_permit(c.kind, control_peer_uid(k), geteuid(), refused, sizeof(refused)))) {
+                log_warn("supervisor: control socket: %s (pid %d)", bad, (int)control_peer_pid(k));
                 control_reply(k, "error: %s\n", bad);
                 control_close(k);
                 return;

@@ -53,11 +53,37 @@ static void test_refuses(void **state)
         assert_non_null(ctl_cmd_parse(huge, &c));
 }
 
+/* deploy, rollback and upgrade run a program as the service user: only
+ * that user or root; status and metrics for anyone who can connect. */
+static void test_permit(void **state)
+{
+        const uid_t svc = 998, other = 65534;
+        const enum ctl_kind mutate[] = { CTL_DEPLOY, CTL_ROLLBACK, CTL_UPGRADE };
+        char msg[160];
+        const char *why;
+
+        assert_null(ctl_cmd_permit(CTL_STATUS, other, svc, msg, sizeof(msg)));
+        assert_null(ctl_cmd_permit(CTL_METRICS, CTL_UID_UNKNOWN, svc, msg, sizeof(msg)));
+        for (size_t i = 0; i < sizeof(mutate) / sizeof(mutate[0]); i++) {
+                assert_null(ctl_cmd_permit(mutate[i], svc, svc, msg, sizeof(msg)));
+                assert_null(ctl_cmd_permit(mutate[i], 0, svc, msg, sizeof(msg)));
+                assert_non_null(why = ctl_cmd_permit(mutate[i], other, svc, msg, sizeof(msg)));
+                assert_non_null(strstr(why, ctl_kind_name(mutate[i])));
+                assert_non_null(ctl_cmd_permit(mutate[i], CTL_UID_UNKNOWN, svc, msg, sizeof(msg)));
+                assert_non_null(ctl_cmd_permit(mutate[i], svc + 1, svc, msg, sizeof(msg)));
+        }
+        why = ctl_cmd_permit(CTL_DEPLOY, other, svc, msg, sizeof(msg));
+        assert_string_equal(why, "deploy refused: uid 65534 is neither the service user (uid 998) nor root");
+        /* a root service: anyone else is refused */
+        assert_non_null(ctl_cmd_permit(CTL_UPGRADE, 1000, 0, msg, sizeof(msg)));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_accepts),
                 cmocka_unit_test(test_refuses),
+                cmocka_unit_test(test_permit),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
