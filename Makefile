@@ -195,12 +195,13 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh
 
-# CHAOS_MINUTES (default 10) and CHAOS_SEED (default 1); the scorecard is in the printed directory.
+# CHAOS_MINUTES (default 10), CHAOS_SEED (default 1), CHAOS_STANDBY (cold|hot); the scorecard is in the printed directory.
 CHAOS_MINUTES ?= 10
 CHAOS_SEED ?= 1
+CHAOS_STANDBY ?= cold
 chaos: deps
 	$(MAKE) all
-	/usr/bin/python3 tests/chaos/chaos.py --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED)
+	/usr/bin/python3 tests/chaos/chaos.py --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED) --standby $(CHAOS_STANDBY)
 
 bench: deps
 	$(MAKE) all

@@ -307,7 +307,7 @@ static int parse_deploy_disk(struct ctx *x, struct mwr_config *c, const cJSON *r
         static const char *const dkeys[] = { "overlap_seconds", "health_timeout_seconds", "stop_timeout_seconds", NULL };
         static const char *const skeys[] = { "min_free_mb", "max_total_gb", "retention_days", "require_mountpoint",
                                              NULL };
-        static const char *const vkeys[] = { "metrics_port", NULL };
+        static const char *const vkeys[] = { "metrics_port", "standby", NULL };
         const cJSON *sv = cJSON_GetObjectItemCaseSensitive(root, "supervisor");
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "deploy");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "disk");
@@ -339,6 +339,17 @@ static int parse_deploy_disk(struct ctx *x, struct mwr_config *c, const cJSON *r
             (r = get_int(x, sv ? sv : empty, "supervisor", "metrics_port", 0, 0, 65535, &v1)) < 0)
                 goto out;
         c->supervisor.metrics_port = (uint16_t)v1;
+        {
+                char *standby = NULL;
+
+                if ((r = get_string(x, sv ? sv : empty, "supervisor", "standby", "cold", 8, &standby)) < 0)
+                        goto out;
+                if (!strcmp(standby, "hot"))
+                        c->supervisor.hot_standby = true;
+                else if (strcmp(standby, "cold"))
+                        r = fail(x, "'supervisor.standby' must be \"cold\" or \"hot\"");
+                free(standby);
+        }
 out:
         cJSON_Delete(empty);
         return r;

@@ -68,6 +68,7 @@ struct mwr_config {
         } disk;
         struct {
                 uint16_t metrics_port; /* 0: no HTTP metrics (mwr-supervisor metrics still works) */
+                bool hot_standby;      /* "standby": "hot": both slots record all the time */
         } supervisor;
 };
 

@@ -218,9 +218,9 @@ struct sync_job {
         struct offload_job j;
         struct chores *c;
         bool sync, save_state, skipped, changed;
-        void (*done)(void *ud, int e, bool changed, const char *err);
+        void (*done)(void *ud, int e, bool changed, int active, const char *err);
         void *ud;
-        int e;
+        int e, active; /* the active slot haproxy was set to */
         char err[ERR_MAX];
 };
 
@@ -233,7 +233,7 @@ static void sync_run(struct offload_job *oj)
         if (sj->sync && c->deploy_running)
                 sj->skipped = true; /* the deploy owns haproxy now */
         else if (sj->sync)
-                sj->e = haproxy_sync(c->cfg, c->active, &sj->changed, sj->err, sizeof(sj->err));
+                sj->e = haproxy_sync(c->cfg, sj->active = c->active, &sj->changed, sj->err, sizeof(sj->err));
         pthread_mutex_unlock(&c->hap_mu);
         if (!sj->skipped && sj->e == 0 && (sj->changed || sj->save_state))
                 sj->e = haproxy_save_state(c->cfg, sj->err, sizeof(sj->err));
@@ -246,14 +246,14 @@ static void sync_done(struct offload_job *oj)
         if (sj->sync)
                 sj->c->sync_queued = false;
         if (sj->done && !sj->skipped)
-                sj->done(sj->ud, sj->e, sj->changed, sj->err);
+                sj->done(sj->ud, sj->e, sj->changed, sj->active, sj->err);
         else if (!sj->done && sj->e < 0)
                 log_warn("supervisor: saving haproxy's server state: %s", sj->err);
         free(sj);
 }
 
 static bool sync_submit(struct chores *c, bool sync, bool save_state,
-                        void (*done)(void *ud, int e, bool changed, const char *err), void *ud)
+                        void (*done)(void *ud, int e, bool changed, int active, const char *err), void *ud)
 {
         struct sync_job *sj = calloc(1, sizeof(*sj));
 
@@ -269,13 +269,14 @@ static bool sync_submit(struct chores *c, bool sync, bool save_state,
 }
 
 bool chores_proxy_sync(struct chores *c, int active, bool save_state,
-                       void (*done)(void *ud, int e, bool changed, const char *err), void *ud)
+                       void (*done)(void *ud, int e, bool changed, int active, const char *err), void *ud)
 {
-        if (c->sync_queued)
-                return false;
+        /* a sync queued and not yet run uses the newest active slot */
         pthread_mutex_lock(&c->hap_mu);
         c->active = active;
         pthread_mutex_unlock(&c->hap_mu);
+        if (c->sync_queued)
+                return false;
         if (!sync_submit(c, true, save_state, done, ud))
                 return false;
         c->sync_queued = true;

@@ -43,10 +43,11 @@ void chores_deploy_finish(struct chores *c, struct chores_deploy *d, const char 
                           int64_t finished_us);
 
 /* haproxy as the active slot says, and its state file; done() is called on
- * the loop with the result (err: the reason when e < 0).  Not queued while
- * one is still under way (returns false). */
+ * the loop with the result (err: the reason when e < 0; active: the slot
+ * haproxy was set to).  Not queued while one is still under way (returns
+ * false); one queued and not yet run takes the new active slot. */
 bool chores_proxy_sync(struct chores *c, int active, bool save_state,
-                       void (*done)(void *ud, int e, bool changed, const char *err), void *ud);
+                       void (*done)(void *ud, int e, bool changed, int active, const char *err), void *ud);
 
 /* The haproxy state file only (after a deploy). */
 void chores_proxy_save_state(struct chores *c);

@@ -56,7 +56,23 @@ struct sup {
         char mwr_tool[PATH_MAX];
         const char *self_exe;
         char reexec[PATH_MAX]; /* set: the loop ends and main re-executes this */
+        /* hot standby (supervisor.standby "hot"): the other slot records too */
+        bool hot;
+        sd_event_source *standby_timer;  /* the standby's restart backoff */
+        struct restart_policy standby_restart;
+        uint64_t failover_mono_us;       /* a failover's haproxy switch under way since */
+        char rollback_binary[PATH_MAX];  /* hot: what the last deploy replaced */
+        struct {                         /* hot: a deploy waiting for the standby to stop */
+                bool on;
+                bool rollback;
+                char binary[PATH_MAX];   /* "" : the configured one */
+                int overlap_s, health_s;
+                struct control_conn *k;
+                uint64_t deadline_mono_us; /* SIGKILL the standby after this */
+        } pending;
 };
+
+static void start_deploy(struct sup *s, const char *binary, int overlap_s, int health_s, struct control_conn *k);
 
 static void save(struct sup *s)
 {
@@ -81,10 +97,15 @@ static bool in_crash_loop(const struct sup *s)
 
 static void notify_status(struct sup *s)
 {
-        const struct slot *a = &s->slots[s->active];
+        const struct slot *a = &s->slots[s->active], *b = &s->slots[1 - s->active];
 
-        sd_notifyf(0, "STATUS=active %s pid %d %s, %u restarts%s", a->name, (int)a->pid, slot_state_name(a->state),
-                   s->restarts, in_crash_loop(s) ? ", CRASH LOOP" : "");
+        if (s->hot)
+                sd_notifyf(0, "STATUS=active %s pid %d %s, standby %s pid %d %s, %u restarts%s", a->name, (int)a->pid,
+                           slot_state_name(a->state), b->name, (int)b->pid, slot_state_name(b->state), s->restarts,
+                           in_crash_loop(s) ? ", CRASH LOOP" : "");
+        else
+                sd_notifyf(0, "STATUS=active %s pid %d %s, %u restarts%s", a->name, (int)a->pid,
+                           slot_state_name(a->state), s->restarts, in_crash_loop(s) ? ", CRASH LOOP" : "");
 }
 
 static int spawn_active(struct sup *s)
@@ -138,6 +159,113 @@ static void schedule_restart(struct sup *s, const struct slot *a)
                         a->name);
 }
 
+/* ---- hot standby ---------------------------------------------------------------------- */
+
+/* The standby runs what the active runs (a deploy replaces both). */
+static const char *standby_binary(const struct sup *s)
+{
+        const struct slot *a = &s->slots[s->active];
+
+        return a->binary[0] ? a->binary : s->cfg->worker.binary;
+}
+
+static bool standby_wanted(const struct sup *s)
+{
+        return s->hot && !s->stopping && !s->deploy && !s->pending.on && !s->reexec[0];
+}
+
+static int on_standby_timer(sd_event_source *src, uint64_t usec, void *userdata);
+
+static void spawn_standby(struct sup *s)
+{
+        struct slot *b = &s->slots[1 - s->active];
+        const char *bin = standby_binary(s);
+        char path[PATH_MAX];
+        int e;
+
+        if (!standby_wanted(s) || b->pid > 0)
+                return;
+        snprintf(path, sizeof(path), "%s", bin); /* bin may be b->binary, which the spawn rewrites */
+        if ((e = slot_spawn(b, s->e, path, s->cfg->path, SUP_WORKER_WATCHDOG_US)) < 0) {
+                log_err("supervisor: starting standby worker %s (%s): %s", b->name, path, strerror(-e));
+                if (!s->standby_timer &&
+                    sd_event_add_time_relative(s->e, &s->standby_timer, CLOCK_MONOTONIC,
+                                               restart_policy_spawn_failed(&s->standby_restart), 0, on_standby_timer,
+                                               s) < 0)
+                        log_err("supervisor: cannot arm the standby's restart timer: it starts at the next scan");
+        } else {
+                log_info("supervisor: standby worker %s started, pid %d, port %u", b->name, (int)b->pid, b->port);
+        }
+        save(s);
+        notify_status(s);
+}
+
+static int on_standby_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        struct sup *s = userdata;
+
+        s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
+        spawn_standby(s);
+        return 0;
+}
+
+/* The standby died unasked (or the active's slot became the standby by a
+ * failover): start it again as the standby's own restart policy says. */
+static void schedule_standby(struct sup *s, uint64_t lived_us)
+{
+        uint64_t now = now_mono_us(), delay = restart_policy_crash(&s->standby_restart, now, lived_us);
+
+        s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
+        if (delay == 0) {
+                spawn_standby(s);
+                return;
+        }
+        if (sd_event_add_time_relative(s->e, &s->standby_timer, CLOCK_MONOTONIC, delay, 0, on_standby_timer, s) < 0)
+                log_err("supervisor: cannot arm the standby's restart timer: it starts at the next scan");
+}
+
+static void proxy_sync(struct sup *s);
+
+/* The active worker died and the standby records: the standby takes the
+ * traffic now (haproxy is switched at once, in the background), and the
+ * dead slot comes back as the standby.  Nothing is lost: the standby's copy
+ * covers what the dead worker had not written. */
+static void failover(struct sup *s, struct slot *dead)
+{
+        struct slot *b = &s->slots[1 - dead->index];
+
+        s->active = b->index;
+        s->restarts++;
+        s->m.failovers++;
+        s->failover_mono_us = now_mono_us();
+        restart_policy_crash(&s->restart, s->failover_mono_us, s->failover_mono_us - dead->started_mono_us);
+        log_notice("supervisor: failover: worker %s died; standby %s (pid %d) takes the traffic, %s restarts as the "
+                   "standby",
+                   dead->name, b->name, (int)b->pid, dead->name);
+        proxy_sync(s);
+        save(s);
+        schedule_standby(s, now_mono_us() - dead->started_mono_us);
+}
+
+/* hot: a deploy was waiting for the standby to stop; it can start now. */
+static void start_pending_deploy(struct sup *s)
+{
+        char binary[PATH_MAX];
+        struct control_conn *k = s->pending.k;
+        bool rollback = s->pending.rollback;
+
+        snprintf(binary, sizeof(binary), "%s", s->pending.binary);
+        s->pending.on = false;
+        s->pending.k = NULL;
+        if (k)
+                control_reply(k, "standby %s stopped: deploying into it\n", s->slots[1 - s->active].name);
+        if (rollback)
+                log_notice("supervisor: rolling back to %s", binary);
+        start_deploy(s, binary[0] ? binary : NULL, s->pending.overlap_s, s->pending.health_s, k);
+        if (!s->deploy)
+                spawn_standby(s); /* the deploy did not start: the standby comes back */
+}
+
 static bool all_stopped(const struct sup *s)
 {
         return s->slots[0].pid <= 0 && s->slots[1].pid <= 0;
@@ -188,8 +316,15 @@ static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
                 if (s->stopping) {
                         if (all_stopped(s))
                                 sd_event_exit(s->e, 0);
+                } else if (s->pending.on && sl->index != s->active) {
+                        start_pending_deploy(s);
                 } else if (sl->index == s->active && !sl->stop_requested) {
-                        schedule_restart(s, sl);
+                        if (s->hot && s->slots[1 - sl->index].state == SLOT_READY)
+                                failover(s, sl);
+                        else
+                                schedule_restart(s, sl);
+                } else if (sl->index != s->active && s->hot && !sl->stop_requested) {
+                        schedule_standby(s, now_mono_us() - sl->started_mono_us);
                 }
                 break;
         case SLOT_EV_STATUS:
@@ -203,6 +338,7 @@ static void on_slot(struct slot *sl, enum slot_event ev, void *userdata)
 static char *render_metrics(struct sup *s)
 {
         s->m.restarts = s->restarts;
+        s->m.hot_standby = s->hot;
         s->m.crash_loop = in_crash_loop(s) && s->crash_pending_mono_us;
         s->m.uptime_s = (double)(now_real_us() - s->started_real_us) / 1e6;
         for (int i = 0; i < 2; i++) {
@@ -218,10 +354,18 @@ static char *render_metrics(struct sup *s)
  * restart without a state file, or a hand edit, put it right, and keep the
  * state file current so a reload starts right.  Every few seconds, in the
  * background (a hung haproxy holds each command up to 2 s). */
-static void proxy_synced(void *ud, int e, bool changed, const char *err)
+static void proxy_synced(void *ud, int e, bool changed, int active, const char *err)
 {
         struct sup *s = ud;
 
+        if (e == 0 && s->failover_mono_us && active == s->active) {
+                s->m.last_failover_s = (double)(now_mono_us() - s->failover_mono_us) / 1e6;
+                s->m.failover_s_sum += s->m.last_failover_s;
+                s->m.failovers_timed++;
+                s->failover_mono_us = 0;
+                log_notice("supervisor: failover: haproxy sends to %s, %.3f s after %s died", s->slots[active].name,
+                           s->m.last_failover_s, s->slots[1 - active].name);
+        }
         if (e < 0) {
                 if (strcmp(err, s->hap_error) != 0)
                         log_warn("supervisor: haproxy: %s (recording is not affected; retrying)", err);
@@ -270,11 +414,19 @@ static int on_scan(sd_event_source *src, uint64_t usec, void *userdata)
                         slot_kill(sl, SIGKILL);
                 }
         }
+        if (s->pending.on && s->slots[1 - s->active].pid > 0 && now > s->pending.deadline_mono_us) {
+                log_warn("supervisor: standby %s still running %d s after SIGTERM: SIGKILL",
+                         s->slots[1 - s->active].name, s->cfg->deploy.stop_timeout_seconds);
+                slot_kill(&s->slots[1 - s->active], SIGKILL);
+                s->pending.deadline_mono_us = UINT64_MAX;
+        }
+        if (standby_wanted(s) && !s->standby_timer && s->slots[1 - s->active].pid <= 0)
+                spawn_standby(s); /* a start whose timer could not be armed, or one after a deploy */
         /* a restart whose timer could not be armed happens here */
         if (!s->stopping && !s->deploy && !s->restart_timer && s->slots[s->active].pid <= 0 &&
             s->crash_pending_mono_us)
                 spawn_active(s);
-        if (++s->scans % SUP_HAPROXY_SYNC_SCANS == 0 && !s->stopping && !s->deploy)
+        if ((++s->scans % SUP_HAPROXY_SYNC_SCANS == 0 || s->failover_mono_us) && !s->stopping && !s->deploy)
                 proxy_sync(s);
         if (s->metrics)
                 metrics_server_set(s->metrics, render_metrics(s));
@@ -299,6 +451,13 @@ static int on_stop_signal(sd_event_source *src, const struct signalfd_siginfo *s
         s->deploy = NULL;
         s->stop_deadline_mono_us = now_mono_us() + (uint64_t)s->cfg->deploy.stop_timeout_seconds * 1000000ULL;
         s->restart_timer = sd_event_source_disable_unref(s->restart_timer);
+        s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
+        if (s->pending.on && s->pending.k) {
+                control_reply(s->pending.k, "failed: the supervisor is stopping\n");
+                control_close(s->pending.k);
+        }
+        s->pending.on = false;
+        s->pending.k = NULL;
         sd_notify(0, "STOPPING=1\nSTATUS=stopping the workers");
         log_notice("supervisor: signal %u: stopping the workers", si->ssi_signo);
         for (int i = 0; i < 2; i++)
@@ -327,6 +486,7 @@ static int free_deploy(sd_event_source *src, void *userdata)
         s->deploy = NULL;
         s->deploy_over = false;
         sd_event_source_disable_unref(src);
+        spawn_standby(s); /* hot: the replaced slot comes back as the standby, on the active's binary */
         return 0;
 }
 
@@ -349,6 +509,8 @@ static void deploy_done(void *ud, bool ok)
         }
         chores_deploy_running(s->chores, false, s->active);
         chores_proxy_save_state(s->chores);
+        if (s->hot && ok) /* the stopped slot restarts on the new binary: remember what to roll back to */
+                snprintf(s->rollback_binary, sizeof(s->rollback_binary), "%s", s->slots[1 - s->active].binary);
         /* freed from the loop, not from inside the deploy's own call stack; without
          * a defer source the next scan frees it */
         if (sd_event_add_defer(s->e, NULL, free_deploy, s) < 0)
@@ -363,7 +525,7 @@ static void start_deploy(struct sup *s, const char *binary, int overlap_s, int h
                                   .active = &s->active, .changed = changed, .ud = s };
         int e;
 
-        if (s->deploy || s->stopping) {
+        if (s->deploy || s->stopping || s->pending.on) {
                 if (k) {
                         control_reply(k, "failed: %s\n", s->stopping ? "the supervisor is stopping"
                                                                      : "a deploy is already running");
@@ -378,6 +540,32 @@ static void start_deploy(struct sup *s, const char *binary, int overlap_s, int h
                                       s->slots[s->active].name);
                         control_close(k);
                 }
+                return;
+        }
+        if (s->hot && (s->slots[1 - s->active].pid > 0 || s->standby_timer)) {
+                /* hot: the new binary goes into the standby's slot; the active records meanwhile */
+                struct slot *b = &s->slots[1 - s->active];
+
+                s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
+                s->pending.on = true;
+                snprintf(s->pending.binary, sizeof(s->pending.binary), "%s", binary ? binary : "");
+                s->pending.overlap_s = overlap_s;
+                s->pending.health_s = health_s;
+                s->pending.k = k;
+                s->pending.deadline_mono_us =
+                        now_mono_us() + (uint64_t)s->cfg->deploy.stop_timeout_seconds * 1000000ULL;
+                sd_notify(0, "STATUS=deploying: stopping the standby");
+                if (b->pid <= 0) {
+                        start_pending_deploy(s);
+                        return;
+                }
+                log_notice("supervisor: deploy: stopping standby %s (pid %d) to deploy into its slot; %s records",
+                           b->name, (int)b->pid, s->slots[s->active].name);
+                if (k)
+                        control_reply(k, "hot standby: stopping standby %s (pid %d) to deploy into its slot; "
+                                         "%s keeps recording\n",
+                                      b->name, (int)b->pid, s->slots[s->active].name);
+                slot_kill(b, SIGTERM);
                 return;
         }
         snprintf(env.mwr_tool, sizeof(env.mwr_tool), "%s", s->mwr_tool);
@@ -458,6 +646,8 @@ static cJSON *status_json(const struct sup *s)
         cJSON_AddStringToObject(root, "active", s->slots[s->active].name);
         cJSON_AddNumberToObject(root, "restarts", s->restarts);
         cJSON_AddBoolToObject(root, "crash_loop", in_crash_loop(s));
+        cJSON_AddStringToObject(root, "standby", s->hot ? "hot" : "cold");
+        cJSON_AddNumberToObject(root, "failovers", (double)s->m.failovers);
         for (int i = 0; i < 2; i++) {
                 const struct slot *sl = &s->slots[i];
                 cJSON *o = cJSON_CreateObject();
@@ -465,6 +655,8 @@ static cJSON *status_json(const struct sup *s)
                 cJSON_AddStringToObject(o, "slot", sl->name);
                 cJSON_AddStringToObject(o, "state", slot_state_name(sl->state));
                 cJSON_AddBoolToObject(o, "active", i == s->active);
+                /* active: takes the traffic; standby: records too (hot); spare: idle or a deploy's new worker */
+                cJSON_AddStringToObject(o, "role", i == s->active ? "active" : s->hot ? "standby" : "spare");
                 cJSON_AddNumberToObject(o, "pid", sl->pid);
                 cJSON_AddNumberToObject(o, "port", sl->port);
                 cJSON_AddStringToObject(o, "instance_id", sl->name);
@@ -580,11 +772,16 @@ static void on_command(struct control_conn *k, const char *line, void *userdata)
         case CTL_ROLLBACK: {
                 const struct slot *other = &s->slots[1 - s->active];
 
-                if (!other->binary[0]) {
+                if (s->hot && !s->rollback_binary[0]) {
+                        control_reply(k, "failed: nothing to roll back to (no deploy since the supervisor started; "
+                                         "deploy --binary the old worker)\n");
+                        break;
+                }
+                if (!s->hot && !other->binary[0]) {
                         control_reply(k, "failed: nothing to roll back to (slot %s never ran)\n", other->name);
                         break;
                 }
-                snprintf(c.binary, sizeof(c.binary), "%s", other->binary);
+                snprintf(c.binary, sizeof(c.binary), "%s", s->hot ? s->rollback_binary : other->binary);
                 start_deploy(s, c.binary, -1, -1, k);
                 return; /* the deploy closes k when it ends */
         }
@@ -640,7 +837,7 @@ static void end_interrupted(struct sup *s)
         struct slot *other = &s->slots[1 - s->active];
         int64_t ids[17] = { 0 };
 
-        if (other->pid > 0 && s->slots[s->active].pid > 0) {
+        if (other->pid > 0 && s->slots[s->active].pid > 0 && !s->hot) {
                 log_notice("supervisor: slot %s (pid %d) was left running by an interrupted deploy: stopping it",
                            other->name, (int)other->pid);
                 slot_kill(other, SIGTERM);
@@ -674,7 +871,8 @@ static void warn_world_readable(const char *path, const char *what)
 
 int daemon_run(const struct mwr_config *cfg, const char *self_exe)
 {
-        struct sup s = { .cfg = cfg, .started_real_us = now_real_us(), .self_exe = self_exe };
+        struct sup s = { .cfg = cfg, .started_real_us = now_real_us(), .self_exe = self_exe,
+                         .hot = cfg->supervisor.hot_standby };
         struct adopt_ctx ac = { &s };
         char dir[PATH_MAX];
         sigset_t mask;
@@ -734,15 +932,24 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
         if ((e = sd_event_set_watchdog(s.e, true)) < 0)
                 log_warn("supervisor: systemd watchdog: %s (going on without)", strerror(-e));
         db_slots_each(s.db, adopt_row, &ac);
+        if (s.hot && s.slots[s.active].pid <= 0 && s.slots[1 - s.active].pid > 0) {
+                /* hot: the active died with us; the standby we adopted takes the traffic */
+                log_notice("supervisor: active slot %s is gone; adopted standby %s takes the traffic",
+                           s.slots[s.active].name, s.slots[1 - s.active].name);
+                s.active = 1 - s.active;
+                s.m.failovers++;
+                s.failover_mono_us = now_mono_us();
+        }
         end_interrupted(&s);
         if (s.slots[s.active].pid > 0)
                 notify_ready_once(&s); /* adopted: it was recording */
         else if (spawn_active(&s) < 0)
                 schedule_restart(&s, &s.slots[s.active]);
+        spawn_standby(&s);
         save(&s);
         notify_status(&s);
-        log_notice("mwr-supervisor %s: active slot %s, control socket %s", MWR_VERSION, s.slots[s.active].name,
-                   cfg->control_socket);
+        log_notice("mwr-supervisor %s: active slot %s%s, control socket %s", MWR_VERSION, s.slots[s.active].name,
+                   s.hot ? " (hot standby: both slots record)" : "", cfg->control_socket);
         e = sd_event_loop(s.e);
         rc = e < 0 ? 1 : 0;
         save(&s);
@@ -753,6 +960,7 @@ out:
         for (int i = 0; i < 2; i++)
                 slot_close(&s.slots[i]);
         s.restart_timer = sd_event_source_disable_unref(s.restart_timer);
+        s.standby_timer = sd_event_source_disable_unref(s.standby_timer);
         s.scan_timer = sd_event_source_disable_unref(s.scan_timer);
         control_free(s.ctl);
         metrics_server_stop(s.metrics);

@@ -144,17 +144,21 @@ static int cmd_status(const struct mwr_config *cfg, const struct args *a)
                 fprintf(stderr, "mwr-supervisor status: unreadable answer: %.200s\n", buf);
                 return 1;
         }
-        printf("supervisor pid %d, version %s, active slot %s, %d restarts%s\n",
+        printf("supervisor pid %d, version %s, active slot %s, %s standby, %d restarts, %d failovers%s\n",
                (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "pid")),
                cJSON_GetStringValue(cJSON_GetObjectItem(j, "version")),
                cJSON_GetStringValue(cJSON_GetObjectItem(j, "active")),
+               cJSON_GetStringValue(cJSON_GetObjectItem(j, "standby")),
                (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "restarts")),
+               (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "failovers")),
                cJSON_IsTrue(cJSON_GetObjectItem(j, "crash_loop")) ? ", CRASH LOOP" : "");
         for (cJSON *s = cJSON_GetObjectItem(j, "slots")->child; s; s = s->next)
-                printf("  slot %-3s %-8s %-6s pid %-7d port %-5d up %8.1f s  %s  %s\n",
+                printf("  slot %-3s %-8s %-7s pid %-7d port %-5d up %8.1f s  %s  %s\n",
                        cJSON_GetStringValue(cJSON_GetObjectItem(s, "slot")),
                        cJSON_GetStringValue(cJSON_GetObjectItem(s, "state")),
-                       cJSON_IsTrue(cJSON_GetObjectItem(s, "active")) ? "ACTIVE" : "",
+                       cJSON_IsTrue(cJSON_GetObjectItem(s, "active")) ? "ACTIVE"
+                       : !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(s, "role")) ?: "", "standby") ? "standby"
+                                                                                                      : "",
                        (int)cJSON_GetNumberValue(cJSON_GetObjectItem(s, "pid")),
                        (int)cJSON_GetNumberValue(cJSON_GetObjectItem(s, "port")),
                        cJSON_GetNumberValue(cJSON_GetObjectItem(s, "uptime")),

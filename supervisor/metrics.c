@@ -33,6 +33,16 @@ char *sup_metrics_text(const struct sup_metrics *m)
                    "mwr_supervisor_recovery_seconds_sum %.3f\nmwr_supervisor_recovery_seconds_count %llu\n"
                    "# TYPE mwr_supervisor_last_recovery_seconds gauge\nmwr_supervisor_last_recovery_seconds %.3f\n",
                 m->recovery_s_sum, (unsigned long long)m->recoveries, m->last_recovery_s);
+        fprintf(f, "# HELP mwr_supervisor_hot_standby 1 when both slots record all the time (supervisor.standby hot).\n"
+                   "# TYPE mwr_supervisor_hot_standby gauge\nmwr_supervisor_hot_standby %d\n"
+                   "# HELP mwr_supervisor_failovers_total Times the standby took the traffic from an active worker "
+                   "that died.\n# TYPE mwr_supervisor_failovers_total counter\nmwr_supervisor_failovers_total %llu\n"
+                   "# HELP mwr_supervisor_failover_seconds From the active's death to haproxy sending to the standby.\n"
+                   "# TYPE mwr_supervisor_failover_seconds summary\n"
+                   "mwr_supervisor_failover_seconds_sum %.3f\nmwr_supervisor_failover_seconds_count %llu\n"
+                   "# TYPE mwr_supervisor_last_failover_seconds gauge\nmwr_supervisor_last_failover_seconds %.3f\n",
+                m->hot_standby, (unsigned long long)m->failovers, m->failover_s_sum,
+                (unsigned long long)m->failovers_timed, m->last_failover_s);
         fprintf(f, "# HELP mwr_supervisor_crash_loop 1 while the active worker keeps dying.\n"
                    "# TYPE mwr_supervisor_crash_loop gauge\nmwr_supervisor_crash_loop %d\n",
                 m->crash_loop);

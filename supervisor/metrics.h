@@ -11,6 +11,10 @@
 
 struct sup_metrics {
         uint64_t restarts, recoveries;
+        bool hot_standby;
+        uint64_t failovers;      /* hot standby: the standby took the traffic from a dead active */
+        uint64_t failovers_timed; /* of which haproxy was switched (the summary's count) */
+        double last_failover_s, failover_s_sum; /* the active's death to haproxy sending to the standby */
         double last_recovery_s, recovery_s_sum;
         bool crash_loop;
         struct {

@@ -1415,7 +1415,9 @@ int recorder_start(struct recorder **out, const struct recorder_opts *o)
         r->frame_us = DEFAULT_FRAME_US;
         r->rtcp_wait_us = TIMELINE_RTCP_WAIT_US;
         r->gap_reason = "camera_down";
-        r->test_stall = getenv("MWR_TEST_STALL_CAMERA") && !strcmp(getenv("MWR_TEST_STALL_CAMERA"), o->camera.id);
+        /* MWR_TEST_STALL_INSTANCE, when set, limits the stall to one instance (hot standby tests) */
+        r->test_stall = getenv("MWR_TEST_STALL_CAMERA") && !strcmp(getenv("MWR_TEST_STALL_CAMERA"), o->camera.id) &&
+                        (!getenv("MWR_TEST_STALL_INSTANCE") || !strcmp(getenv("MWR_TEST_STALL_INSTANCE"), o->instance_id));
         atomic_init(&r->stop, false);
         pthread_mutex_init(&r->sleep_lock, NULL);
         pthread_mutex_init(&r->info_lock, NULL);

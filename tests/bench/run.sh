@@ -12,3 +12,5 @@ echo "== /health latency under load while recording 16 cameras"
 tests/bench/health_under_load.sh 16 30
 echo "== /health during a retention sweep, 6-hour playlists and SIGHUPs (16 cameras)"
 tests/bench/health_while_busy.py 16 100000
+echo "== hot standby beside cold: CPU, RSS, bytes, camera sessions (8 cameras)"
+tests/bench/standby_cost.py 8 60

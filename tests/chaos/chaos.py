@@ -166,7 +166,7 @@ class Run:
             "deploy": {"overlap_seconds": a.overlap, "health_timeout_seconds": 30, "stop_timeout_seconds": 15},
             "disk": {"min_free_mb": 64 if self.tmpfs else 0},
             "control_socket": os.path.join(run, "supervisor.sock"),
-            "supervisor": {"metrics_port": free_port()},
+            "supervisor": {"metrics_port": free_port(), "standby": a.standby},
         }
         self.cfg_path = os.path.join(self.dir, "mwr.json")
         with open(self.cfg_path, "w") as f:
@@ -495,7 +495,9 @@ def score(run, cams):
         budget = BUDGET[f["kind"]]
         if budget is not None:
             # kill_worker: 25 frames (the fragment in progress) + the restart until recording again
-            allowed = budget + (int((f.get("recovery_s") or 0) * FPS + 0.999) if f["kind"] == "kill_worker" else 0)
+            # cold: a killed worker may lose its last second and its restart; hot: the standby has it all
+            allowed = budget + (int((f.get("recovery_s") or 0) * FPS + 0.999)
+                                if f["kind"] == "kill_worker" and not run.args.hot else 0)
             f["budget_frames"] = allowed
             f["ok"] = lost <= allowed and f.get("recovery_s") is not None and "error" not in f and \
                 f.get("ok_extra", True)
@@ -532,9 +534,14 @@ def main():
     ap.add_argument("--storage-mb", type=int, default=1024)
     ap.add_argument("--out", default=os.environ.get("CHAOS_OUT"))
     ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated fault kinds")
+    ap.add_argument("--standby", choices=("cold", "hot"), default="cold",
+                    help="supervisor.standby: hot makes kill_worker's budget 0 frames")
     ap.add_argument("--sabotage", action="store_true",
                     help="also delete a recorded segment mid-run: proves the scorecard can fail")
     args = ap.parse_args()
+    args.hot = args.standby == "hot"
+    if args.hot:
+        BUDGET["kill_worker"] = 0
     kinds = [k for k in args.kinds.split(",") if k]
     plan, rng = schedule(args.minutes, args.seed, kinds)
     if args.sabotage:
@@ -570,7 +577,9 @@ def main():
                 schedule=plan, faults=[{k: v for k, v in f.items()} for f in run.faults],
                 judge={c: {k: r.get(k) for k in ("frames", "missing", "duplicated", "first", "last", "error")}
                        for c, r in cams.items()},
-                command=" ".join(["tests/chaos/chaos.py", f"--minutes {args.minutes}", f"--seed {args.seed}"]))
+                standby=args.standby,
+                command=" ".join(["tests/chaos/chaos.py", f"--minutes {args.minutes}", f"--seed {args.seed}"] +
+                                 (["--standby hot"] if args.hot else [])))
     with open(os.path.join(run.dir, "scorecard.json"), "w") as f:
         json.dump(card, f, indent=1)
     print(f"\nscorecard (seed {args.seed}, {args.minutes} min, {args.cameras} cameras): "
@@ -578,7 +587,7 @@ def main():
     print(f"{'fault':26} {'n':>3} {'lost max':>9} {'lost tot':>9} {'budget':>7} {'http fail':>9} "
           f"{'recov max s':>11}  ok")
     for kind, k in sorted(card["kinds"].items()):
-        b = "-" if k["budget"] is None else str(k["budget"]) + ("+rst" if kind == "kill_worker" else "")
+        b = "-" if k["budget"] is None else str(k["budget"]) + ("+rst" if kind == "kill_worker" and not args.hot else "")
         print(f"{kind:26} {k['count']:3} {k['frames_lost_max']:9} {k['frames_lost_total']:9} {b:>7} "
               f"{k['failed_requests']:9} {k['recovery_s_max']:11.1f}  {'yes' if k['ok'] else 'NO'}"
               + (f" ({k['skipped']} skipped)" if k["skipped"] else ""))

@@ -61,3 +61,13 @@ def test_a_seed_fixes_the_schedule_and_ten_minutes_has_every_kind_twice():
     c, _ = mod.schedule(10, 2, mod.KINDS)
     assert a == b and a != c
     assert all(a.count(k) >= 2 for k in mod.KINDS), a
+
+
+def test_hot_standby_makes_a_killed_worker_cost_nothing(tmp_path):
+    """--standby hot: both slots record, so kill_worker's budget is 0 frames
+    (not 25 + the restart), and deploys still lose nothing."""
+    rc, text, card = chaos(tmp_path, "--minutes", "1", "--seed", "4", "--kinds", "kill_worker,deploy",
+                           "--standby", "hot")
+    assert rc == 0 and card and card["ok"], text[-4000:]
+    assert card["standby"] == "hot" and card["kinds"]["kill_worker"]["count"] >= 1, card["kinds"]
+    assert card["kinds"]["kill_worker"]["frames_lost_max"] == 0, card["kinds"]

@@ -51,6 +51,7 @@ static void test_minimal_gets_contract_defaults(void **state)
         assert_string_equal(c->haproxy.socket_user, "mwr");
         assert_null(c->haproxy.config_file);
         assert_false(c->worker.allow_remote);
+        assert_false(c->supervisor.hot_standby);
         assert_non_null(config_camera_find(c, "cam1"));
         assert_null(config_camera_find(c, "cam2"));
         config_free(c);
@@ -71,6 +72,10 @@ static void test_full_contract_example(void **state)
         struct mwr_config *c = NULL;
 
         assert_int_equal(parse(full, &c, err), 0);
+        config_free(c);
+        assert_int_equal(parse("{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],"
+                               "\"supervisor\":{\"standby\":\"hot\"}}", &c, err), 0);
+        assert_true(c->supervisor.hot_standby);
         config_free(c);
 }
 
@@ -104,6 +109,7 @@ static void test_errors_name_the_key(void **state)
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"auth\":{\"required\":1}}", "'auth.required'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"auth\":{\"users\":[]}}", "'auth.users'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"haproxy\":{\"tls_cert\":\"\"}}", "'haproxy.tls_cert'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"supervisor\":{\"standby\":\"warm\"}}", "'supervisor.standby'" },
                 { "[1,2]", "top level" },
                 { "{\n\"storage_dir\": \"/r\",\n\"db_path\": \"/d\"\n\"cameras\": []}", "line 4" },
         };

@@ -1,0 +1,192 @@
+"""supervisor.standby "hot": both slots record every camera all the time,
+haproxy sends to the active one.  A crash of the active (SIGKILL, a watchdog
+kill) moves the traffic to the standby at once and loses no frame, because
+the standby's copy covers the hole; the dead slot comes back as the standby.
+A deploy replaces the standby first, then the old active; a SIGKILLed
+supervisor adopts both."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from conftest import wait_for
+from test_deploy import Client, admin_states, MAINT, DRAIN, deploy, judge_exports, start_haproxy
+from test_supervisor import SUPERVISOR, alive, healthy, start_supervisor, status, sup_config
+from test_worker_records import FPS, recording_frames
+
+CAMERAS = 4
+
+
+def hot_config(tmp, cs, cameras=CAMERAS):
+    cfg_path, cfg = sup_config(tmp, cs, cameras)
+    cfg["supervisor"]["standby"] = "hot"
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    return cfg_path, cfg
+
+
+def slots(cfg_path):
+    st = status(cfg_path)
+    return {s["role"]: s for s in st["slots"]} if st else {}
+
+
+def both_ready(cfg_path, not_pids=()):
+    """{role: slot} once the active and the standby both record (neither pid in not_pids)."""
+    s = slots(cfg_path)
+    if all(r in s and s[r]["state"] == "ready" and s[r]["pid"] > 0 and s[r]["pid"] not in not_pids
+           for r in ("active", "standby")):
+        return s
+    return None
+
+
+def setup_hot(procs, camsim, tmp_path, env=None):
+    cs = camsim(cameras=CAMERAS, gop=FPS)
+    cfg_path, cfg = hot_config(str(tmp_path), cs)
+    start_haproxy(procs, str(tmp_path), cfg_path, cfg)
+    sup = procs.start("supervisor", [SUPERVISOR, "run", "--config", cfg_path], env=dict(os.environ, **(env or {})))
+    s = wait_for(lambda: both_ready(cfg_path), 40, "active and standby ready")
+    for r in s.values():
+        procs.track_pid(r["pid"])
+    wait_for(recording_frames(cfg, 2 * FPS), 30, "recording")
+    wait_for(lambda: healthy(cfg["haproxy"]["frontend_port"]), 15, "healthy through haproxy")
+    return cfg_path, cfg, sup, s
+
+
+class SlowClient(Client):
+    """/health through the frontend at about 20 requests a second."""
+    def run(self):
+        import urllib.request
+        while not self.stop.is_set():
+            t = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    r.read()
+                    self.ok += 1
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                self.failed += 1
+                self.errors.append(repr(e)[:200])
+            time.sleep(max(0.0, 0.05 - (time.monotonic() - t)))
+
+
+def metric(cfg_path, name):
+    text = subprocess.run([SUPERVISOR, "metrics", "--config", cfg_path], capture_output=True,
+                          timeout=10).stdout.decode()
+    return float(next(l.split()[1] for l in text.splitlines() if l.startswith(name + " ")))
+
+
+def kill_active_and_wait(procs, cfg_path, cfg, sig=signal.SIGKILL):
+    before = slots(cfg_path)
+    dead, standby = before["active"], before["standby"]
+    if sig:
+        os.kill(dead["pid"], sig)
+    # the standby takes the traffic, and the dead slot records again as the standby
+    after = wait_for(lambda: (s := both_ready(cfg_path, not_pids=(dead["pid"],))) and
+                     s["active"]["slot"] == standby["slot"] and s, 60, "failover and the standby back")
+    procs.track_pid(after["standby"]["pid"])
+    states = admin_states(cfg)
+    assert states[standby["slot"]] & (MAINT | DRAIN) == 0 and states[dead["slot"]] & MAINT, states
+    assert not alive(dead["pid"])
+    return after
+
+
+def test_sigkill_of_the_active_twice_loses_no_frame(procs, camsim, tmp_path):
+    cfg_path, cfg, sup, s = setup_hot(procs, camsim, tmp_path)
+    assert s["active"]["slot"] == "a" and s["standby"]["slot"] == "b", s
+    st = status(cfg_path)
+    assert st["standby"] == "hot" and st["failovers"] == 0, st
+    client = SlowClient(cfg["haproxy"]["frontend_port"])
+    client.start()
+    t0 = time.time()
+    time.sleep(2)
+    k1 = time.monotonic()
+    kill_active_and_wait(procs, cfg_path, cfg)
+    time.sleep(max(0.0, 12 - (time.monotonic() - k1)))
+    s = kill_active_and_wait(procs, cfg_path, cfg)
+    assert s["active"]["slot"] == "a", s
+    time.sleep(3)
+    client.stop.set()
+    client.join(10)
+    t1 = time.time()
+    assert client.failed <= 2 and client.ok > 200, (client.failed, client.ok, client.errors[:5])
+    st = status(cfg_path)
+    assert st["failovers"] == 2, st
+    assert metric(cfg_path, "mwr_supervisor_failovers_total") == 2
+    took = metric(cfg_path, "mwr_supervisor_last_failover_seconds")
+    assert 0 < took < 1, took
+    log = open(sup.err_path).read()
+    assert log.count("failover: worker") == 2, log[-3000:]
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1 - 1)
+    os.kill(sup.pid, signal.SIGTERM)
+    assert sup.wait(timeout=30) == 0
+
+
+def test_a_hung_active_is_killed_by_the_watchdog_and_loses_no_frame(procs, camsim, tmp_path):
+    """cam1's recorder hangs in slot a only (test hook): a stops pinging, the
+    supervisor kills it after 10 s and b, which recorded cam1 throughout,
+    takes the traffic."""
+    cfg_path, cfg, sup, s = setup_hot(procs, camsim, tmp_path,
+                                      env={"MWR_TEST_STALL_CAMERA": "cam1", "MWR_TEST_STALL_INSTANCE": "a"})
+    t0 = time.time()
+    dead = s["active"]
+    wait_for(lambda: (x := slots(cfg_path)) and x["active"]["slot"] == "b" and x, 40, "hung a replaced by b")
+    assert not alive(dead["pid"])
+    wait_for(lambda: both_ready(cfg_path, not_pids=(dead["pid"],)), 40, "a back as the standby")
+    for r in slots(cfg_path).values():
+        procs.track_pid(r["pid"])
+    time.sleep(2)
+    t1 = time.time()
+    log = open(sup.err_path).read()
+    assert "sent nothing for" in log and "failover: worker a" in log, log[-3000:]
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1 - 1)
+
+
+def test_hot_deploy_loses_nothing_and_leaves_both_slots_on_the_new_binary(procs, camsim, tmp_path):
+    cfg_path, cfg, sup, s = setup_hot(procs, camsim, tmp_path)
+    new_bin = os.path.join(str(tmp_path), "mwr-worker-2")
+    os.symlink(cfg["worker"]["binary"], new_bin)  # another path: the binary each slot runs is visible
+    client = SlowClient(cfg["haproxy"]["frontend_port"])
+    client.start()
+    t0 = time.time()
+    time.sleep(1)
+    rc, out = deploy(cfg_path, "--binary", new_bin, "--overlap", "3")
+    assert rc == 0, out
+    assert "stopping standby b" in out and "ok: slot b" in out, out
+    after = wait_for(lambda: (x := both_ready(cfg_path, not_pids=(s["active"]["pid"], s["standby"]["pid"])))
+                     and x, 40, "both slots on new workers")
+    for r in after.values():
+        procs.track_pid(r["pid"])
+    assert after["active"]["slot"] == "b" and after["active"]["binary"] == new_bin, after
+    assert after["standby"]["binary"] == new_bin, after
+    time.sleep(2)
+    client.stop.set()
+    client.join(10)
+    t1 = time.time()
+    assert client.failed == 0, (client.failed, client.errors[:5])
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1 - 1)
+    # rollback goes back to what the deploy replaced, in the same two steps
+    r = subprocess.run([SUPERVISOR, "rollback", "--config", cfg_path], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    back = wait_for(lambda: (x := both_ready(cfg_path, not_pids=[p["pid"] for p in after.values()])) and x, 40,
+                    "both slots rolled back")
+    for r in back.values():
+        procs.track_pid(r["pid"])
+    assert back["active"]["binary"] == cfg["worker"]["binary"] == back["standby"]["binary"], back
+
+
+def test_sigkill_of_the_supervisor_adopts_both_and_loses_nothing(procs, camsim, tmp_path):
+    cfg_path, cfg, sup, s = setup_hot(procs, camsim, tmp_path)
+    t0 = time.time()
+    os.kill(sup.pid, signal.SIGKILL)
+    sup.wait(timeout=10)
+    sup2 = start_supervisor(procs, cfg_path, name="supervisor-2")
+    again = wait_for(lambda: both_ready(cfg_path), 20, "both adopted")
+    assert {r: again[r]["pid"] for r in again} == {r: s[r]["pid"] for r in s}, (s, again)
+    assert again["active"]["adopted"] and again["standby"]["adopted"], again
+    # an adopted active that dies still fails over to the adopted standby
+    kill_active_and_wait(procs, cfg_path, cfg)
+    time.sleep(2)
+    t1 = time.time()
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1 - 1)
+    os.kill(sup2.pid, signal.SIGTERM)
+    assert sup2.wait(timeout=30) == 0
