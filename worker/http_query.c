@@ -54,17 +54,27 @@ static bool id_char(char c)
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
-bool http_path_playlist(const char *url, char *id, size_t id_len)
+/* url is /api/cameras/ID... with ID a camera id shorter than id_len: ID's
+ * start (its length in *n), else NULL. */
+static const char *camera_path(const char *url, size_t id_len, size_t *n)
 {
-        static const char head[] = "/api/cameras/", tail[] = "/playlist.m3u8";
-        size_t n = 0;
+        static const char head[] = "/api/cameras/";
 
         if (strncmp(url, head, sizeof(head) - 1) != 0)
-                return false;
+                return NULL;
         url += sizeof(head) - 1;
-        while (id_char(url[n]))
-                n++;
-        if (n == 0 || n >= id_len || n >= CONFIG_ID_MAX || strcmp(url + n, tail) != 0)
+        for (*n = 0; id_char(url[*n]);)
+                (*n)++;
+        if (*n == 0 || *n >= id_len || *n >= CONFIG_ID_MAX)
+                return NULL;
+        return url;
+}
+
+bool http_path_playlist(const char *url, char *id, size_t id_len)
+{
+        size_t n;
+
+        if (!(url = camera_path(url, id_len, &n)) || strcmp(url + n, "/playlist.m3u8") != 0)
                 return false;
         memcpy(id, url, n);
         id[n] = '\0';
@@ -113,16 +123,10 @@ bool http_path_media(const char *url, int64_t *id, uint64_t *off, uint64_t *len,
 bool http_path_camera_media(const char *url, char *camera, size_t camera_len, int64_t *id, uint64_t *off,
                             uint64_t *len, bool *whole)
 {
-        static const char head[] = "/api/cameras/";
         char rest[128];
-        size_t n = 0;
+        size_t n;
 
-        if (strncmp(url, head, sizeof(head) - 1) != 0)
-                return false;
-        url += sizeof(head) - 1;
-        while (id_char(url[n]))
-                n++;
-        if (n == 0 || n >= camera_len || n >= CONFIG_ID_MAX || strncmp(url + n, "/segments/", 10) != 0)
+        if (!(url = camera_path(url, camera_len, &n)) || strncmp(url + n, "/segments/", 10) != 0)
                 return false;
         /* the rest is the by-id form's own tail: one parser for both */
         if ((size_t)snprintf(rest, sizeof(rest), "/api%s", url + n) >= sizeof(rest) ||

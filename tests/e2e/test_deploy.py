@@ -61,16 +61,19 @@ def start_haproxy(procs, tmp, cfg_path, cfg):
 
 
 class Client(threading.Thread):
-    """Requests /health through the haproxy frontend as fast as it can."""
-    def __init__(self, port):
+    """Requests /health through the haproxy frontend, one every `every`
+    seconds at most (default: as fast as it can, 10 ms apart)."""
+    def __init__(self, port, every=0.0):
         super().__init__(daemon=True)
         self.url = f"http://127.0.0.1:{port}/health"
+        self.every = every
         self.ok = self.failed = 0
         self.errors = []
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
+            t = time.monotonic()
             try:
                 with urllib.request.urlopen(self.url, timeout=5) as r:
                     r.read()
@@ -78,7 +81,7 @@ class Client(threading.Thread):
             except Exception as e:  # noqa: BLE001 - every failure counts
                 self.failed += 1
                 self.errors.append(repr(e)[:200])
-            time.sleep(0.01)
+            time.sleep(max(0.01, self.every - (time.monotonic() - t)))
 
 
 def deploy(cfg_path, *args, timeout=120):

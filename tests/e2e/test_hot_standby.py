@@ -53,20 +53,9 @@ def setup_hot(procs, camsim, tmp_path, env=None):
     return cfg_path, cfg, sup, s
 
 
-class SlowClient(Client):
+def slow_client(cfg):
     """/health through the frontend at about 20 requests a second."""
-    def run(self):
-        import urllib.request
-        while not self.stop.is_set():
-            t = time.monotonic()
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as r:
-                    r.read()
-                    self.ok += 1
-            except Exception as e:  # noqa: BLE001 - every failure counts
-                self.failed += 1
-                self.errors.append(repr(e)[:200])
-            time.sleep(max(0.0, 0.05 - (time.monotonic() - t)))
+    return Client(cfg["haproxy"]["frontend_port"], every=0.05)
 
 
 def metric(cfg_path, name):
@@ -95,7 +84,7 @@ def test_sigkill_of_the_active_twice_loses_no_frame(procs, camsim, tmp_path):
     assert s["active"]["slot"] == "a" and s["standby"]["slot"] == "b", s
     st = status(cfg_path)
     assert st["standby"] == "hot" and st["failovers"] == 0, st
-    client = SlowClient(cfg["haproxy"]["frontend_port"])
+    client = slow_client(cfg)
     client.start()
     t0 = time.time()
     time.sleep(2)
@@ -145,7 +134,7 @@ def test_hot_deploy_loses_nothing_and_leaves_both_slots_on_the_new_binary(procs,
     cfg_path, cfg, sup, s = setup_hot(procs, camsim, tmp_path)
     new_bin = os.path.join(str(tmp_path), "mwr-worker-2")
     os.symlink(cfg["worker"]["binary"], new_bin)  # another path: the binary each slot runs is visible
-    client = SlowClient(cfg["haproxy"]["frontend_port"])
+    client = slow_client(cfg)
     client.start()
     t0 = time.time()
     time.sleep(1)
