@@ -64,7 +64,6 @@ struct sup {
         char rollback_binary[PATH_MAX];  /* hot: what the last deploy replaced */
         struct {                         /* hot: a deploy waiting for the standby to stop */
                 bool on;
-                bool rollback;
                 char binary[PATH_MAX];   /* "" : the configured one */
                 int overlap_s, health_s;
                 struct control_conn *k;
@@ -179,15 +178,13 @@ static int on_standby_timer(sd_event_source *src, uint64_t usec, void *userdata)
 static void spawn_standby(struct sup *s)
 {
         struct slot *b = &s->slots[1 - s->active];
-        const char *bin = standby_binary(s);
-        char path[PATH_MAX];
+        const char *bin = standby_binary(s); /* the active's, never b's own: the spawn rewrites b->binary */
         int e;
 
         if (!standby_wanted(s) || b->pid > 0)
                 return;
-        snprintf(path, sizeof(path), "%s", bin); /* bin may be b->binary, which the spawn rewrites */
-        if ((e = slot_spawn(b, s->e, path, s->cfg->path, SUP_WORKER_WATCHDOG_US)) < 0) {
-                log_err("supervisor: starting standby worker %s (%s): %s", b->name, path, strerror(-e));
+        if ((e = slot_spawn(b, s->e, bin, s->cfg->path, SUP_WORKER_WATCHDOG_US)) < 0) {
+                log_err("supervisor: starting standby worker %s (%s): %s", b->name, bin, strerror(-e));
                 if (!s->standby_timer &&
                     sd_event_add_time_relative(s->e, &s->standby_timer, CLOCK_MONOTONIC,
                                                restart_policy_spawn_failed(&s->standby_restart), 0, on_standby_timer,
@@ -252,15 +249,12 @@ static void start_pending_deploy(struct sup *s)
 {
         char binary[PATH_MAX];
         struct control_conn *k = s->pending.k;
-        bool rollback = s->pending.rollback;
 
         snprintf(binary, sizeof(binary), "%s", s->pending.binary);
         s->pending.on = false;
         s->pending.k = NULL;
         if (k)
                 control_reply(k, "standby %s stopped: deploying into it\n", s->slots[1 - s->active].name);
-        if (rollback)
-                log_notice("supervisor: rolling back to %s", binary);
         start_deploy(s, binary[0] ? binary : NULL, s->pending.overlap_s, s->pending.health_s, k);
         if (!s->deploy)
                 spawn_standby(s); /* the deploy did not start: the standby comes back */
@@ -542,11 +536,12 @@ static void start_deploy(struct sup *s, const char *binary, int overlap_s, int h
                 }
                 return;
         }
-        if (s->hot && (s->slots[1 - s->active].pid > 0 || s->standby_timer)) {
+        if (s->hot) /* the deploy takes the standby's slot: no restart of it meanwhile */
+                s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
+        if (s->hot && s->slots[1 - s->active].pid > 0) {
                 /* hot: the new binary goes into the standby's slot; the active records meanwhile */
                 struct slot *b = &s->slots[1 - s->active];
 
-                s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
                 s->pending.on = true;
                 snprintf(s->pending.binary, sizeof(s->pending.binary), "%s", binary ? binary : "");
                 s->pending.overlap_s = overlap_s;
@@ -555,10 +550,6 @@ static void start_deploy(struct sup *s, const char *binary, int overlap_s, int h
                 s->pending.deadline_mono_us =
                         now_mono_us() + (uint64_t)s->cfg->deploy.stop_timeout_seconds * 1000000ULL;
                 sd_notify(0, "STATUS=deploying: stopping the standby");
-                if (b->pid <= 0) {
-                        start_pending_deploy(s);
-                        return;
-                }
                 log_notice("supervisor: deploy: stopping standby %s (pid %d) to deploy into its slot; %s records",
                            b->name, (int)b->pid, s->slots[s->active].name);
                 if (k)
