@@ -423,7 +423,28 @@ out:
         return e;
 }
 
-static void judge_overlap(struct builder *b)
+/* Is every frame of g (not chosen) in c (chosen, same cluster): the same
+ * size and hash at the same time on the reference clock? */
+static bool gop_in(const struct builder *b, const struct gop *g, const struct gop *c, int64_t tol)
+{
+        const struct cm_frame *gf = b->segs[g->seg].frames, *cf = b->segs[c->seg].frames;
+        int64_t gs = b->inst[g->inst].shift, cs = b->inst[c->inst].shift;
+
+        if (b->segs[c->seg].recording)
+                return false;
+        for (size_t k = g->first; k <= g->last; k++) {
+                bool found = false;
+
+                for (size_t m = c->first; m <= c->last && !found; m++)
+                        found = gf[k].size == cf[m].size && gf[k].hash == cf[m].hash &&
+                                abs64((gf[k].t_us - gs) - (cf[m].t_us - cs)) <= tol;
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+static void judge_overlap(struct builder *b, int64_t frame_us)
 {
         struct tl_result *r = b->r;
         bool *shared = calloc(b->n_segs ? b->n_segs : 1, sizeof(*shared));
@@ -434,6 +455,8 @@ static void judge_overlap(struct builder *b)
                 free(in_range);
                 return;
         }
+        for (size_t s = 0; s < b->n_segs; s++)
+                r->covered[s] = !b->segs[s].recording;
         for (size_t i = 0; i < b->n_gops; i++) {
                 const struct gop *g = &b->gops[i];
                 bool others = (i > 0 && b->gops[i - 1].cluster == g->cluster) ||
@@ -444,8 +467,21 @@ static void judge_overlap(struct builder *b)
                         shared[g->seg] = true;
                 if (!g->chosen)
                         r->duplicate_frames += g->n;
+                if (g->chosen) {
+                        r->covered[g->seg] = false;
+                } else if (r->covered[g->seg]) {
+                        const struct gop *c = NULL;
+
+                        for (size_t j = g->cluster; j < b->n_gops && b->gops[j].cluster == g->cluster && !c; j++)
+                                if (b->gops[j].chosen)
+                                        c = &b->gops[j];
+                        r->covered[g->seg] = c && gop_in(b, g, c, frame_us / 2);
+                }
         }
         for (size_t s = 0; s < b->n_segs; s++) {
+                /* a GOP left out (outside the range) was not judged */
+                if (in_range[s] != b->segs[s].n || !b->segs[s].n)
+                        r->covered[s] = false;
                 if (!shared[s])
                         r->overlap[s] = TL_UNIQUE;
                 else if (r->used_frames[s] == 0)
@@ -472,8 +508,9 @@ int tl_build(const struct tl_segment *segs, size_t n, const struct tl_options *o
                 return -EINVAL;
         out->overlap = calloc(n ? n : 1, sizeof(*out->overlap));
         out->used_frames = calloc(n ? n : 1, sizeof(*out->used_frames));
+        out->covered = calloc(n ? n : 1, sizeof(*out->covered));
         out->shift_us = calloc(n ? n : 1, sizeof(*out->shift_us));
-        if (!out->overlap || !out->used_frames || !out->shift_us) {
+        if (!out->overlap || !out->used_frames || !out->covered || !out->shift_us) {
                 e = -ENOMEM;
                 goto out;
         }
@@ -495,7 +532,7 @@ int tl_build(const struct tl_segment *segs, size_t n, const struct tl_options *o
         if ((e = cut_gops(&b, o, frame_us)) < 0 ||
             (e = choose(&b, frame_us, (int64_t)(gap_frames * (double)frame_us))) < 0)
                 goto out;
-        judge_overlap(&b);
+        judge_overlap(&b, frame_us);
 out:
         for (size_t i = 0; i < b.n_inst; i++) {
                 free(b.inst[i].segs);
@@ -514,6 +551,7 @@ void tl_result_free(struct tl_result *r)
         free(r->holes);
         free(r->overlap);
         free(r->used_frames);
+        free(r->covered);
         free(r->shift_us);
         memset(r, 0, sizeof(*r));
 }

@@ -64,6 +64,9 @@ struct tl_result {
         size_t switches;         /* pieces that continue on another instance's copy */
         /* per input segment */
         enum tl_overlap *overlap; /* only meaningful for segments entirely inside the range */
+        bool *covered;            /* every frame of it (all inside the range) is in a copy the timeline
+                                   * uses, with the same size, hash and time, in a segment not being
+                                   * recorded: deleting it loses no frame */
         size_t *used_frames;
         int64_t *shift_us;
 };

@@ -2,7 +2,8 @@
  *   timeline  the pieces that make a camera's continuous recording
  *   gaps      what no copy holds, with the reason from the gap ledger
  *   export    one MP4 of a range, stitched across segments and instances
- *   dedup     mark overlapping copies (overlap_status) after a deploy
+ *   dedup     mark overlapping copies (overlap_status) after a deploy; with
+ *             --delete, delete the segments whose every frame another copy holds
  *   verify    timestamp continuity of media files
  * Exit 0 on success, 1 on a runtime failure (or a file that fails verify),
  * 2 on bad usage or config, always with a one-line reason on stderr. */
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -32,7 +34,7 @@
 struct args {
         const char *cmd, *config, *camera, *out;
         int64_t from_us, to_us;
-        bool have_from, have_to, json, quiet;
+        bool have_from, have_to, json, quiet, delete;
         double gap_frames;
 };
 
@@ -41,7 +43,7 @@ static void usage(FILE *f)
         fprintf(f, "usage: mwr timeline --config FILE --camera ID --from T --to T [--json]\n"
                    "       mwr gaps     --config FILE [--camera ID] --from T --to T [--json] [--gap-frames X]\n"
                    "       mwr export   --config FILE --camera ID --from T --to T -o OUT.mp4 [--quiet]\n"
-                   "       mwr dedup    --config FILE [--camera ID] --from T --to T [--json]\n"
+                   "       mwr dedup    --config FILE [--camera ID] --from T --to T [--json] [--delete]\n"
                    "       mwr verify   [--json] FILE...\n"
                    "T is RFC 3339 (2026-11-23T10:00:00Z) or unix seconds (may be fractional).\n"
                    "A gap is no frame for more than X frame durations (default %.1f).\n",
@@ -65,6 +67,7 @@ static int args_parse(int argc, char **argv, struct args *a)
                                             { "to", required_argument, NULL, 't' },
                                             { "json", no_argument, NULL, 'j' },
                                             { "quiet", no_argument, NULL, 'q' },
+                                            { "delete", no_argument, NULL, 'D' },
                                             { "gap-frames", required_argument, NULL, 'g' },
                                             { "output", required_argument, NULL, 'o' },
                                             { "help", no_argument, NULL, 'h' },
@@ -95,6 +98,7 @@ static int args_parse(int argc, char **argv, struct args *a)
                         break;
                 case 'j': a->json = true; break;
                 case 'q': a->quiet = true; break;
+                case 'D': a->delete = true; break;
                 case 'g':
                         a->gap_frames = strtod(optarg, &end);
                         if (*end || !(a->gap_frames >= 1.0 && a->gap_frames <= 1000.0)) {
@@ -138,6 +142,10 @@ static int args_parse(int argc, char **argv, struct args *a)
         }
         if (!a->camera && (!strcmp(a->cmd, "timeline") || !strcmp(a->cmd, "export"))) {
                 fprintf(stderr, "mwr %s: --camera is required\n", a->cmd);
+                return -EINVAL;
+        }
+        if (a->delete && strcmp(a->cmd, "dedup")) {
+                fprintf(stderr, "mwr %s: --delete is an option of dedup only\n", a->cmd);
                 return -EINVAL;
         }
         if (!strcmp(a->cmd, "export") && !a->out) {
@@ -408,6 +416,57 @@ static int cmd_export(struct db *db, const struct args *a)
         return 0;
 }
 
+/* --delete: the segments of v wholly inside the range whose every frame is
+ * in a copy the timeline uses (tl_result.covered).  Rows go first, then the
+ * files: a crash between leaves a file without a row, a duplicate again,
+ * never a row without its file.  A file that is not there is left with its
+ * row (the storage may be away: a missing file proves nothing).  0 or -1. */
+static int delete_covered(struct db *db, const struct args *a, const struct cam_view *v, size_t *n_out,
+                          uint64_t *bytes_out)
+{
+        int64_t *ids = malloc((v->in.n ? v->in.n : 1) * sizeof(*ids));
+        size_t *idx = malloc((v->in.n ? v->in.n : 1) * sizeof(*idx)), n = 0;
+        uint64_t bytes = 0;
+        int e;
+
+        if (!ids || !idx) {
+                free(ids);
+                free(idx);
+                fprintf(stderr, "mwr dedup: %s: out of memory\n", v->camera);
+                return -1;
+        }
+        for (size_t s = 0; s < v->in.n; s++) {
+                const struct tl_segment *sg = &v->in.segs[s];
+                struct stat st;
+
+                if (!v->r.covered[s] || sg->start_us < a->from_us || v->in.end_us[s] > a->to_us)
+                        continue;
+                if (stat(sg->path, &st) < 0) {
+                        fprintf(stderr, "mwr dedup: %s: %s: %s; its row stays\n", v->camera, sg->path, strerror(errno));
+                        continue;
+                }
+                bytes += (uint64_t)st.st_size;
+                ids[n] = sg->id;
+                idx[n++] = s;
+        }
+        if (n && (e = db_segments_delete(db, ids, n)) < 0) {
+                fprintf(stderr, "mwr dedup: %s: deleting %zu duplicate segments' rows: %s (%s)\n", v->camera, n,
+                        strerror(-e), db_errmsg(db));
+                free(ids);
+                free(idx);
+                return -1;
+        }
+        for (size_t k = 0; k < n; k++)
+                if (unlink(v->in.segs[idx[k]].path) < 0 && errno != ENOENT)
+                        fprintf(stderr, "mwr dedup: %s: its row is deleted but %s stays: %s\n", v->camera,
+                                v->in.segs[idx[k]].path, strerror(errno));
+        free(ids);
+        free(idx);
+        *n_out = n;
+        *bytes_out = bytes;
+        return 0;
+}
+
 static int cmd_dedup(struct db *db, const struct mwr_config *cfg, const struct args *a)
 {
         cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "cameras");
@@ -416,7 +475,8 @@ static int cmd_dedup(struct db *db, const struct mwr_config *cfg, const struct a
         for (size_t c = 0; c < cfg->n_cameras; c++) {
                 const char *id = cfg->cameras[c].id;
                 struct cam_view v = { 0 };
-                size_t changed = 0, counts[4] = { 0 };
+                size_t changed = 0, counts[4] = { 0 }, deleted = 0;
+                uint64_t deleted_bytes = 0;
                 cJSON *o;
                 int e;
 
@@ -434,6 +494,8 @@ static int cmd_dedup(struct db *db, const struct mwr_config *cfg, const struct a
                 for (size_t s = 0; s < v.in.n; s++)
                         if (v.in.segs[s].start_us >= a->from_us && v.in.end_us[s] <= a->to_us)
                                 counts[v.r.overlap[s]]++;
+                if (a->delete && delete_covered(db, a, &v, &deleted, &deleted_bytes) < 0)
+                        rc = 1;
                 o = cJSON_CreateObject();
                 cJSON_AddStringToObject(o, "camera", id);
                 cJSON_AddNumberToObject(o, "frames", (double)v.r.frames);
@@ -442,12 +504,19 @@ static int cmd_dedup(struct db *db, const struct mwr_config *cfg, const struct a
                 cJSON_AddNumberToObject(o, "segments_changed", (double)changed);
                 for (int k = 0; k < 4; k++)
                         cJSON_AddNumberToObject(o, tl_overlap_name((enum tl_overlap)k), (double)counts[k]);
+                if (a->delete) {
+                        cJSON_AddNumberToObject(o, "deleted_segments", (double)deleted);
+                        cJSON_AddNumberToObject(o, "deleted_bytes", (double)deleted_bytes);
+                }
                 cJSON_AddItemToArray(arr, o);
                 if (!a->json)
                         printf("%s: %zu frames, %zu duplicate frames, %zu gaps; segments unique %zu, primary %zu, "
                                "duplicate %zu, partial %zu (%zu changed)\n",
                                id, v.r.frames, v.r.duplicate_frames, v.r.n_holes, counts[TL_UNIQUE],
                                counts[TL_PRIMARY], counts[TL_DUPLICATE], counts[TL_PARTIAL], changed);
+                if (!a->json && a->delete)
+                        printf("%s: deleted %zu segments (%.1f MB) whose every frame another copy holds\n", id,
+                               deleted, (double)deleted_bytes / 1e6);
                 view_free(&v);
         }
         if (a->json)

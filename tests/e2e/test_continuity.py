@@ -267,3 +267,46 @@ def test_local_clock_step_renames_overwrites_and_reorders_nothing(procs, camsim,
     assert out["missing"] == 0 and out["duplicated"] == 0
     gaps = json.loads(mwr("gaps", "--config", cfg_path, "--from", frm, "--to", to, "--json").stdout)
     assert gaps["count"] == 0, gaps
+
+
+def test_dedup_delete_removes_only_segments_another_copy_holds(procs, camsim, tmp_path):
+    """Two workers record the same cameras side by side for 24 s (a hot
+    standby's two copies).  `mwr dedup --delete` deletes one copy's
+    segments, rows and files, and the export is still every frame once; a
+    second run deletes nothing; a copy whose file is not there keeps its
+    row; the segments of a single copy are never touched."""
+    cams = 2
+    cs = camsim(cameras=cams, gop=FPS)
+    cfg_path, cfg = write_config(str(tmp_path), cs, cams, segment_seconds=3)
+    a, _ = start(procs, cfg_path, "a")
+    wait_for(recording_frames(cfg, FPS), 30, "A recording")
+    b, _ = start(procs, cfg_path, "b")
+    wait_for(indexed_frames(cfg, "b", 24 * FPS), 60, "B recording 24 s")
+    assert sigterm_and_time(b)[0] == 0
+    assert sigterm_and_time(a)[0] == 0
+    before = {c: segments(cfg, c) for c in ("cam1", "cam2")}
+    frm, to = window(cfg, "cam1")
+    # one file of what B and A both hold is away (the storage hiccuped)
+    b_only_before = [s for s in before["cam2"] if s["instance_id"] == "b"]
+    away = b_only_before[len(b_only_before) // 2]["path"]
+    os.rename(away, away + ".away")
+
+    r = mwr("dedup", "--config", cfg_path, "--from", frm, "--to", to, "--json", "--delete", expect_rc=0)
+    out = {c["camera"]: c for c in json.loads(r.stdout)["cameras"]}
+    for cam in ("cam1", "cam2"):
+        after = segments(cfg, cam)
+        gone = [s for s in before[cam] if s["id"] not in {x["id"] for x in after}]
+        assert out[cam]["deleted_segments"] == len(gone) >= 4, (out[cam], len(before[cam]), len(after))
+        assert out[cam]["deleted_bytes"] == sum(s["bytes"] for s in gone) > 0, out[cam]
+        assert all(not os.path.exists(s["path"]) for s in gone)
+        assert all(os.path.exists(s["path"]) for s in after if s["path"] != away)
+        # A recorded alone before B came: none of that is ever deleted
+        b_start = min(s["start_us"] for s in before[cam] if s["instance_id"] == "b")
+        assert all(s["start_us"] >= b_start for s in gone), cam
+        rep = export_and_judge(str(tmp_path), cfg_path, cfg, cam)
+        assert rep["missing"] == 0 and rep["duplicated"] == 0, rep
+    assert any(s["path"] == away for s in segments(cfg, "cam2")), "a row whose file is away was deleted"
+    assert away.encode() in r.stderr, r.stderr
+    again = json.loads(mwr("dedup", "--config", cfg_path, "--from", frm, "--to", to, "--json", "--delete").stdout)
+    assert all(c["deleted_segments"] == 0 for c in again["cameras"]), again
+    mwr("timeline", "--config", cfg_path, "--camera", "cam1", "--from", frm, "--to", to, "--delete", expect_rc=2)

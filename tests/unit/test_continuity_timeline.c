@@ -343,6 +343,67 @@ static void test_each_session_has_its_own_clock(void **state)
         rec_free(&r);
 }
 
+/* Hot standby: A and B record every frame.  The copy the timeline does not
+ * use is covered, segment by segment, and deleting what is covered keeps
+ * every frame once.  A segment with one frame the other copy lacks (a
+ * different hash) is a duplicate by count but not covered; a segment being
+ * recorded never covers another. */
+static void test_covered_copies_can_go(void **state)
+{
+        struct rec r = { 0 }, kept = { 0 };
+        struct tl_result t;
+        static int seen[N];
+        size_t n_cov = 0, victim = SIZE_MAX;
+
+        record(&r, "A", 0, N, 0, 0, 0);
+        record(&r, "B", 0, N, 25000, 0, 0);
+        build(&r, T0 - FRAME_US, T0 + (N + 1) * FRAME_US, &t);
+        for (size_t s = 0; s < r.n; s++) {
+                if (t.covered[s]) {
+                        assert_int_equal(t.overlap[s], TL_DUPLICATE);
+                        n_cov++;
+                        if (victim == SIZE_MAX && s > 0 && t.overlap[s - 1] == TL_DUPLICATE)
+                                victim = s;
+                }
+        }
+        assert_int_equal(n_cov, r.n / 2); /* one whole copy */
+        for (size_t s = 0; s < r.n; s++)
+                if (!t.covered[s])
+                        kept.segs[kept.n++] = r.segs[s];
+        tl_result_free(&t);
+        build(&kept, T0 - FRAME_US, T0 + (N + 1) * FRAME_US, &t);
+        count(&kept, &t, seen);
+        assert_each_once(seen, 0, N);
+        assert_int_equal(t.duplicate_frames, 0);
+        tl_result_free(&t);
+
+        /* one frame of a covered segment differs from the other copy's */
+        assert_true(victim != SIZE_MAX);
+        r.bufs[victim][GOP + 3].hash ^= 0x5a5;
+        build(&r, T0 - FRAME_US, T0 + (N + 1) * FRAME_US, &t);
+        assert_int_equal(t.overlap[victim], TL_DUPLICATE);
+        assert_false(t.covered[victim]);
+        assert_true(t.covered[victim - 1]);
+        tl_result_free(&t);
+
+        /* the copy it would be deleted for is still being recorded */
+        r.bufs[victim][GOP + 3].hash ^= 0x5a5;
+        for (size_t s = 0; s < r.n; s++)
+                r.segs[s].recording = !strcmp(r.segs[s].instance_id, r.segs[victim].instance_id) ? false : true;
+        build(&r, T0 - FRAME_US, T0 + (N + 1) * FRAME_US, &t);
+        for (size_t s = 0; s < r.n; s++)
+                assert_false(t.covered[s]);
+        tl_result_free(&t);
+
+        /* a range that cuts a segment: the cut one is not judged */
+        build(&r, T0 + 10 * FRAME_US, T0 + (N + 1) * FRAME_US, &t);
+        for (size_t s = 0; s < r.n; s++)
+                if (r.segs[s].start_us < T0 + 10 * FRAME_US)
+                        assert_false(t.covered[s]);
+        tl_result_free(&t);
+        rec_free(&r);
+}
+
 /* Nothing recorded in the range: no piece, no crash; an empty range is refused. */
 static void test_empty(void **state)
 {
@@ -367,6 +428,7 @@ int main(void)
                 cmocka_unit_test(test_clock_seconds_off),
                 cmocka_unit_test(test_range),
                 cmocka_unit_test(test_each_session_has_its_own_clock),
+                cmocka_unit_test(test_covered_copies_can_go),
                 cmocka_unit_test(test_empty),
         };
 
