@@ -6,6 +6,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
 PYTEST ?= /usr/bin/python3 -m pytest
+E2E_ARGS = -v
 FUZZ_SECONDS ?= 300
 
 ifeq ($(SAN),1)
@@ -86,7 +87,8 @@ $(BUILD)/bin/mwr: $(MWR_OBJS)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_DB) $(PKGS_JSON)) -lm
 
 SUPERVISOR_OBJS := $(addprefix $(BUILD)/obj/supervisor/,main.o daemon.o deploy.o slot.o child_env.o control.o \
-                     control_cmd.o health.o metrics.o restart_policy.o offload.o chores.o proxy_cli.o) \
+                     control_cmd.o health.o metrics.o restart_policy.o offload.o chores.o proxy_cli.o \
+                     tool_run.o standby_retention.o) \
                    $(addprefix $(BUILD)/obj/proxy-config/,haproxy_cfg.o haproxy_runtime.o haproxy_sync.o users.o) \
                    $(BUILD)/obj/common/config.o $(BUILD)/obj/common/timefmt.o $(BUILD)/obj/common/fsutil.o $(DB_OBJS)
 $(BUILD)/bin/mwr-supervisor: $(SUPERVISOR_OBJS)
@@ -170,6 +172,13 @@ $(BUILD)/unit/test_health: $(BUILD)/obj/tests/unit/test_health.o $(BUILD)/obj/su
 $(BUILD)/unit/test_health: UNIT_EXTRA_LIBS = $(call pkg_libs,libsystemd libcurl libmicrohttpd)
 $(BUILD)/obj/tests/unit/test_health.o: OBJ_CFLAGS = -I. -Itests/common -Itests \
     $(call pkg_cflags,$(PKGS_UNIT) $(PKGS_JSON) $(PKGS_DB) libsystemd libcurl libmicrohttpd)
+$(BUILD)/unit/test_tool_run: $(BUILD)/obj/tests/unit/test_tool_run.o $(BUILD)/obj/supervisor/tool_run.o
+$(BUILD)/unit/test_standby_retention: $(BUILD)/obj/tests/unit/test_standby_retention.o \
+                                       $(BUILD)/obj/supervisor/standby_retention.o \
+                                       $(BUILD)/obj/supervisor/tool_run.o $(BUILD)/obj/common/timefmt.o
+$(BUILD)/unit/test_tool_run $(BUILD)/unit/test_standby_retention: UNIT_EXTRA_LIBS = $(call pkg_libs,libsystemd)
+$(BUILD)/obj/tests/unit/test_tool_run.o $(BUILD)/obj/tests/unit/test_standby_retention.o: \
+    OBJ_CFLAGS = -I. $(call pkg_cflags,$(PKGS_UNIT) libsystemd)
 $(UNIT_TESTS):
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_UNIT) $(PKGS_JSON) $(PKGS_DB)) $(UNIT_EXTRA_LIBS) -lm
@@ -186,10 +195,10 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) SAN=1 unit
 	$(MAKE) all
-	$(PYTEST) -v tests/e2e
+	$(PYTEST) $(E2E_ARGS) tests/e2e
 
 e2e: all
-	$(PYTEST) -v tests/e2e
+	$(PYTEST) $(E2E_ARGS) tests/e2e
 
 demo: deps
 	$(MAKE) all

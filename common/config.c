@@ -307,7 +307,7 @@ static int parse_deploy_disk(struct ctx *x, struct mwr_config *c, const cJSON *r
         static const char *const dkeys[] = { "overlap_seconds", "health_timeout_seconds", "stop_timeout_seconds", NULL };
         static const char *const skeys[] = { "min_free_mb", "max_total_gb", "retention_days", "require_mountpoint",
                                              NULL };
-        static const char *const vkeys[] = { "metrics_port", "standby", NULL };
+        static const char *const vkeys[] = { "metrics_port", "standby", "standby_retention_seconds", NULL };
         const cJSON *sv = cJSON_GetObjectItemCaseSensitive(root, "supervisor");
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "deploy");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "disk");
@@ -336,9 +336,12 @@ static int parse_deploy_disk(struct ctx *x, struct mwr_config *c, const cJSON *r
         if ((r = get_bool(x, s ? s : empty, "disk", "require_mountpoint", false, &c->disk.require_mountpoint)) < 0)
                 goto out;
         if ((r = check_keys(x, sv ? sv : empty, "supervisor", vkeys)) < 0 ||
-            (r = get_int(x, sv ? sv : empty, "supervisor", "metrics_port", 0, 0, 65535, &v1)) < 0)
+            (r = get_int(x, sv ? sv : empty, "supervisor", "metrics_port", 0, 0, 65535, &v1)) < 0 ||
+            (r = get_int(x, sv ? sv : empty, "supervisor", "standby_retention_seconds", 86400, 0, 366L * 86400,
+                         &v2)) < 0)
                 goto out;
         c->supervisor.metrics_port = (uint16_t)v1;
+        c->supervisor.standby_retention_s = (int)v2;
         {
                 char *standby = NULL;
 

@@ -69,6 +69,7 @@ struct mwr_config {
         struct {
                 uint16_t metrics_port; /* 0: no HTTP metrics (mwr-supervisor metrics still works) */
                 bool hot_standby;      /* "standby": "hot": both slots record all the time */
+                int standby_retention_s; /* hot: one of two copies is deleted once this old (0: never) */
         } supervisor;
 };
 

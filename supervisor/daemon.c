@@ -29,6 +29,7 @@
 #include "supervisor/deploy.h"
 #include "supervisor/metrics.h"
 #include "supervisor/slot.h"
+#include "supervisor/standby_retention.h"
 
 #define SUP_SCAN_US (1000000ULL) /* watchdog and stop-timeout scan */
 
@@ -62,6 +63,7 @@ struct sup {
         struct restart_policy standby_restart;
         uint64_t failover_mono_us;       /* a failover's haproxy switch under way since */
         char rollback_binary[PATH_MAX];  /* hot: what the last deploy replaced */
+        struct standby_retention *retention; /* hot: deletes the second copy once it is old */
         struct {                         /* hot: a deploy waiting for the standby to stop */
                 bool on;
                 char binary[PATH_MAX];   /* "" : the configured one */
@@ -333,6 +335,14 @@ static char *render_metrics(struct sup *s)
 {
         s->m.restarts = s->restarts;
         s->m.hot_standby = s->hot;
+        if (s->retention) {
+                const struct sr_stats *st = standby_retention_stats(s->retention);
+
+                s->m.retention_runs = st->runs;
+                s->m.retention_failures = st->failures;
+                s->m.retention_deleted_segments = st->deleted_segments;
+                s->m.retention_deleted_bytes = st->deleted_bytes;
+        }
         s->m.crash_loop = in_crash_loop(s) && s->crash_pending_mono_us;
         s->m.uptime_s = (double)(now_real_us() - s->started_real_us) / 1e6;
         for (int i = 0; i < 2; i++) {
@@ -639,6 +649,20 @@ static cJSON *status_json(const struct sup *s)
         cJSON_AddBoolToObject(root, "crash_loop", in_crash_loop(s));
         cJSON_AddStringToObject(root, "standby", s->hot ? "hot" : "cold");
         cJSON_AddNumberToObject(root, "failovers", (double)s->m.failovers);
+        if (s->retention) {
+                const struct sr_stats *st = standby_retention_stats(s->retention);
+                cJSON *r = cJSON_AddObjectToObject(root, "standby_retention");
+
+                cJSON_AddNumberToObject(r, "seconds", s->cfg->supervisor.standby_retention_s);
+                cJSON_AddNumberToObject(r, "runs", (double)st->runs);
+                cJSON_AddNumberToObject(r, "failures", (double)st->failures);
+                cJSON_AddNumberToObject(r, "deleted_segments", (double)st->deleted_segments);
+                cJSON_AddNumberToObject(r, "deleted_bytes", (double)st->deleted_bytes);
+                if (st->done_to_us) {
+                        timefmt_rfc3339(st->done_to_us, t);
+                        cJSON_AddStringToObject(r, "one_copy_before", t);
+                }
+        }
         for (int i = 0; i < 2; i++) {
                 const struct slot *sl = &s->slots[i];
                 cJSON *o = cJSON_CreateObject();
@@ -912,6 +936,14 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
                 goto out;
         }
         find_mwr_tool(&s);
+        if (s.hot && cfg->supervisor.standby_retention_s > 0) {
+                if (!s.mwr_tool[0])
+                        log_warn("supervisor: no mwr tool next to the supervisor: both hot-standby copies are kept "
+                                 "(supervisor.standby_retention_seconds cannot apply)");
+                else if ((e = standby_retention_start(s.e, s.mwr_tool, cfg->path, cfg->supervisor.standby_retention_s,
+                                                      cfg->segment_seconds, &s.retention)) < 0)
+                        log_warn("supervisor: standby retention timer: %s (both copies are kept)", strerror(-e));
+        }
         if (cfg->supervisor.metrics_port &&
             (e = metrics_server_start(cfg->worker.bind, cfg->supervisor.metrics_port, &s.metrics)) < 0)
                 log_warn("supervisor: metrics on %s:%u: %s (going on without)", cfg->worker.bind,
@@ -947,6 +979,7 @@ int daemon_run(const struct mwr_config *cfg, const char *self_exe)
         if (!s.reexec[0])
                 log_notice("supervisor: stopped");
 out:
+        standby_retention_free(s.retention);
         chores_free(s.chores); /* the last rows are written here, and the last answers queued */
         for (int i = 0; i < 2; i++)
                 slot_close(&s.slots[i]);

@@ -24,8 +24,8 @@
 #include "proxy-config/haproxy_runtime.h"
 #include "supervisor/daemon.h"
 #include "supervisor/health.h"
+#include "supervisor/tool_run.h"
 
-#define CHILD_OUT_MAX 65536
 
 enum dstate {
         D_CHECK_HAPROXY, /* haproxy asked for the backend's servers */
@@ -58,14 +58,6 @@ enum devent {
         E_COUNT,
 };
 
-struct child {
-        pid_t pid;
-        int pidfd, out_fd;
-        sd_event_source *exit_src, *out_src;
-        char out[CHILD_OUT_MAX + 1];
-        size_t out_len;
-};
-
 struct deploy {
         struct deploy_env env;
         enum dstate state;
@@ -77,7 +69,7 @@ struct deploy {
         void *ud;
         sd_event_source *timer;
         struct health_checker *hc;
-        struct child child;
+        struct tool_run child;
         int64_t t0_mono_us, deadline_mono_us;
         int64_t t0_real_us, new_ready_real_us, old_stop_real_us;
         struct chores_deploy *rec; /* its row in the database */
@@ -200,105 +192,25 @@ static int arm(struct deploy *d, uint64_t in_us)
         return sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
 }
 
-static void child_reset(struct child *c)
+static void on_child_done(void *ud, int status)
 {
-        c->exit_src = sd_event_source_disable_unref(c->exit_src);
-        c->out_src = sd_event_source_disable_unref(c->out_src);
-        if (c->pidfd >= 0)
-                close(c->pidfd);
-        if (c->out_fd >= 0)
-                close(c->out_fd);
-        c->pidfd = c->out_fd = -1;
-        c->pid = 0;
-}
+        struct deploy *d = ud;
 
-static void child_drain(struct child *c)
-{
-        for (;;) {
-                ssize_t n = read(c->out_fd, c->out + c->out_len, CHILD_OUT_MAX - c->out_len);
-
-                if (n <= 0 || (c->out_len += (size_t)n) >= CHILD_OUT_MAX)
-                        break;
-        }
-        c->out[c->out_len] = '\0';
-}
-
-static int on_child_out(sd_event_source *src, int fd, uint32_t revents, void *userdata)
-{
-        struct deploy *d = userdata;
-
-        child_drain(&d->child);
-        if (d->child.out_len >= CHILD_OUT_MAX || (revents & EPOLLHUP))
-                d->child.out_src = sd_event_source_disable_unref(d->child.out_src);
-        return 0;
-}
-
-static int on_child_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata)
-{
-        struct deploy *d = userdata;
-        siginfo_t si = { 0 };
-        int status = -1;
-
-        if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid)
-                status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
-        child_drain(&d->child);
-        child_reset(&d->child);
         d->child_status = status;
         dispatch(d, E_CHILD_EXIT);
-        return 0;
 }
 
-/* Run argv with stdout+stderr captured; child_done() gets the exit code
- * (128+signal, -1 unknown).  The deploy's timer bounds it. */
+/* Run argv with stdout+stderr captured (d->child.out); E_CHILD_EXIT gets
+ * the exit code (128+signal, -1 unknown).  The deploy's timer bounds it. */
 static int child_run(struct deploy *d, char *const argv[], uint64_t timeout_us)
 {
-        struct child *c = &d->child;
-        int p[2], r;
-        pid_t pid;
+        int r = tool_run_start(&d->child, d->env.e, argv, on_child_done, d);
 
-        c->out_len = 0;
-        c->out[0] = '\0';
-        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-                return -errno;
-        pid = fork();
-        if (pid < 0) {
-                r = -errno;
-                close(p[0]);
-                close(p[1]);
+        if (r < 0)
                 return r;
-        }
-        if (pid == 0) {
-                sigset_t none;
-                int devnull = open("/dev/null", O_RDONLY);
-
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                dup2(devnull, 0);
-                dup2(p[1], 1);
-                dup2(p[1], 2);
-                fcntl(1, F_SETFL, 0);
-                execv(argv[0], argv);
-                fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-                _exit(127);
-        }
-        close(p[1]);
-        c->pid = pid;
-        c->out_fd = p[0];
-        c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (c->pidfd < 0 || sd_event_add_io(d->env.e, &c->exit_src, c->pidfd, EPOLLIN, on_child_exit, d) < 0 ||
-            sd_event_add_io(d->env.e, &c->out_src, c->out_fd, EPOLLIN, on_child_out, d) < 0) {
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
-                child_reset(c);
-                return -EIO;
-        }
-        if ((r = arm(d, timeout_us)) < 0) {
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
-                child_reset(c);
-                return r;
-        }
-        return 0;
+        if ((r = arm(d, timeout_us)) < 0)
+                tool_run_abort(&d->child);
+        return r;
 }
 
 /* ---- the end ---------------------------------------------------------------------------- */
@@ -339,11 +251,7 @@ static void fail(struct deploy *d, const char *fmt, ...)
         va_end(ap);
         step(d, "FAILED: %s; rolling back", d->reason);
         health_checker_cancel(d->hc);
-        if (d->child.pid > 0) {
-                kill(d->child.pid, SIGKILL);
-                waitpid(d->child.pid, NULL, 0);
-                child_reset(&d->child);
-        }
+        tool_run_abort(&d->child);
         if (d->switched) {
                 struct chores_hap_op ops[2] = { hap_op(CHORES_HAP_SET, old_slot(d)->name, HAP_READY),
                                                 hap_op(CHORES_HAP_SET, new_slot(d)->name, HAP_MAINT) };
@@ -475,7 +383,7 @@ static void a_child_timeout(struct deploy *d)
 {
         if (d->child.pid <= 0)
                 return;
-        kill(d->child.pid, SIGKILL);
+        tool_run_kill(&d->child);
         snprintf(d->child.out, sizeof(d->child.out), "timed out");
 }
 
@@ -718,8 +626,7 @@ static void old_gone(struct deploy *d)
 
 static void a_dedup_kill(struct deploy *d)
 {
-        if (d->child.pid > 0)
-                kill(d->child.pid, SIGKILL); /* its exit ends the step */
+        tool_run_kill(&d->child); /* its exit ends the step */
 }
 
 static void a_dedup_done(struct deploy *d)
@@ -846,7 +753,7 @@ int deploy_start(struct deploy **out, const struct deploy_env *env, const char *
         if (!d)
                 return -ENOMEM;
         d->env = *env;
-        d->child.pidfd = d->child.out_fd = -1;
+        tool_run_init(&d->child);
         d->conn = conn;
         d->done = done;
         d->ud = ud;
@@ -892,11 +799,7 @@ void deploy_free(struct deploy *d)
                                      now_real_us());
         chores_haproxy_forget(d->hap);
         health_checker_free(d->hc);
-        if (d->child.pid > 0) {
-                kill(d->child.pid, SIGKILL);
-                waitpid(d->child.pid, NULL, 0);
-        }
-        child_reset(&d->child);
+        tool_run_abort(&d->child);
         d->timer = sd_event_source_disable_unref(d->timer);
         free(d);
 }

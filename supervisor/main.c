@@ -118,7 +118,7 @@ static int cmd_status(const struct mwr_config *cfg, const struct args *a)
         char path[] = "/tmp/mwr-status-XXXXXX", buf[65536];
         int fd = mkstemp(path), r;
         ssize_t n;
-        cJSON *j;
+        cJSON *j, *ret;
 
         if (fd < 0) {
                 perror("mwr-supervisor status: temp file");
@@ -152,6 +152,15 @@ static int cmd_status(const struct mwr_config *cfg, const struct args *a)
                (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "restarts")),
                (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "failovers")),
                cJSON_IsTrue(cJSON_GetObjectItem(j, "crash_loop")) ? ", CRASH LOOP" : "");
+        if ((ret = cJSON_GetObjectItem(j, "standby_retention")))
+                printf("  standby retention %.0f s: %.0f duplicate segments (%.1f MB) deleted in %.0f runs (%.0f "
+                       "failed); one copy before %s\n",
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(ret, "seconds")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(ret, "deleted_segments")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(ret, "deleted_bytes")) / 1e6,
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(ret, "runs")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(ret, "failures")),
+                       cJSON_GetStringValue(cJSON_GetObjectItem(ret, "one_copy_before")) ?: "(not yet)");
         for (cJSON *s = cJSON_GetObjectItem(j, "slots")->child; s; s = s->next)
                 printf("  slot %-3s %-8s %-7s pid %-7d port %-5d up %8.1f s  %s  %s\n",
                        cJSON_GetStringValue(cJSON_GetObjectItem(s, "slot")),

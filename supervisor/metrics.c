@@ -43,6 +43,21 @@ char *sup_metrics_text(const struct sup_metrics *m)
                    "# TYPE mwr_supervisor_last_failover_seconds gauge\nmwr_supervisor_last_failover_seconds %.3f\n",
                 m->hot_standby, (unsigned long long)m->failovers, m->failover_s_sum,
                 (unsigned long long)m->failovers_timed, m->last_failover_s);
+        fprintf(f, "# HELP mwr_supervisor_standby_retention_runs_total Runs of mwr dedup --delete over footage older "
+                   "than supervisor.standby_retention_seconds, by result.\n"
+                   "# TYPE mwr_supervisor_standby_retention_runs_total counter\n"
+                   "mwr_supervisor_standby_retention_runs_total{result=\"ok\"} %llu\n"
+                   "mwr_supervisor_standby_retention_runs_total{result=\"failed\"} %llu\n"
+                   "# HELP mwr_supervisor_standby_retention_deleted_segments_total Segments deleted because the "
+                   "other copy holds every frame of them.\n"
+                   "# TYPE mwr_supervisor_standby_retention_deleted_segments_total counter\n"
+                   "mwr_supervisor_standby_retention_deleted_segments_total %llu\n"
+                   "# HELP mwr_supervisor_standby_retention_deleted_bytes_total Bytes of those segments.\n"
+                   "# TYPE mwr_supervisor_standby_retention_deleted_bytes_total counter\n"
+                   "mwr_supervisor_standby_retention_deleted_bytes_total %llu\n",
+                (unsigned long long)(m->retention_runs - m->retention_failures),
+                (unsigned long long)m->retention_failures, (unsigned long long)m->retention_deleted_segments,
+                (unsigned long long)m->retention_deleted_bytes);
         fprintf(f, "# HELP mwr_supervisor_crash_loop 1 while the active worker keeps dying.\n"
                    "# TYPE mwr_supervisor_crash_loop gauge\nmwr_supervisor_crash_loop %d\n",
                 m->crash_loop);

@@ -15,6 +15,8 @@ struct sup_metrics {
         uint64_t failovers;      /* hot standby: the standby took the traffic from a dead active */
         uint64_t failovers_timed; /* of which haproxy was switched (the summary's count) */
         double last_failover_s, failover_s_sum; /* the active's death to haproxy sending to the standby */
+        /* hot: supervisor.standby_retention_seconds deleting the second copy */
+        uint64_t retention_runs, retention_failures, retention_deleted_segments, retention_deleted_bytes;
         double last_recovery_s, recovery_s_sum;
         bool crash_loop;
         struct {

@@ -4,6 +4,7 @@ kill) moves the traffic to the standby at once and loses no frame, because
 the standby's copy covers the hole; the dead slot comes back as the standby.
 A deploy replaces the standby first, then the old active; a SIGKILLed
 supervisor adopts both."""
+import datetime
 import json
 import os
 import signal
@@ -13,14 +14,15 @@ import time
 from conftest import wait_for
 from test_deploy import Client, admin_states, MAINT, DRAIN, deploy, judge_exports, start_haproxy
 from test_supervisor import SUPERVISOR, alive, healthy, start_supervisor, status, sup_config
-from test_worker_records import FPS, recording_frames
+from test_worker_records import FPS, recording_frames, rows
 
 CAMERAS = 4
 
 
-def hot_config(tmp, cs, cameras=CAMERAS):
+def hot_config(tmp, cs, cameras=CAMERAS, **supervisor):
     cfg_path, cfg = sup_config(tmp, cs, cameras)
     cfg["supervisor"]["standby"] = "hot"
+    cfg["supervisor"].update(supervisor)
     with open(cfg_path, "w") as f:
         json.dump(cfg, f)
     return cfg_path, cfg
@@ -40,9 +42,9 @@ def both_ready(cfg_path, not_pids=()):
     return None
 
 
-def setup_hot(procs, camsim, tmp_path, env=None):
+def setup_hot(procs, camsim, tmp_path, env=None, **supervisor):
     cs = camsim(cameras=CAMERAS, gop=FPS)
-    cfg_path, cfg = hot_config(str(tmp_path), cs)
+    cfg_path, cfg = hot_config(str(tmp_path), cs, **supervisor)
     start_haproxy(procs, str(tmp_path), cfg_path, cfg)
     sup = procs.start("supervisor", [SUPERVISOR, "run", "--config", cfg_path], env=dict(os.environ, **(env or {})))
     s = wait_for(lambda: both_ready(cfg_path), 40, "active and standby ready")
@@ -179,3 +181,49 @@ def test_sigkill_of_the_supervisor_adopts_both_and_loses_nothing(procs, camsim, 
     judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1 - 1)
     os.kill(sup2.pid, signal.SIGTERM)
     assert sup2.wait(timeout=30) == 0
+
+
+def overlap_s(segs):
+    """Seconds both instances hold, summed over a camera's segments."""
+    a = [(x["start_us"], x["end_us"]) for x in segs if x["instance_id"] == "a"]
+    b = [(x["start_us"], x["end_us"]) for x in segs if x["instance_id"] == "b"]
+    return sum(max(0, min(e1, e2) - max(s1, s2)) for s1, e1 in a for s2, e2 in b) / 1e6
+
+
+def test_standby_retention_keeps_one_copy_of_old_footage(procs, camsim, tmp_path):
+    """standby_retention_seconds 20: footage older than that keeps one copy
+    (rows and files of the other deleted by `mwr dedup --delete` from the
+    supervisor), newer footage keeps both, and a failover's hole in one copy
+    keeps the other copy's segments: the export is every frame once."""
+    cfg_path, cfg, sup, s = setup_hot(procs, camsim, tmp_path, standby_retention_seconds=20)
+    t0 = time.time()
+    time.sleep(4)
+    kill_active_and_wait(procs, cfg_path, cfg)
+    def judged_past(t):
+        r = (status(cfg_path) or {}).get("standby_retention") or {}
+        before = r.get("one_copy_before")
+        return before and datetime.datetime.fromisoformat(before).timestamp() > t and r
+
+    done = wait_for(lambda: judged_past(t0 + 25), 90, "the first 25 s deduplicated")
+    assert done["deleted_segments"] >= 2 * CAMERAS, done
+    assert done["failures"] == 0 and done["seconds"] == 20, done
+    st = status(cfg_path)["standby_retention"]
+    assert metric(cfg_path, "mwr_supervisor_standby_retention_deleted_segments_total") >= st["deleted_segments"]
+    os.kill(sup.pid, signal.SIGTERM)
+    assert sup.wait(timeout=30) == 0
+    t1 = time.time()
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1 - 1)
+    log = open(sup.err_path).read()
+    assert "standby retention: one copy kept of everything recorded before" in log, log[-3000:]
+    cut_us = min(r["end_us"] for r in rows(cfg, "SELECT MAX(end_us) AS end_us FROM video_segments "
+                                            "GROUP BY camera_id")) - 20_000_000 - 8_000_000
+    for cam in cfg["cameras"]:
+        segs = rows(cfg, "SELECT * FROM video_segments WHERE camera_id = ? ORDER BY start_us", cam["id"])
+        old = [x for x in segs if x["end_us"] < t0 * 1e6 + 20e6]
+        new = [x for x in segs if x["start_us"] > cut_us]
+        # old: at most the segments around a switch of copies (the failover) are held twice
+        assert overlap_s(old) < 3 * cfg["segment_seconds"], (cam["id"], overlap_s(old), old)
+        assert {x["instance_id"] for x in new} == {"a", "b"}, (cam["id"], new)
+    on_disk = {os.path.join(d, f) for d, _, fs in os.walk(cfg["storage_dir"]) for f in fs}
+    indexed = {x["path"] for x in rows(cfg, "SELECT path FROM video_segments")}
+    assert on_disk == indexed, (sorted(on_disk - indexed)[:5], sorted(indexed - on_disk)[:5])

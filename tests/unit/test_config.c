@@ -52,6 +52,7 @@ static void test_minimal_gets_contract_defaults(void **state)
         assert_null(c->haproxy.config_file);
         assert_false(c->worker.allow_remote);
         assert_false(c->supervisor.hot_standby);
+        assert_int_equal(c->supervisor.standby_retention_s, 86400);
         assert_non_null(config_camera_find(c, "cam1"));
         assert_null(config_camera_find(c, "cam2"));
         config_free(c);
@@ -74,8 +75,9 @@ static void test_full_contract_example(void **state)
         assert_int_equal(parse(full, &c, err), 0);
         config_free(c);
         assert_int_equal(parse("{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],"
-                               "\"supervisor\":{\"standby\":\"hot\"}}", &c, err), 0);
+                               "\"supervisor\":{\"standby\":\"hot\",\"standby_retention_seconds\":0}}", &c, err), 0);
         assert_true(c->supervisor.hot_standby);
+        assert_int_equal(c->supervisor.standby_retention_s, 0);
         config_free(c);
 }
 
@@ -110,6 +112,7 @@ static void test_errors_name_the_key(void **state)
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"auth\":{\"users\":[]}}", "'auth.users'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"haproxy\":{\"tls_cert\":\"\"}}", "'haproxy.tls_cert'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"supervisor\":{\"standby\":\"warm\"}}", "'supervisor.standby'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"supervisor\":{\"standby_retention_seconds\":-1}}", "'supervisor.standby_retention_seconds'" },
                 { "[1,2]", "top level" },
                 { "{\n\"storage_dir\": \"/r\",\n\"db_path\": \"/d\"\n\"cameras\": []}", "line 4" },
         };
