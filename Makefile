@@ -6,7 +6,10 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
 PYTEST ?= /usr/bin/python3 -m pytest
-E2E_ARGS = -v
+# e2e files run on E2E_JOBS pytest-xdist workers (a file stays on one: its
+# tests share helpers, never state); every test has its own ports and dirs.
+E2E_JOBS ?= 2
+E2E_ARGS = -v -n $(E2E_JOBS) --dist loadfile --durations=20
 FUZZ_SECONDS ?= 300
 
 ifeq ($(SAN),1)
