@@ -10,13 +10,18 @@ path), 10 s to settle once every worker is ready, then over SECONDS: CPU
 (utime+stime from /proc/PID/stat) of every worker and of the supervisor,
 RSS (VmRSS) of the workers at the end, bytes added under storage_dir, and
 the RTSP sessions camsim serves.  Prints key=value lines per mode; bytes a
-day is the window's bytes scaled to 86400 s.  Needs `make all`.
+day is the window's bytes scaled to 86400 s.  Hot mode then stops and runs
+what supervisor.standby_retention_seconds runs, `mwr dedup --delete`, over
+everything recorded: its time and CPU, and the share of the bytes kept.
+Needs `make all`.
 """
 import json
+import resource
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CAMSIM = os.path.join(ROOT, "build/tests/camsim")
 SUPERVISOR = os.path.join(ROOT, "build/bin/mwr-supervisor")
 WORKER = os.path.join(ROOT, "build/bin/mwr-worker")
+MWR = os.path.join(ROOT, "build/bin/mwr")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 8
 SECS = int(sys.argv[2]) if len(sys.argv) > 2 else 60
 SETTLE = 10
@@ -148,10 +154,35 @@ def run(mode):
         print(f"{mode}_bytes_per_s={(b1 - b0) / dt:.0f}")
         print(f"{mode}_gib_per_day={(b1 - b0) / dt * 86400 / 2**30:.1f}")
         print(f"{mode}_camera_sessions={sessions}", flush=True)
+        if mode == "hot":
+            retention(cfg_path, cfg, procs, sup)
     finally:
         for p in reversed(procs):
             stop(p)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def retention(cfg_path, cfg, procs, sup):
+    """The second copy deleted, as the standby retention does it."""
+    stop(sup)
+    procs.remove(sup)
+    total = du(cfg["storage_dir"])
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    r = subprocess.run([MWR, "dedup", "--config", cfg_path, "--from", "0", "--to", str(time.time() + 60),
+                        "--json", "--delete"], capture_output=True, timeout=600)
+    dt = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if r.returncode != 0:
+        raise SystemExit(f"standby_cost: mwr dedup --delete: {r.stderr.decode()[-500:]}")
+    cams = json.loads(r.stdout)["cameras"]
+    with sqlite3.connect(cfg["db_path"]) as db:  # camera-hours that remain: one copy
+        recorded_h = db.execute("SELECT SUM(end_us - start_us) FROM video_segments").fetchone()[0] / 3.6e9
+    cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    print(f"hot_retention_deleted_segments={sum(c['deleted_segments'] for c in cams)}")
+    print(f"hot_retention_seconds={dt:.2f}")
+    print(f"hot_retention_cpu_s_per_camera_hour={cpu / recorded_h:.2f}")
+    print(f"hot_retention_bytes_kept_pct={du(cfg['storage_dir']) / total * 100:.1f}", flush=True)
 
 
 def main():
