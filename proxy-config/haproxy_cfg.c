@@ -271,6 +271,16 @@ static void write_backend(const struct mwr_config *cfg, int active, char addr[2]
                 fprintf(f, "        server %s %s check%s\n", cfg->haproxy.servers[i], addr[i],
                         i == active ? "" : " disabled");
         }
+        if (cfg->supervisor.hot_standby) {
+                fputs("        # Hot standby, haproxy's own backstop: the same two workers as backups,\n"
+                      "        # used only while neither server above can take traffic (the active\n"
+                      "        # died while no supervisor ran, the standby is in maint). Then the first\n"
+                      "        # whose /health answers 200 does, until a supervisor switches again.\n",
+                      f);
+                for (int i = 0; i < 2; i++)
+                        fprintf(f, "        server %s" HAP_BACKSTOP_SUFFIX " %s check backup\n",
+                                cfg->haproxy.servers[i], addr[i]);
+        }
         fputc('\n', f);
 }
 

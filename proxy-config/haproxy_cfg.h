@@ -3,7 +3,9 @@
  * backend haproxy.backend with servers haproxy.servers[0..1] on
  * worker.bind:worker.ports[0..1] checked with `GET /health`, stats page on
  * stats_port, admin runtime socket at haproxy.socket (the service user's), and a
- * server-state file next to the socket so a reload keeps the active slot. */
+ * server-state file next to the socket so a reload keeps the active slot.
+ * With supervisor.standby "hot" the two workers are also backup servers
+ * ("<name>_backstop"): haproxy's own failover while no supervisor runs. */
 #ifndef MWR_PROXY_CONFIG_HAPROXY_CFG_H
 #define MWR_PROXY_CONFIG_HAPROXY_CFG_H
 
@@ -12,6 +14,8 @@
 #include "common/config.h"
 
 struct users;
+
+#define HAP_BACKSTOP_SUFFIX "_backstop"
 
 /* The server-state file haproxy.cfg names: "<dir of haproxy.socket>/haproxy.state". */
 int haproxy_cfg_state_path(const struct mwr_config *cfg, char *out, size_t len);

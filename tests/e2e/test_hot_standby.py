@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 
 from conftest import wait_for
 from test_deploy import Client, admin_states, MAINT, DRAIN, deploy, judge_exports, start_haproxy
@@ -176,6 +177,47 @@ def test_sigkill_of_the_supervisor_adopts_both_and_loses_nothing(procs, camsim, 
     assert again["active"]["adopted"] and again["standby"]["adopted"], again
     # an adopted active that dies still fails over to the adopted standby
     kill_active_and_wait(procs, cfg_path, cfg)
+    time.sleep(2)
+    t1 = time.time()
+    judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1 - 1)
+    os.kill(sup2.pid, signal.SIGTERM)
+    assert sup2.wait(timeout=30) == 0
+
+
+def served_by(port):
+    """instance_id of the worker that answers /health through the frontend, or None."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return json.loads(r.read()).get("instance_id") if r.status == 200 else None
+    except Exception:
+        return None
+
+
+def test_haproxy_fails_over_by_itself_while_no_supervisor_runs(procs, camsim, tmp_path):
+    """haproxy's own checks are the backstop: with the supervisor gone, a
+    SIGKILL of the active moves the traffic to the standby within a few
+    seconds (the backup servers), and a supervisor started later adopts the
+    standby as the active.  Nothing is lost."""
+    cfg_path, cfg, sup, s = setup_hot(procs, camsim, tmp_path)
+    port = cfg["haproxy"]["frontend_port"]
+    # at start the active's checks may still be failing while the standby's backup passes
+    wait_for(lambda: served_by(port) == s["active"]["slot"], 10, "the active serving")
+    t0 = time.time()
+    os.kill(sup.pid, signal.SIGKILL)
+    sup.wait(timeout=10)
+    time.sleep(1)
+    os.kill(s["active"]["pid"], signal.SIGKILL)
+    k = time.monotonic()
+    wait_for(lambda: served_by(port) == s["standby"]["slot"], 10, "haproxy sending to the standby by itself")
+    took = time.monotonic() - k
+    assert took < 5, took
+    assert set(admin_states(cfg)) >= {"a_backstop", "b_backstop"}
+    time.sleep(2)
+    sup2 = start_supervisor(procs, cfg_path, name="supervisor-2")
+    after = wait_for(lambda: both_ready(cfg_path, not_pids=(s["active"]["pid"],)), 40, "adopted standby active")
+    procs.track_pid(after["standby"]["pid"])
+    assert after["active"]["slot"] == s["standby"]["slot"] and after["active"]["pid"] == s["standby"]["pid"], after
+    assert served_by(port) == s["standby"]["slot"]
     time.sleep(2)
     t1 = time.time()
     judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, t1 - 1)

@@ -122,7 +122,16 @@ static void test_inactive_server_is_disabled(void **state)
         assert_contains(t1, "\n        server blue 127.0.0.1:9080 check disabled\n");
         assert_contains(t1, "\n        server green 127.0.0.1:9081 check\n");
         assert_lacks(t1, "server green 127.0.0.1:9081 check disabled");
+        assert_lacks(t1, "_backstop");
         free(t0);
+        free(t1);
+        /* hot standby: both workers again as backups, haproxy's own failover */
+        c->supervisor.hot_standby = true;
+        t1 = render(c, 1, &rc);
+        assert_int_equal(rc, 0);
+        assert_contains(t1, "\n        server blue 127.0.0.1:9080 check disabled\n");
+        assert_contains(t1, "\n        server blue_backstop 127.0.0.1:9080 check backup\n");
+        assert_contains(t1, "\n        server green_backstop 127.0.0.1:9081 check backup\n");
         free(t1);
         config_free(c);
 }
@@ -460,6 +469,7 @@ static void test_haproxy_accepts_it(void **state)
 
                 free_ports(p, 4);
                 c = sample(sock, p[0], p[1], p[2], p[3]);
+                c->supervisor.hot_standby = active == 1; /* with the backstop servers too */
                 f = fopen(cfg_path, "w");
 
                 assert_non_null(f);
