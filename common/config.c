@@ -89,8 +89,9 @@ static int get_int(struct ctx *x, const cJSON *obj, const char *where, const cha
         *out = def;
         if (!v)
                 return 0;
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < min ||
-            v->valuedouble > max)
+        /* the range first: a double beyond long's is undefined behaviour to convert */
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= min && v->valuedouble <= max) ||
+            v->valuedouble != (double)(long)v->valuedouble)
                 return fail(x, "'%s%s%s' must be an integer in [%ld, %ld]", where, where[0] ? "." : "", key, min,
                             max);
         *out = (long)v->valuedouble;
@@ -240,8 +241,8 @@ static int parse_worker(struct ctx *x, struct mwr_config *c, const cJSON *root)
                 }
                 for (int i = 0; i < 2; i++) {
                         const cJSON *p = cJSON_GetArrayItem(ports, i);
-                        if (!cJSON_IsNumber(p) || p->valuedouble != (double)(int)p->valuedouble || p->valuedouble < 1 ||
-                            p->valuedouble > 65535) {
+                        if (!cJSON_IsNumber(p) || !(p->valuedouble >= 1 && p->valuedouble <= 65535) ||
+                            p->valuedouble != (double)(int)p->valuedouble) {
                                 r = fail(x, "'worker.ports[%d]' must be a port in [1, 65535]", i);
                                 goto out;
                         }

@@ -92,6 +92,9 @@ static void test_errors_name_the_key(void **state)
                 { "{\"db_path\":\"/d\",\"cameras\":[]}", "'storage_dir'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\"}", "'cameras'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"segment_seconds\":0}", "'segment_seconds'" },
+                /* beyond long and int: refused, never converted (undefined behaviour, found by fuzz_config) */
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"segment_seconds\":1e53}", "'segment_seconds'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"worker\":{\"ports\":[7.7e19,1]}}", "'worker.ports[0]'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"segment_seconds\":1.5}", "'segment_seconds'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[{\"id\":\"c\",\"url\":\"http://x\"}]}", "'cameras[0].url'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[{\"id\":\"c/1\",\"url\":\"rtsp://x\"}]}", "'cameras[0].id'" },
