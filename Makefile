@@ -14,7 +14,7 @@ FUZZ_SECONDS ?= 300
 
 ifeq ($(SAN),1)
 BUILD ?= build/san
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANFLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all
 else
 BUILD ?= build
 SANFLAGS :=
@@ -77,8 +77,17 @@ CONTINUITY_OBJS := $(addprefix $(BUILD)/obj/continuity/,matcher.o timeline.o loa
 WORKER_OBJS := $(addprefix $(BUILD)/obj/worker/,main.o recorder.o segment.o segment_writer.o timeline.o \
                  stream_params.o audio_transcode.o flac_enc.o \
                  index_writer.o recovery.o fmp4_repair.o disk_guard.o storage.o \
-                 status.o http.o http_query.o hls.o rtsp_error.o probe.o) $(COMMON_OBJS) $(BUILD)/obj/common/avio_fd.o \
+                 status.o http.o http_query.o hls.o rtsp_error.o probe.o coverage.o www.o exports.o) \
+               $(BUILD)/obj/mwr/export.o \
+               $(BUILD)/obj/gen/www_data.o $(COMMON_OBJS) $(BUILD)/obj/common/avio_fd.o \
                $(CONTINUITY_OBJS) $(DB_OBJS)
+# the web UI (www/) compiled in: the worker serves it under /ui/
+$(BUILD)/gen/www_data.c: scripts/embed-www.py $(shell find www -type f 2>/dev/null)
+	@mkdir -p $(dir $@)
+	/usr/bin/python3 scripts/embed-www.py www $@
+$(BUILD)/obj/gen/www_data.o: $(BUILD)/gen/www_data.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I. -c $< -o $@
 $(BUILD)/bin/mwr-worker: $(WORKER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_WORKER)) -lpthread -lm

@@ -25,6 +25,7 @@
 #include "common/fsutil.h"
 #include "common/payload_hash.h"
 #include "common/time_util.h"
+#include "continuity/timeline.h"
 
 #define DEFAULT_FRAME_US 40000 /* a frame's length when the file does not say (25 fps) */
 #define VIDEO_TIMESCALE 90000  /* RTP's video clock: camera timestamps map onto it exactly */
@@ -633,4 +634,18 @@ out:
                 *st = x->st;
         free(x);
         return r;
+}
+
+struct export_piece *export_pieces(const struct tl_segment *segs, const struct tl_result *r)
+{
+        struct export_piece *p = r->n_pieces ? calloc(r->n_pieces, sizeof(*p)) : NULL;
+
+        for (size_t i = 0; p && i < r->n_pieces; i++) {
+                const struct tl_piece *tp = &r->pieces[i];
+                const struct tl_segment *s = &segs[tp->seg];
+
+                p[i] = (struct export_piece){ .path = s->path, .seg_start_us = s->start_us, .first = tp->first,
+                                              .last = tp->last, .shift_us = tp->shift_us };
+        }
+        return p;
 }

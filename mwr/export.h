@@ -57,6 +57,13 @@ typedef void (*export_progress_cb)(size_t done, size_t total, void *ctx);
 int export_write(const struct export_piece *pieces, size_t n, const char *out_path, export_progress_cb cb,
                  void *ctx, char *err, size_t errlen, struct export_stats *st);
 
+struct tl_segment;
+struct tl_result;
+
+/* The continuity timeline's pieces (continuity/timeline.h) of segs as
+ * export pieces, calloc'ed; NULL on ENOMEM or with no piece. */
+struct export_piece *export_pieces(const struct tl_segment *segs, const struct tl_result *r);
+
 /* The path of part k (0-based) of an export to out_path: part 0 is out_path,
  * part 1 "OUT.2.mp4".  -ENAMETOOLONG when it does not fit. */
 int export_part_path(const char *out_path, size_t k, char *buf, size_t len);

@@ -371,18 +371,11 @@ static int cmd_export(struct db *db, const struct args *a)
                 view_free(&v);
                 return 1;
         }
-        p = calloc(v.r.n_pieces, sizeof(*p));
+        p = export_pieces(v.in.segs, &v.r);
         if (!p) {
                 view_free(&v);
                 fprintf(stderr, "mwr export: out of memory\n");
                 return 1;
-        }
-        for (size_t i = 0; i < v.r.n_pieces; i++) {
-                const struct tl_piece *tp = &v.r.pieces[i];
-                const struct tl_segment *s = &v.in.segs[tp->seg];
-
-                p[i] = (struct export_piece){ .path = s->path, .seg_start_us = s->start_us, .first = tp->first,
-                                              .last = tp->last, .shift_us = tp->shift_us };
         }
         if (!a->quiet)
                 fprintf(stderr, "mwr export: %s: %zu frames from %zu pieces, %zu gaps kept\n", a->camera,

@@ -17,7 +17,8 @@ gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 libcmocka-dev python3-pytest python3-pytest-xdist
 clang libclang-rt-14-dev
-cppcheck wrk procps iproute2 faketime"
+cppcheck wrk procps iproute2 faketime
+chromium prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -31,6 +31,7 @@ char *sup_metrics_text(const struct sup_metrics *m)
         fprintf(f, "# HELP mwr_supervisor_recovery_seconds Time from a worker's death to its replacement's READY.\n"
                    "# TYPE mwr_supervisor_recovery_seconds summary\n"
                    "mwr_supervisor_recovery_seconds_sum %.3f\nmwr_supervisor_recovery_seconds_count %llu\n"
+                   "# HELP mwr_supervisor_last_recovery_seconds The last recovery's time (0: none yet).\n"
                    "# TYPE mwr_supervisor_last_recovery_seconds gauge\nmwr_supervisor_last_recovery_seconds %.3f\n",
                 m->recovery_s_sum, (unsigned long long)m->recoveries, m->last_recovery_s);
         fprintf(f, "# HELP mwr_supervisor_hot_standby 1 when both slots record all the time (supervisor.standby hot).\n"
@@ -40,6 +41,7 @@ char *sup_metrics_text(const struct sup_metrics *m)
                    "# HELP mwr_supervisor_failover_seconds From the active's death to haproxy sending to the standby.\n"
                    "# TYPE mwr_supervisor_failover_seconds summary\n"
                    "mwr_supervisor_failover_seconds_sum %.3f\nmwr_supervisor_failover_seconds_count %llu\n"
+                   "# HELP mwr_supervisor_last_failover_seconds The last failover's time (0: none yet).\n"
                    "# TYPE mwr_supervisor_last_failover_seconds gauge\nmwr_supervisor_last_failover_seconds %.3f\n",
                 m->hot_standby, (unsigned long long)m->failovers, m->failover_s_sum,
                 (unsigned long long)m->failovers_timed, m->last_failover_s);
@@ -69,6 +71,11 @@ char *sup_metrics_text(const struct sup_metrics *m)
                    "# TYPE mwr_supervisor_slot_active gauge\n");
         for (int i = 0; i < 2; i++)
                 fprintf(f, "mwr_supervisor_slot_active{slot=\"%s\"} %d\n", m->slots[i].name, m->slots[i].active);
+        fprintf(f, "# HELP mwr_supervisor_slot_ready 1 when the slot's worker said READY (recording) and has not "
+                   "stopped since.\n"
+                   "# TYPE mwr_supervisor_slot_ready gauge\n");
+        for (int i = 0; i < 2; i++)
+                fprintf(f, "mwr_supervisor_slot_ready{slot=\"%s\"} %d\n", m->slots[i].name, m->slots[i].ready);
         fprintf(f, "# HELP mwr_supervisor_deploys_total Deploys since the supervisor started, by result.\n"
                    "# TYPE mwr_supervisor_deploys_total counter\n"
                    "mwr_supervisor_deploys_total{result=\"ok\"} %llu\n"
@@ -77,6 +84,7 @@ char *sup_metrics_text(const struct sup_metrics *m)
         if (m->have_deploy)
                 fprintf(f, "# HELP mwr_supervisor_last_deploy_seconds Duration of the last deploy (restart).\n"
                            "# TYPE mwr_supervisor_last_deploy_seconds gauge\nmwr_supervisor_last_deploy_seconds %.3f\n"
+                           "# HELP mwr_supervisor_last_deploy_ok 1 when the last deploy succeeded, 0 when it failed.\n"
                            "# TYPE mwr_supervisor_last_deploy_ok gauge\nmwr_supervisor_last_deploy_ok %d\n"
                            "# HELP mwr_supervisor_last_handover_overlap_ratio Duplicate frames / frames in the "
                            "last handover window (the overlap both instances recorded).\n"
@@ -85,7 +93,8 @@ char *sup_metrics_text(const struct sup_metrics *m)
                            "# HELP mwr_supervisor_last_handover_gaps Gaps in the last handover window (0 expected).\n"
                            "# TYPE mwr_supervisor_last_handover_gaps gauge\nmwr_supervisor_last_handover_gaps %.0f\n",
                         m->last_deploy_s, m->last_deploy_ok, m->last_overlap_ratio, m->last_handover_gaps);
-        fprintf(f, "# TYPE mwr_supervisor_uptime_seconds gauge\nmwr_supervisor_uptime_seconds %.3f\n", m->uptime_s);
+        fprintf(f, "# HELP mwr_supervisor_uptime_seconds Seconds since the supervisor started.\n"
+                   "# TYPE mwr_supervisor_uptime_seconds gauge\nmwr_supervisor_uptime_seconds %.3f\n", m->uptime_s);
         if (fclose(f) != 0) {
                 free(buf);
                 return NULL;

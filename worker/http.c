@@ -4,6 +4,7 @@
  * counters are atomics. */
 #include "worker/http.h"
 #include "worker/http_query.h"
+#include "worker/www.h"
 
 #include <arpa/inet.h>
 #include <cJSON.h>
@@ -28,6 +29,8 @@
 #include "common/timefmt.h"
 #include "continuity/loader.h"
 #include "db/db.h"
+#include "worker/coverage.h"
+#include "worker/exports.h"
 #include "worker/hls.h"
 
 enum { CODE_200, CODE_400, CODE_403, CODE_404, CODE_405, CODE_416, CODE_500, CODE_503, N_CODES };
@@ -40,6 +43,7 @@ struct http_server {
         char storage_dir[PATH_MAX]; /* resolved: media is served from below it only */
         http_snapshot_fn snapshot;
         void *ctx;
+        struct exports *exports; /* the UI's downloads */
         _Atomic uint64_t requests[N_CODES];
 };
 
@@ -352,16 +356,18 @@ static enum MHD_Result api_cameras(struct http_server *h, struct MHD_Connection 
 
 /* The per-camera counters of /metrics: one series each, by camera. */
 static const struct camera_counter {
-        const char *name, *type, *help; /* help NULL: none */
+        const char *name, *type, *help;
         size_t offset;                   /* of a uint64_t in struct status_camera */
 } camera_counters[] = {
 #define C(name, type, help, field) { name, type, help, offsetof(struct status_camera, field) }
         C("mwr_camera_frames_total", "counter", "Video frames recorded.", frames),
-        C("mwr_camera_bytes_total", "counter", NULL, bytes),
-        C("mwr_camera_segments_total", "counter", NULL, segments),
-        C("mwr_camera_reconnects_total", "counter", NULL, reconnects),
-        C("mwr_camera_timestamp_anomalies_total", "counter", NULL, ts_anomalies),
-        C("mwr_camera_write_errors_total", "counter", NULL, write_errors),
+        C("mwr_camera_bytes_total", "counter", "Bytes of media recorded.", bytes),
+        C("mwr_camera_segments_total", "counter", "Segment files started.", segments),
+        C("mwr_camera_reconnects_total", "counter", "Sessions to the camera opened again after one ended.",
+          reconnects),
+        C("mwr_camera_timestamp_anomalies_total", "counter", "Non-increasing timestamps nudged forward.",
+          ts_anomalies),
+        C("mwr_camera_write_errors_total", "counter", "Failed writes of segment files.", write_errors),
         C("mwr_camera_non_picture_packets_total", "counter",
           "Packets with only SEI or parameter sets (stored, not frames).", non_picture_packets),
         C("mwr_camera_audio_packets_total", "counter", "Audio packets recorded.", audio_packets),
@@ -402,9 +408,7 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
         for (size_t k = 0; k < sizeof(camera_counters) / sizeof(camera_counters[0]); k++) {
                 const struct camera_counter *m = &camera_counters[k];
 
-                if (m->help)
-                        M("# HELP %s %s\n", m->name, m->help);
-                M("# TYPE %s %s\n", m->name, m->type);
+                M("# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name, m->type);
                 for (size_t i = 0; i < s->n_cameras; i++)
                         M("%s{camera=\"%s\"} %" PRIu64 "\n", m->name, s->cameras[i].id,
                           *(const uint64_t *)((const char *)&s->cameras[i] + m->offset));
@@ -438,32 +442,43 @@ static char *metrics_text(struct http_server *h, const struct status_snapshot *s
                 M("mwr_gap_seconds_total{camera=\"%s\",reason=\"handover\"} %.3f\n", s->cameras[i].id,
                   s->cameras[i].gap_s_handover);
         }
-        M("# TYPE mwr_process_uptime_seconds gauge\nmwr_process_uptime_seconds %.3f\n", (double)s->uptime_us / 1e6);
-        M("# TYPE mwr_process_resident_memory_bytes gauge\nmwr_process_resident_memory_bytes %" PRIu64 "\n",
+        M("# HELP mwr_process_uptime_seconds Seconds since the worker started.\n"
+          "# TYPE mwr_process_uptime_seconds gauge\nmwr_process_uptime_seconds %.3f\n", (double)s->uptime_us / 1e6);
+        M("# HELP mwr_process_resident_memory_bytes Resident memory of the worker.\n"
+          "# TYPE mwr_process_resident_memory_bytes gauge\nmwr_process_resident_memory_bytes %" PRIu64 "\n",
           s->rss_bytes);
-        M("# TYPE mwr_process_threads gauge\nmwr_process_threads %d\n", s->threads);
-        M("# TYPE mwr_db_errors_total counter\nmwr_db_errors_total %" PRIu64 "\n", s->db_errors);
-        M("# TYPE mwr_db_queued_updates gauge\nmwr_db_queued_updates %" PRIu64 "\n", s->db_queue);
+        M("# HELP mwr_process_threads Threads of the worker.\n"
+          "# TYPE mwr_process_threads gauge\nmwr_process_threads %d\n", s->threads);
+        M("# HELP mwr_db_errors_total Failed writes to the index database.\n"
+          "# TYPE mwr_db_errors_total counter\nmwr_db_errors_total %" PRIu64 "\n", s->db_errors);
+        M("# HELP mwr_db_queued_updates Index updates waiting for the database.\n"
+          "# TYPE mwr_db_queued_updates gauge\nmwr_db_queued_updates %" PRIu64 "\n", s->db_queue);
         M("# HELP mwr_db_queued_bytes Memory of the index updates waiting for the database.\n"
           "# TYPE mwr_db_queued_bytes gauge\nmwr_db_queued_bytes %" PRIu64 "\n", s->db_queue_bytes);
         M("# HELP mwr_db_dropped_updates_total Index updates dropped because the queue was full.\n"
           "# TYPE mwr_db_dropped_updates_total counter\nmwr_db_dropped_updates_total %" PRIu64 "\n", s->db_dropped);
         M("# HELP mwr_db_rebuilt_segments_total Segment rows rebuilt from their files after the queue overflowed.\n"
           "# TYPE mwr_db_rebuilt_segments_total counter\nmwr_db_rebuilt_segments_total %" PRIu64 "\n", s->db_rebuilt);
-        M("# TYPE mwr_db_rebuild_waiting gauge\nmwr_db_rebuild_waiting %" PRIu64 "\n", s->db_rebuild_waiting);
+        M("# HELP mwr_db_rebuild_waiting Segment rows waiting to be rebuilt from their files.\n"
+          "# TYPE mwr_db_rebuild_waiting gauge\nmwr_db_rebuild_waiting %" PRIu64 "\n", s->db_rebuild_waiting);
         M("# HELP mwr_db_rebuild_left_total Segments past the rebuild list: left to the next start's recovery.\n"
           "# TYPE mwr_db_rebuild_left_total counter\nmwr_db_rebuild_left_total %" PRIu64 "\n", s->db_rebuild_lost);
-        M("# TYPE mwr_disk_free_bytes gauge\nmwr_disk_free_bytes %" PRIu64 "\n", s->disk_free_bytes);
-        M("# TYPE mwr_disk_full gauge\nmwr_disk_full %d\n", s->disk_full && !s->disk_unavailable);
+        M("# HELP mwr_disk_free_bytes Free space of the storage directory's file system.\n"
+          "# TYPE mwr_disk_free_bytes gauge\nmwr_disk_free_bytes %" PRIu64 "\n", s->disk_free_bytes);
+        M("# HELP mwr_disk_full 1 while free space is below disk.min_free_mb and nothing is left to delete: "
+          "recording paused (0 while the storage is unavailable).\n"
+          "# TYPE mwr_disk_full gauge\nmwr_disk_full %d\n", s->disk_full && !s->disk_unavailable);
         M("# HELP mwr_storage_unavailable 1 while the storage directory is not there (recording paused).\n"
           "# TYPE mwr_storage_unavailable gauge\nmwr_storage_unavailable %d\n", s->disk_unavailable);
-        M("# TYPE mwr_storage_unavailable_total counter\nmwr_storage_unavailable_total %" PRIu64 "\n",
+        M("# HELP mwr_storage_unavailable_total Times the storage directory went away.\n"
+          "# TYPE mwr_storage_unavailable_total counter\nmwr_storage_unavailable_total %" PRIu64 "\n",
           s->disk_unavailable_events);
         M("# HELP mwr_disk_adopted_files_total Segment files without a row indexed by the disk guard's walk.\n"
           "# TYPE mwr_disk_adopted_files_total counter\nmwr_disk_adopted_files_total %" PRIu64 "\n",
           s->disk_adopted_files);
-        M("# TYPE mwr_healthy gauge\nmwr_healthy %d\n", s->http_code == 200);
-        M("# TYPE mwr_http_requests_total counter\n");
+        M("# HELP mwr_healthy 1 when /health answers 200.\n# TYPE mwr_healthy gauge\nmwr_healthy %d\n",
+          s->http_code == 200);
+        M("# HELP mwr_http_requests_total HTTP answers, by status code.\n# TYPE mwr_http_requests_total counter\n");
         for (int i = 0; i < N_CODES; i++)
                 M("mwr_http_requests_total{code=\"%d\"} %" PRIu64 "\n", code_values[i], atomic_load(&h->requests[i]));
 #undef M
@@ -649,6 +664,145 @@ static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, co
         return ret;
 }
 
+/* ---- the web UI ---------------------------------------------------------------------- */
+
+/* GET /api/cameras/ID/coverage?from=&to=: the timeline's data (coverage.h);
+ * to defaults to now, from to a day before to. */
+static enum MHD_Result coverage(struct http_server *h, struct MHD_Connection *c, const char *camera)
+{
+        const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
+        const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
+        int64_t from_us, to_us = now_real_us();
+        char err[256];
+        cJSON *j;
+        int e;
+
+        if (!camera_allowed(camera_list(c), camera))
+                return reply_error(h, c, 403, "not one of this user's cameras");
+        if (to && timefmt_parse_us(to, &to_us) < 0)
+                return reply_error(h, c, 400, "to: not RFC 3339 or unix seconds");
+        from_us = to_us - INT64_C(86400) * 1000000;
+        if (from && timefmt_parse_us(from, &from_us) < 0)
+                return reply_error(h, c, 400, "from: not RFC 3339 or unix seconds");
+        if (!hdb(h))
+                return reply_error(h, c, 503, "index database not available");
+        if ((e = coverage_json(hdb(h), camera, from_us, to_us, &j, err, sizeof(err))) < 0)
+                return reply_error(h, c, e == -EINVAL || e == -E2BIG ? 400 : e == -EBUSY ? 503 : 500, err);
+        return reply_json(h, c, 200, j);
+}
+
+static int deploy_json(const struct db_deploy *d, void *ctx)
+{
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(o, "id", (double)d->id);
+        cJSON_AddNumberToObject(o, "started_us", (double)d->started_us);
+        add_time(o, "started", d->started_us);
+        cJSON_AddNumberToObject(o, "finished_us", (double)d->finished_us);
+        add_time(o, "finished", d->finished_us);
+        cJSON_AddStringToObject(o, "from_slot", d->from_slot);
+        cJSON_AddStringToObject(o, "to_slot", d->to_slot);
+        cJSON_AddStringToObject(o, "binary", d->binary);
+        cJSON_AddStringToObject(o, "version", d->version);
+        cJSON_AddStringToObject(o, "result", d->result);
+        cJSON_AddStringToObject(o, "reason", d->reason);
+        cJSON_AddItemToArray(ctx, o);
+        return 0;
+}
+
+/* GET /api/deploys?limit=N: the supervisor's deploy history, newest first
+ * (limit 1..500, default 50). */
+static enum MHD_Result deploys(struct http_server *h, struct MHD_Connection *c)
+{
+        const char *ls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+        char *end = NULL;
+        long limit = ls ? strtol(ls, &end, 10) : 50;
+        cJSON *j, *arr;
+        int e;
+
+        if (ls && (!*ls || *end || limit < 1 || limit > 500))
+                return reply_error(h, c, 400, "limit: an integer 1..500");
+        if (!hdb(h))
+                return reply_error(h, c, 503, "index database not available");
+        j = cJSON_CreateObject();
+        arr = cJSON_AddArrayToObject(j, "deploys");
+        if ((e = db_deploys_recent(hdb(h), limit, deploy_json, arr)) < 0) {
+                cJSON_Delete(j);
+                return reply_error(h, c, e == -EBUSY ? 503 : 500, db_errmsg(hdb(h)));
+        }
+        return reply_json(h, c, 200, j);
+}
+
+/* POST /api/cameras/ID/exports?from=&to= starts an export (202 and its
+ * status); GET .../exports/N is its status; GET .../exports/N/K.mp4 part K. */
+static enum MHD_Result export_req(struct http_server *h, struct MHD_Connection *c, const char *method,
+                                  const char *camera, int64_t job, int64_t part)
+{
+        char err[256], name[CONFIG_ID_MAX + 64];
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+        off_t size = 0;
+        cJSON *j;
+        int fd, e;
+
+        if (!camera_allowed(camera_list(c), camera))
+                return reply_error(h, c, 403, "not one of this user's cameras");
+        if (!job) {
+                const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
+                const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
+                int64_t from_us, to_us, id;
+
+                if (strcmp(method, "POST"))
+                        return reply_error(h, c, 405, "POST starts an export");
+                if (!from || !to || timefmt_parse_us(from, &from_us) < 0 || timefmt_parse_us(to, &to_us) < 0)
+                        return reply_error(h, c, 400, "from and to: RFC 3339 or unix seconds");
+                if ((e = exports_start(h->exports, camera, from_us, to_us, &id, err, sizeof(err))) < 0)
+                        return reply_error(h, c, e == -EINVAL ? 400 : e == -EBUSY ? 429 : 500, err);
+                j = exports_status(h->exports, camera, id);
+                return j ? reply_json(h, c, 202, j) : reply_error(h, c, 500, "export vanished");
+        }
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+                return reply_error(h, c, 405, "only GET");
+        if (!part) {
+                j = exports_status(h->exports, camera, job);
+                return j ? reply_json(h, c, 200, j) : reply_error(h, c, 404, "no such export of that camera");
+        }
+        if ((fd = exports_open(h->exports, camera, job, (int)part, &size)) < 0)
+                return reply_error(h, c, fd == -EAGAIN ? 409 : 404,
+                                   fd == -EAGAIN ? "the export is still running" : "no such export file");
+        resp = MHD_create_response_from_fd64((uint64_t)size, fd); /* takes fd */
+        if (!resp) {
+                close(fd);
+                return MHD_NO;
+        }
+        snprintf(name, sizeof(name), "attachment; filename=\"%s-export-%" PRId64 "-%" PRId64 ".mp4\"", camera, job,
+                 part);
+        MHD_add_response_header(resp, "Content-Type", "video/mp4");
+        MHD_add_response_header(resp, "Content-Disposition", name);
+        audit_answer(200, (uint64_t)size);
+        ret = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        atomic_fetch_add(&h->requests[CODE_200], 1);
+        return ret;
+}
+
+/* The UI's static files, from the binary (www.h). */
+static enum MHD_Result ui_file(struct http_server *h, struct MHD_Connection *c, const struct www_file *f)
+{
+        struct MHD_Response *resp = MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+        enum MHD_Result ret;
+
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, "Content-Type", f->type);
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        ret = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        atomic_fetch_add(&h->requests[CODE_200], 1);
+        return ret;
+}
+
 /* ---- routing ------------------------------------------------------------------------ */
 
 /* `camera` twice would let a proxy that reads the first and a worker that
@@ -676,6 +830,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         enum MHD_Result r;
 
         audit_now = NULL;
+        {
+                char camera[CONFIG_ID_MAX];
+                int64_t job, part;
+
+                /* the one POST: starting an export (no body) */
+                if (http_path_export(url, camera, sizeof(camera), &job, &part)) {
+                        if (*upload_size)
+                                return reply_error(h, c, 400, "no request body expected");
+                        if (camera_args(c) > 1)
+                                return reply_error(h, c, 400, "camera: given more than once");
+                        audit_begin(c, con_cls, camera, job ? "export" : "export-start", NULL);
+                        return export_req(h, c, method, camera, job, part);
+                }
+        }
         if (strcmp(method, "GET") && strcmp(method, "HEAD"))
                 return reply_error(h, c, 405, "only GET");
         if (*upload_size)
@@ -689,12 +857,23 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         }
         if (!strcmp(url, "/api/gaps"))
                 return api_index(h, c, true);
+        if (!strcmp(url, "/api/deploys"))
+                return deploys(h, c);
+        if (!strncmp(url, "/ui", 3)) {
+                const struct www_file *f = www_find(url);
+
+                return f ? ui_file(h, c, f) : reply_error(h, c, 404, "no such page");
+        }
         {
                 char camera[CONFIG_ID_MAX], what[48], range[48];
                 int64_t id;
                 uint64_t off, len;
                 bool whole, scoped = false;
 
+                if (http_path_camera_leaf(url, "/coverage", camera, sizeof(camera))) {
+                        audit_begin(c, con_cls, camera, "coverage", NULL);
+                        return coverage(h, c, camera);
+                }
                 if (http_path_playlist(url, camera, sizeof(camera))) {
                         snprintf(range, sizeof(range), "%.20s..%.20s",
                                  MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from") ?: "",
@@ -753,11 +932,17 @@ int http_start(struct http_server **out, const char *bind, int port, const char 
         }
         h->snapshot = fn;
         h->ctx = ctx;
+        if (exports_new(db_path, storage_dir, &h->exports) < 0) {
+                snprintf(err, errlen, "out of memory");
+                free(h);
+                return -ENOMEM;
+        }
         if (!realpath(storage_dir, h->storage_dir))
                 h->storage_dir[0] = '\0'; /* not there yet: no media until a restart creates it */
         snprintf(h->db_path, sizeof(h->db_path), "%s", db_path);
         if (pthread_key_create(&h->db_key, db_key_close)) {
                 snprintf(err, errlen, "no thread key for the HTTP threads' DB connections");
+                exports_free(h->exports);
                 free(h);
                 return -EAGAIN;
         }
@@ -772,6 +957,7 @@ int http_start(struct http_server **out, const char *bind, int port, const char 
         if (!h->d) {
                 snprintf(err, errlen, "cannot listen on %s:%d (port in use?)", bind, port);
                 pthread_key_delete(h->db_key);
+                exports_free(h->exports);
                 free(h);
                 return -EADDRINUSE;
         }
@@ -784,6 +970,7 @@ void http_stop(struct http_server *h)
         if (!h)
                 return;
         MHD_stop_daemon(h->d); /* joins the threads: their connections close with them */
+        exports_free(h->exports);
         pthread_key_delete(h->db_key);
         free(h);
 }

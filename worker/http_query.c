@@ -70,15 +70,20 @@ static const char *camera_path(const char *url, size_t id_len, size_t *n)
         return url;
 }
 
-bool http_path_playlist(const char *url, char *id, size_t id_len)
+bool http_path_camera_leaf(const char *url, const char *leaf, char *id, size_t id_len)
 {
         size_t n;
 
-        if (!(url = camera_path(url, id_len, &n)) || strcmp(url + n, "/playlist.m3u8") != 0)
+        if (!(url = camera_path(url, id_len, &n)) || strcmp(url + n, leaf) != 0)
                 return false;
         memcpy(id, url, n);
         id[n] = '\0';
         return true;
+}
+
+bool http_path_playlist(const char *url, char *id, size_t id_len)
+{
+        return http_path_camera_leaf(url, "/playlist.m3u8", id, id_len);
 }
 
 /* digits at *s into *v (at most 19 of them), advancing *s */
@@ -135,4 +140,27 @@ bool http_path_camera_media(const char *url, char *camera, size_t camera_len, in
         memcpy(camera, url, n);
         camera[n] = '\0';
         return true;
+}
+
+bool http_path_export(const char *url, char *camera, size_t camera_len, int64_t *job, int64_t *part)
+{
+        static const char leaf[] = "/exports";
+        const char *s;
+        size_t n;
+
+        if (!(s = camera_path(url, camera_len, &n)) || strncmp(s + n, leaf, sizeof(leaf) - 1) != 0)
+                return false;
+        memcpy(camera, s, n);
+        camera[n] = '\0';
+        s += n + sizeof(leaf) - 1;
+        *job = *part = 0;
+        if (!*s)
+                return true;
+        if (*s++ != '/' || !take_num(&s, 1, INT64_MAX, job))
+                return false;
+        if (!*s)
+                return true;
+        if (*s++ != '/' || !take_num(&s, 1, EXPORT_PARTS_MAX_URL, part))
+                return false;
+        return strcmp(s, ".mp4") == 0;
 }

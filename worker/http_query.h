@@ -26,6 +26,13 @@ const char *http_query_parse(const char *camera, const char *from, const char *t
 /* "/api/cameras/{id}/playlist.m3u8": true and id copied (id_len bytes with
  * the NUL) when url is that and id is a valid camera id. */
 bool http_path_playlist(const char *url, char *id, size_t id_len);
+/* "/api/cameras/ID/exports" (*job 0: start one), ".../exports/N" (*part
+ * 0: its status) or ".../exports/N/K.mp4" (its part K): true, with camera
+ * copied as in http_path_playlist. */
+#define EXPORT_PARTS_MAX_URL 64
+bool http_path_export(const char *url, char *camera, size_t camera_len, int64_t *job, int64_t *part);
+/* "/api/cameras/ID" + leaf (e.g. "/coverage"): ID as in http_path_playlist. */
+bool http_path_camera_leaf(const char *url, const char *leaf, char *id, size_t id_len);
 
 /* Bytes of a segment file, named so HLS clients see a media extension:
  *   /api/segments/{id}/media.mp4         the whole file (*whole set)

@@ -14,3 +14,6 @@ echo "== /health during a retention sweep, 6-hour playlists and SIGHUPs (16 came
 tests/bench/health_while_busy.py 16 100000
 echo "== hot standby beside cold: CPU, RSS, bytes, camera sessions (8 cameras)"
 tests/bench/standby_cost.py 8 60
+echo "== the web timeline's day: /api/cameras/ID/coverage over 24 h of 10 s segments, 1 and 2 copies"
+tests/bench/coverage_day.py 1 30
+tests/bench/coverage_day.py 2 30

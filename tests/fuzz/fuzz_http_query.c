@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
         if (f[0]) {
                 char id[32];
-                int64_t seg;
+                int64_t seg, job_part;
                 uint64_t off, len;
                 bool whole;
 
@@ -39,6 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         abort();
                 if (http_path_camera_media(f[0], id, sizeof(id), &seg, &off, &len, &whole) &&
                     (strlen(id) == 0 || seg < 1 || (!whole && len == 0)))
+                        abort();
+                if (http_path_export(f[0], id, sizeof(id), &seg, &job_part) &&
+                    (strlen(id) == 0 || seg < 0 || job_part < 0 || job_part > EXPORT_PARTS_MAX_URL ||
+                     (job_part && !seg)))
                         abort();
         }
         if (!http_query_parse(f[0], f[1], f[2], f[3], f[4], size % 2, INT64_C(1795540000000000), &q)) {
