@@ -107,6 +107,7 @@ cat <<EOT
 demo: everything keeps running.  haproxy is the one door: HTTPS, user demo, password $PASSWORD
 (also in $DEMO/credentials; the certificate is $DEMO/tls.crt):
   haproxy stats   https://127.0.0.1:$STATS/stats
+  web UI          https://127.0.0.1:$FRONT/ui/   (user demo; cameras, timeline, deploys)
   through haproxy curl --cacert $DEMO/tls.crt -u demo:$PASSWORD https://127.0.0.1:$FRONT/api/cameras
   worker a        http://127.0.0.1:$WA/health   (loopback only; stopped by the deploy, back after the next one)
   worker b        http://127.0.0.1:$WB/health   http://127.0.0.1:$WB/api/health
