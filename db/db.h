@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_BUSY_TIMEOUT_MS 5000      /* wait for another writer before -EBUSY */
-#define DB_SCHEMA_VERSION 6          /* the user_version this binary migrates to */
+#define DB_SCHEMA_VERSION 7          /* the user_version this binary migrates to */
 #define DB_ERRMSG_MAX 256
 #define DB_TEXT_MAX 4096             /* any text argument: ids, paths, urls, details */
 #define DB_BLOB_MAX (8u << 20)       /* a frame index blob */
@@ -105,6 +105,12 @@ int db_segment_delete(struct db *db, int64_t id); /* and its frame index; -ENOEN
 /* Deletes the n rows (and frame indexes) in one transaction; rows already
  * gone are not an error. */
 int db_segments_delete(struct db *db, const int64_t *ids, size_t n);
+
+/* Statement k of the ones this module prepares (0, 1, ...): its SQL and
+ * SQLite's EXPLAIN QUERY PLAN lines joined by "; " into plan.  0, -ENOENT
+ * past the last, or a DB error.  For the test that every query is served
+ * by an index. */
+int db_explain(struct db *db, size_t k, const char **sql, char *plan, size_t len);
 
 /* Segments with that status, by start_us, id. */
 int db_segments_by_status(struct db *db, const char *status, db_segment_cb cb, void *ctx);

@@ -1003,6 +1003,98 @@ static void test_wide_files_are_restricted_at_open(void **state)
         db_close(db);
 }
 
+/* The running total of segment bytes (schema 7's triggers) follows
+ * inserts, updates and deletes, and a database of an older schema starts
+ * from the sum of what it holds. */
+static void test_total_bytes_is_kept_by_triggers(void **state)
+{
+        struct fixture *fx = *state;
+        struct db_segment seg;
+        struct db *db;
+        int64_t a, b, total = -1;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(db_segments_total_bytes(db, &total), 0);
+        assert_int_equal(total, 0);
+        a = seg_add(db, "cam1", "/r/cam1/a.mp4", T0_US, T0_US + SEC_US);
+        b = seg_add(db, "cam2", "/r/cam2/b.mp4", T0_US, T0_US + SEC_US);
+        seg = seg_make("cam1", "/r/cam1/a.mp4", T0_US, T0_US + 2 * SEC_US);
+        seg.id = a;
+        seg.bytes = 1000;
+        assert_int_equal(db_segment_update(db, &seg, "x", 1), 0);
+        seg.bytes = 2500; /* a fragment more */
+        assert_int_equal(db_segment_update(db, &seg, "x", 1), 0);
+        seg = seg_make("cam2", "/r/cam2/b.mp4", T0_US, T0_US + 2 * SEC_US);
+        seg.id = b;
+        seg.bytes = 700;
+        assert_int_equal(db_segment_update(db, &seg, "x", 1), 0);
+        assert_int_equal(db_segments_total_bytes(db, &total), 0);
+        assert_int_equal(total, 3200);
+        assert_int_equal(db_segment_delete(db, a), 0);
+        assert_int_equal(db_segments_total_bytes(db, &total), 0);
+        assert_int_equal(total, 700);
+        db_close(db);
+
+        /* a schema-6 database: the step starts the total from the sum */
+        {
+                sqlite3 *h;
+
+                assert_int_equal(sqlite3_open(fx->path, &h), SQLITE_OK);
+                assert_int_equal(sqlite3_exec(h, "DROP TRIGGER video_segments_bytes_insert;"
+                                                 "DROP TRIGGER video_segments_bytes_update;"
+                                                 "DROP TRIGGER video_segments_bytes_delete;"
+                                                 "DROP TABLE segment_bytes_total;"
+                                                 "UPDATE video_segments SET bytes = 4321;"
+                                                 "PRAGMA user_version = 6;",
+                                              NULL, NULL, NULL),
+                                 SQLITE_OK);
+                sqlite3_close(h);
+        }
+        assert_int_equal(db_open(fx->path, &db), 0);
+        assert_int_equal(db_segments_total_bytes(db, &total), 0);
+        assert_int_equal(total, 4321);
+        db_close(db);
+}
+
+/* Every query of the index is served by an index, so its cost follows the
+ * rows asked for, not the archive (issue 17): no plan may SCAN a table of
+ * footage (video_segments, segment_frames, gaps, camera_leases) except
+ * the statements listed here, each with why a scan is what it must do. */
+static void test_every_query_uses_an_index(void **state)
+{
+        static const char *const allowed[] = {
+                "SELECT 1 FROM video_segments LIMIT 1",  /* db_check: stops at the first row */
+        };
+        static const char *const tables[] = { "SCAN video_segments", "SCAN segment_frames", "SCAN gaps",
+                                              "SCAN camera_leases" };
+        struct fixture *fx = *state;
+        struct db *db;
+        const char *sql;
+        char plan[2048];
+        size_t k, bad = 0;
+        int e;
+
+        assert_int_equal(db_open(fx->path, &db), 0);
+        for (k = 0; (e = db_explain(db, k, &sql, plan, sizeof(plan))) != -ENOENT; k++) {
+                bool ok = true;
+
+                assert_int_equal(e, 0);
+                for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+                        if (strstr(plan, tables[t]) && !strstr(plan, "USING"))
+                                ok = false;
+                for (size_t a = 0; a < sizeof(allowed) / sizeof(allowed[0]); a++)
+                        if (!strcmp(sql, allowed[a]))
+                                ok = true;
+                if (!ok) {
+                        fprintf(stderr, "    full scan: %s\n      plan: %s\n", sql, plan);
+                        bad++;
+                }
+        }
+        assert_true(k > 20);
+        assert_int_equal(bad, 0);
+        db_close(db);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1026,6 +1118,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_busy_after_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_new_files_are_0640_whatever_the_umask, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_wide_files_are_restricted_at_open, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_every_query_uses_an_index, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_total_bytes_is_kept_by_triggers, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
