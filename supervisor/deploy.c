@@ -200,7 +200,7 @@ static void on_child_done(void *ud, int status)
         dispatch(d, E_CHILD_EXIT);
 }
 
-/* Run argv with stdout+stderr captured (d->child.out); E_CHILD_EXIT gets
+/* Run argv with stdout (d->child.out) and stderr captured; E_CHILD_EXIT gets
  * the exit code (128+signal, -1 unknown).  The deploy's timer bounds it. */
 static int child_run(struct deploy *d, char *const argv[], uint64_t timeout_us)
 {
@@ -342,7 +342,7 @@ static void a_version_done(struct deploy *d)
         int e;
 
         if (d->child_status != 0) {
-                fail(d, "%s --version exited with %d: %.200s", d->binary, d->child_status, d->child.out);
+                fail(d, "%s --version exited with %d: %.200s", d->binary, d->child_status, tool_run_says(&d->child));
                 return;
         }
         if ((nl = strchr(d->child.out, '\n')))
@@ -361,7 +361,8 @@ static void a_check_config_done(struct deploy *d)
         int e;
 
         if (d->child_status != 0) {
-                fail(d, "%s --check-config exited with %d: %.300s", d->binary, d->child_status, d->child.out);
+                fail(d, "%s --check-config exited with %d: %.300s", d->binary, d->child_status,
+                     tool_run_says(&d->child));
                 return;
         }
         step(d, "config %s accepted by the new binary", d->env.cfg->path);
@@ -383,8 +384,7 @@ static void a_child_timeout(struct deploy *d)
 {
         if (d->child.pid <= 0)
                 return;
-        tool_run_kill(&d->child);
-        snprintf(d->child.out, sizeof(d->child.out), "timed out");
+        tool_run_kill(&d->child, "timed out");
 }
 
 static void a_no_ready(struct deploy *d)
@@ -626,7 +626,7 @@ static void old_gone(struct deploy *d)
 
 static void a_dedup_kill(struct deploy *d)
 {
-        tool_run_kill(&d->child); /* its exit ends the step */
+        tool_run_kill(&d->child, "timed out"); /* its exit ends the step */
 }
 
 static void a_dedup_done(struct deploy *d)
@@ -636,7 +636,7 @@ static void a_dedup_done(struct deploy *d)
         int n = 0;
 
         if (d->child_status != 0 || !j || !(cams = cJSON_GetObjectItem(j, "cameras"))) {
-                step(d, "continuity check failed (exit %d): %.300s", d->child_status, d->child.out);
+                step(d, "continuity check failed (exit %d): %.300s", d->child_status, tool_run_says(&d->child));
         } else {
                 for (cJSON *c = cams->child; c; c = c->next, n++) {
                         double g = cJSON_GetNumberValue(cJSON_GetObjectItem(c, "gaps"));

@@ -46,10 +46,12 @@ static void run_done(void *ud, int status)
         if (status != 0 || !cams) {
                 r->st.failures++;
                 log_warn("standby retention: mwr dedup --delete exited with %d (retried next time): %.300s", status,
-                         r->tool.out);
+                         tool_run_says(&r->tool));
                 cJSON_Delete(j);
                 return;
         }
+        if (r->tool.err_len) /* it went on: files it could not see keep their rows */
+                log_warn("standby retention: mwr dedup --delete: %.500s", r->tool.err);
         for (cJSON *c = cams->child; c; c = c->next) {
                 double n = cJSON_GetNumberValue(cJSON_GetObjectItem(c, "deleted_segments"));
                 double b = cJSON_GetNumberValue(cJSON_GetObjectItem(c, "deleted_bytes"));
@@ -86,7 +88,7 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *userdata)
                 if (now_mono_us() - r->run_started_mono_us > SR_RUN_TIMEOUT_US) {
                         log_warn("standby retention: mwr dedup ran for more than %d s: killed",
                                  (int)(SR_RUN_TIMEOUT_US / 1000000));
-                        tool_run_kill(&r->tool);
+                        tool_run_kill(&r->tool, "ran too long");
                 }
                 return 0;
         }

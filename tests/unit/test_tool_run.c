@@ -51,8 +51,9 @@ static void test_output_and_exit_code(void **state)
         tool_run_init(&t);
         run_to_end(&t, &r, argv);
         assert_int_equal(r.status, 3);
-        assert_non_null(strstr(t.out, "out\n"));
-        assert_non_null(strstr(t.out, "err\n"));
+        assert_string_equal(t.out, "out\n"); /* stdout alone: a warning never spoils a tool's JSON */
+        assert_string_equal(t.err, "err\n");
+        assert_string_equal(tool_run_says(&t), "err\n");
         sd_event_unref(r.e);
 }
 
@@ -67,15 +68,16 @@ static void test_kill_missing_busy_and_abort(void **state)
         tool_run_init(&t);
         assert_int_equal(tool_run_start(&t, r.e, sleeper, done, &r), 0);
         assert_int_equal(tool_run_start(&t, r.e, sleeper, done, &r), -EBUSY);
-        tool_run_kill(&t);
+        tool_run_kill(&t, "timed out");
         wait_done(&r);
         assert_int_equal(r.calls, 1);
         assert_int_equal(r.status, 128 + 9);
+        assert_string_equal(tool_run_says(&t), "killed: timed out");
 
         r.calls = 0;
         run_to_end(&t, &r, missing);
         assert_int_equal(r.status, 127);
-        assert_non_null(strstr(t.out, "exec /nonexistent/mwr"));
+        assert_non_null(strstr(t.err, "exec /nonexistent/mwr"));
 
         r.calls = 0;
         assert_int_equal(tool_run_start(&t, r.e, sleeper, done, &r), 0);
@@ -87,11 +89,30 @@ static void test_kill_missing_busy_and_abort(void **state)
         sd_event_unref(r.e);
 }
 
+/* More output than the caps: kept up to them, the rest read and dropped,
+ * so the child never blocks on a full pipe and its exit comes. */
+static void test_a_chatty_child_is_not_blocked(void **state)
+{
+        struct tool_run t;
+        struct res r = { 0 };
+        char *argv[] = { "/bin/sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x; head -c 300000 /dev/zero >&2; exit 0",
+                         NULL };
+
+        assert_int_equal(sd_event_new(&r.e), 0);
+        tool_run_init(&t);
+        run_to_end(&t, &r, argv);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(t.out_len, TOOL_OUT_MAX);
+        assert_int_equal(t.err_len, TOOL_ERR_MAX);
+        sd_event_unref(r.e);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_output_and_exit_code),
                 cmocka_unit_test(test_kill_missing_busy_and_abort),
+                cmocka_unit_test(test_a_chatty_child_is_not_blocked),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
