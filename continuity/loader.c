@@ -11,6 +11,7 @@
 struct row {
         int64_t id, start_us, end_us, pid;
         char *instance_id, *path, *status, *overlap;
+        char audio[16]; /* audio_codec */
 };
 
 struct rows {
@@ -41,6 +42,7 @@ static int collect(const struct db_segment *seg, void *ctx)
         *x = (struct row){ .id = seg->id, .start_us = seg->start_us, .end_us = seg->end_us, .pid = seg->pid,
                            .instance_id = strdup(seg->instance_id), .path = strdup(seg->path),
                            .status = strdup(seg->status), .overlap = strdup(seg->overlap_status) };
+        snprintf(x->audio, sizeof(x->audio), "%s", seg->audio_codec ? seg->audio_codec : "");
         r->n++;
         if (!x->instance_id || !x->path || !x->status || !x->overlap)
                 return -ENOMEM;
@@ -124,6 +126,7 @@ int tl_load(struct db *db, const char *camera, int64_t from_us, int64_t to_us, s
                                                        .path = x->path, .start_us = x->start_us,
                                                        .frames = f, .n = n, .run_key = x->pid,
                                                        .recording = strcmp(x->status, "recording") == 0 };
+                memcpy(in->segs[in->n].audio_codec, x->audio, sizeof(x->audio));
                 in->status[in->n] = x->status;
                 in->overlap[in->n] = x->overlap;
                 in->end_us[in->n] = x->end_us;

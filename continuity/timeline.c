@@ -430,7 +430,9 @@ static bool gop_in(const struct builder *b, const struct gop *g, const struct go
         const struct cm_frame *gf = b->segs[g->seg].frames, *cf = b->segs[c->seg].frames;
         int64_t gs = b->inst[g->inst].shift, cs = b->inst[c->inst].shift;
 
-        if (b->segs[c->seg].recording)
+        /* the sound is footage too, and the frame index holds video only:
+         * a copy with other sound (or none) covers nothing */
+        if (b->segs[c->seg].recording || strcmp(b->segs[c->seg].audio_codec, b->segs[g->seg].audio_codec))
                 return false;
         for (size_t k = g->first; k <= g->last; k++) {
                 bool found = false;

@@ -28,6 +28,7 @@ struct tl_segment {
         size_t n;
         bool recording; /* still being written: its status is not judged yet */
         int64_t run_key; /* the recording process (pid): each has clocks of its own */
+        char audio_codec[16]; /* "" without sound: a copy covers another only with the same sound */
 };
 
 struct tl_options {

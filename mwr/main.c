@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -460,10 +463,38 @@ static int delete_covered(struct db *db, const struct args *a, const struct cam_
         return 0;
 }
 
+/* --delete: one deleter at a time on a DB.  Two that judged the same rows
+ * at once could each keep a different copy and delete the other: the
+ * second waits, then judges what the first left. */
+static int dedup_lock(const char *db_path)
+{
+        char p[PATH_MAX];
+        int fd;
+
+        if (snprintf(p, sizeof(p), "%s.dedup-lock", db_path) >= (int)sizeof(p))
+                return -ENAMETOOLONG;
+        if ((fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX) < 0) {
+                int e = -errno;
+
+                close(fd);
+                return e;
+        }
+        return fd; /* held until exit */
+}
+
 static int cmd_dedup(struct db *db, const struct mwr_config *cfg, const struct args *a)
 {
-        cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "cameras");
-        int rc = 0;
+        cJSON *root, *arr;
+        int rc = 0, lock;
+
+        if (a->delete && (lock = dedup_lock(cfg->db_path)) < 0) {
+                fprintf(stderr, "mwr dedup: %s.dedup-lock: %s\n", cfg->db_path, strerror(-lock));
+                return 1;
+        }
+        root = cJSON_CreateObject();
+        arr = cJSON_AddArrayToObject(root, "cameras");
 
         for (size_t c = 0; c < cfg->n_cameras; c++) {
                 const char *id = cfg->cameras[c].id;

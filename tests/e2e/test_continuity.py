@@ -291,7 +291,24 @@ def test_dedup_delete_removes_only_segments_another_copy_holds(procs, camsim, tm
     away = b_only_before[len(b_only_before) // 2]["path"]
     os.rename(away, away + ".away")
 
-    r = mwr("dedup", "--config", cfg_path, "--from", frm, "--to", to, "--json", "--delete", expect_rc=0)
+    # one deleter at a time: while another holds the lock, --delete waits (two that judged the same rows
+    # at once could each keep a different copy and delete the other)
+    import fcntl
+    lock = open(cfg["db_path"] + ".dedup-lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    waiting = subprocess.Popen([MWR, "dedup", "--config", cfg_path, "--from", frm, "--to", to, "--json", "--delete"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        waiting.wait(timeout=3)
+        raise AssertionError("mwr dedup --delete ran while another deleter held the lock")
+    except subprocess.TimeoutExpired:
+        pass
+    assert len(segments(cfg, "cam1")) == len(before["cam1"])  # nothing deleted meanwhile
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
+    out_text, err_text = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err_text
+    r = subprocess.CompletedProcess(waiting.args, 0, out_text, err_text)
     out = {c["camera"]: c for c in json.loads(r.stdout)["cameras"]}
     for cam in ("cam1", "cam2"):
         after = segments(cfg, cam)

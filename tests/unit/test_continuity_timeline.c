@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -346,8 +347,8 @@ static void test_each_session_has_its_own_clock(void **state)
 /* Hot standby: A and B record every frame.  The copy the timeline does not
  * use is covered, segment by segment, and deleting what is covered keeps
  * every frame once.  A segment with one frame the other copy lacks (a
- * different hash) is a duplicate by count but not covered; a segment being
- * recorded never covers another. */
+ * different hash) is a duplicate by count but not covered; nor is one whose
+ * other copy has other sound; a segment being recorded never covers another. */
 static void test_covered_copies_can_go(void **state)
 {
         struct rec r = { 0 }, kept = { 0 };
@@ -385,9 +386,23 @@ static void test_covered_copies_can_go(void **state)
         assert_false(t.covered[victim]);
         assert_true(t.covered[victim - 1]);
         tl_result_free(&t);
+        r.bufs[victim][GOP + 3].hash ^= 0x5a5;
+
+        /* the other copy has other sound (or none): it covers nothing */
+        for (size_t s = 0; s < r.n; s++)
+                snprintf(r.segs[s].audio_codec, sizeof(r.segs[s].audio_codec), "%s",
+                         strcmp(r.segs[s].instance_id, r.segs[victim].instance_id) ? "" : "aac");
+        build(&r, T0 - FRAME_US, T0 + (N + 1) * FRAME_US, &t);
+        for (size_t s = 0; s < r.n; s++)
+                assert_false(t.covered[s]);
+        tl_result_free(&t);
+        for (size_t s = 0; s < r.n; s++)
+                snprintf(r.segs[s].audio_codec, sizeof(r.segs[s].audio_codec), "aac");
+        build(&r, T0 - FRAME_US, T0 + (N + 1) * FRAME_US, &t);
+        assert_true(t.covered[victim]);
+        tl_result_free(&t);
 
         /* the copy it would be deleted for is still being recorded */
-        r.bufs[victim][GOP + 3].hash ^= 0x5a5;
         for (size_t s = 0; s < r.n; s++)
                 r.segs[s].recording = !strcmp(r.segs[s].instance_id, r.segs[victim].instance_id) ? false : true;
         build(&r, T0 - FRAME_US, T0 + (N + 1) * FRAME_US, &t);
