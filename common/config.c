@@ -298,6 +298,16 @@ static int parse_haproxy(struct ctx *x, struct mwr_config *c, const cJSON *root)
                         goto out;
                 }
         }
+        /* one server each, and hot standby's "<name>_backstop" beside them */
+        for (int i = 0; i < 2; i++) {
+                const char *a = c->haproxy.servers[i], *b = c->haproxy.servers[1 - i];
+                size_t n = strlen(a);
+
+                if (!strcmp(a, b) || (!strncmp(b, a, n) && !strcmp(b + n, "_backstop"))) {
+                        r = fail(x, "'haproxy.servers' must be two names, neither the other's plus \"_backstop\"");
+                        goto out;
+                }
+        }
 out:
         cJSON_Delete(empty);
         return r;

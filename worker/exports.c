@@ -225,6 +225,7 @@ cJSON *exports_status(struct exports *x, const char *camera, int64_t id)
         int st;
 
         pthread_mutex_lock(&x->lock);
+        expire(x);
         if (!(j = find(x, camera, id)))
                 goto out;
         st = atomic_load(&j->state);
@@ -264,6 +265,7 @@ int exports_open(struct exports *x, const char *camera, int64_t id, int part, of
         int fd = -ENOENT;
 
         pthread_mutex_lock(&x->lock);
+        expire(x);
         if (!(j = find(x, camera, id)) || atomic_load(&j->state) == J_FAILED)
                 goto out;
         if (atomic_load(&j->state) == J_RUNNING) {

@@ -33,8 +33,8 @@
 #include "worker/exports.h"
 #include "worker/hls.h"
 
-enum { CODE_200, CODE_400, CODE_403, CODE_404, CODE_405, CODE_416, CODE_500, CODE_503, N_CODES };
-static const int code_values[N_CODES] = { 200, 400, 403, 404, 405, 416, 500, 503 };
+enum { CODE_200, CODE_202, CODE_400, CODE_403, CODE_404, CODE_405, CODE_409, CODE_416, CODE_429, CODE_500, CODE_503, N_CODES };
+static const int code_values[N_CODES] = { 200, 202, 400, 403, 404, 405, 409, 416, 429, 500, 503 };
 
 struct http_server {
         struct MHD_Daemon *d;

@@ -124,6 +124,8 @@ def test_cameras_and_timeline_show_an_outage_with_its_reason_and_play(procs, cam
     assert r.returncode == 0, r.stderr
     rep_cli, _ = framecheck([cli], "--camera", "cam1")
     assert (rep_cli["first"], rep_cli["last"], rep_cli["frames"]) == (rep["first"], rep["last"], rep["frames"])
+    metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+    assert 'mwr_http_requests_total{code="202"} 1\n' in metrics, metrics[-2000:]
     assert browser.js("document.getElementById('error').textContent") == ""
 
 

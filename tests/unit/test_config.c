@@ -92,6 +92,8 @@ static void test_errors_name_the_key(void **state)
                 { "{\"db_path\":\"/d\",\"cameras\":[]}", "'storage_dir'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\"}", "'cameras'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"segment_seconds\":0}", "'segment_seconds'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"haproxy\":{\"servers\":[\"a\",\"a\"]}}", "'haproxy.servers'" },
+                { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"haproxy\":{\"servers\":[\"a\",\"a_backstop\"]}}", "'haproxy.servers'" },
                 /* beyond long and int: refused, never converted (undefined behaviour, found by fuzz_config) */
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"segment_seconds\":1e53}", "'segment_seconds'" },
                 { "{\"storage_dir\":\"/r\",\"db_path\":\"/d\",\"cameras\":[],\"worker\":{\"ports\":[7.7e19,1]}}", "'worker.ports[0]'" },

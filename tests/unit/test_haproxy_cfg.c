@@ -338,7 +338,7 @@ static void test_refuses_what_haproxy_would_misread(void **state)
                 "\"haproxy\":{\"socket\":\"/run/my dir/h.sock\"}",
                 "\"haproxy\":{\"socket\":\"/run/mwr/h.sock#x\"}",
                 "\"haproxy\":{\"backend\":\"my backend\"}",
-                "\"haproxy\":{\"servers\":[\"a\",\"a\"]}",
+                /* two equal server names: the config itself refuses them now (test_config) */
                 "\"haproxy\":{\"frontend_port\":8404}",
                 "\"worker\":{\"ports\":[8000,8081]}",
                 "\"worker\":{\"bind\":\"127.0.0.1 ssl\",\"allow_remote\":true}",
