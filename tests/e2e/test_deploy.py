@@ -246,7 +246,8 @@ def test_supervisor_restart_then_deploy_and_haproxy_restart_keep_the_slot(procs,
     # a hand-made mistake (the active server put in maint) is put right within seconds
     assert hap(cfg["haproxy"]["socket"], "set server mwr/b state maint").strip() == ""
     wait_for(lambda: admin_states(cfg)["b"] & MAINT == 0, 10, "supervisor re-synced haproxy")
-    assert "haproxy re-synced" in open(sup2.err_path).read()
+    # the line is logged when the sync's answer is back on the loop, a moment after haproxy changed
+    wait_for(lambda: "haproxy re-synced" in open(sup2.err_path).read(), 10, "the re-sync logged")
     judge_exports(str(tmp_path), cfg_path, cfg, t0 - 3, time.time())
 
 
