@@ -37,7 +37,6 @@ struct job {
         char err[512];
         struct export_stats st;
         pthread_t thread;
-        bool joinable;
 };
 
 struct exports {

@@ -174,11 +174,27 @@ static bool camera_allowed(const char *list, const char *camera)
 
 /* ---- responses -------------------------------------------------------------------- */
 
+/* Every answer's end: resp (taken) with its Content-Type queued, the audit
+ * line told, the answer counted by code. */
+static enum MHD_Result send_response(struct http_server *h, struct MHD_Connection *c, int code,
+                                     struct MHD_Response *resp, const char *type, uint64_t len)
+{
+        enum MHD_Result ret;
+
+        MHD_add_response_header(resp, "Content-Type", type);
+        audit_answer(code, len);
+        ret = MHD_queue_response(c, (unsigned)code, resp);
+        MHD_destroy_response(resp);
+        for (int i = 0; i < N_CODES; i++)
+                if (code_values[i] == code)
+                        atomic_fetch_add(&h->requests[i], 1);
+        return ret;
+}
+
 static enum MHD_Result reply(struct http_server *h, struct MHD_Connection *c, int code, const char *type,
                              char *body /* malloc'd, taken */)
 {
         struct MHD_Response *r;
-        enum MHD_Result ret;
 
         if (!body)
                 return MHD_NO;
@@ -187,15 +203,23 @@ static enum MHD_Result reply(struct http_server *h, struct MHD_Connection *c, in
                 free(body);
                 return MHD_NO;
         }
-        MHD_add_response_header(r, "Content-Type", type);
         MHD_add_response_header(r, "Cache-Control", "no-store");
-        audit_answer(code, strlen(body));
-        ret = MHD_queue_response(c, (unsigned)code, r);
-        MHD_destroy_response(r);
-        for (int i = 0; i < N_CODES; i++)
-                if (code_values[i] == code)
-                        atomic_fetch_add(&h->requests[i], 1);
-        return ret;
+        return send_response(h, c, code, r, type, strlen(body));
+}
+
+/* len bytes of fd (taken) from off, as MP4; disposition NULL: inline. */
+static enum MHD_Result reply_mp4(struct http_server *h, struct MHD_Connection *c, int fd, uint64_t off, uint64_t len,
+                                 const char *disposition)
+{
+        struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, off); /* takes fd */
+
+        if (!resp) {
+                close(fd);
+                return MHD_NO;
+        }
+        if (disposition)
+                MHD_add_response_header(resp, "Content-Disposition", disposition);
+        return send_response(h, c, 200, resp, "video/mp4", len);
 }
 
 static enum MHD_Result reply_json(struct http_server *h, struct MHD_Connection *c, int code, cJSON *j)
@@ -565,10 +589,25 @@ static enum MHD_Result api_index(struct http_server *h, struct MHD_Connection *c
 
 /* ---- playback: HLS over the continuity timeline ------------------------------------- */
 
-static enum MHD_Result playlist(struct http_server *h, struct MHD_Connection *c, const char *camera)
+/* ?from=&to= of a range request: to defaults to now, from to default_us
+ * before to.  NULL, or the 400's message. */
+static const char *range_args(struct MHD_Connection *c, int64_t default_us, int64_t *from_us, int64_t *to_us)
 {
         const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
         const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
+
+        *to_us = now_real_us();
+        if (to && timefmt_parse_us(to, to_us) < 0)
+                return "to: not RFC 3339 or unix seconds";
+        *from_us = *to_us - default_us;
+        if (from && timefmt_parse_us(from, from_us) < 0)
+                return "from: not RFC 3339 or unix seconds";
+        return NULL;
+}
+
+static enum MHD_Result playlist(struct http_server *h, struct MHD_Connection *c, const char *camera)
+{
+        const char *bad;
         struct tl_options o = { 0 };
         struct tl_input in;
         struct tl_result r;
@@ -579,12 +618,8 @@ static enum MHD_Result playlist(struct http_server *h, struct MHD_Connection *c,
 
         if (!camera_allowed(camera_list(c), camera))
                 return reply_error(h, c, 403, "not one of this user's cameras");
-        o.to_us = now_real_us();
-        if (to && timefmt_parse_us(to, &o.to_us) < 0)
-                return reply_error(h, c, 400, "to: not RFC 3339 or unix seconds");
-        o.from_us = o.to_us - HTTP_PLAYLIST_DEFAULT_US;
-        if (from && timefmt_parse_us(from, &o.from_us) < 0)
-                return reply_error(h, c, 400, "from: not RFC 3339 or unix seconds");
+        if ((bad = range_args(c, HTTP_PLAYLIST_DEFAULT_US, &o.from_us, &o.to_us)))
+                return reply_error(h, c, 400, bad);
         if (o.from_us >= o.to_us || o.to_us - o.from_us > HTTP_PLAYLIST_MAX_US)
                 return reply_error(h, c, 400, "from must be before to, at most 6 hours apart");
         if (!hdb(h))
@@ -618,9 +653,7 @@ static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, co
         struct db_segment seg;
         char real[PATH_MAX];
         size_t dl = strlen(h->storage_dir);
-        struct MHD_Response *resp;
         struct stat st;
-        enum MHD_Result ret;
         int fd, e;
 
         if (!hdb(h))
@@ -651,17 +684,7 @@ static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, co
                 close(fd);
                 return reply_error(h, c, 416, "range beyond the end of the file");
         }
-        resp = MHD_create_response_from_fd_at_offset64(len, fd, off); /* takes fd */
-        if (!resp) {
-                close(fd);
-                return MHD_NO;
-        }
-        MHD_add_response_header(resp, "Content-Type", "video/mp4");
-        audit_answer(200, len);
-        ret = MHD_queue_response(c, 200, resp);
-        MHD_destroy_response(resp);
-        atomic_fetch_add(&h->requests[CODE_200], 1);
-        return ret;
+        return reply_mp4(h, c, fd, off, len, NULL);
 }
 
 /* ---- the web UI ---------------------------------------------------------------------- */
@@ -670,20 +693,16 @@ static enum MHD_Result media(struct http_server *h, struct MHD_Connection *c, co
  * to defaults to now, from to a day before to. */
 static enum MHD_Result coverage(struct http_server *h, struct MHD_Connection *c, const char *camera)
 {
-        const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
-        const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
-        int64_t from_us, to_us = now_real_us();
+        const char *bad;
+        int64_t from_us, to_us;
         char err[256];
         cJSON *j;
         int e;
 
         if (!camera_allowed(camera_list(c), camera))
                 return reply_error(h, c, 403, "not one of this user's cameras");
-        if (to && timefmt_parse_us(to, &to_us) < 0)
-                return reply_error(h, c, 400, "to: not RFC 3339 or unix seconds");
-        from_us = to_us - INT64_C(86400) * 1000000;
-        if (from && timefmt_parse_us(from, &from_us) < 0)
-                return reply_error(h, c, 400, "from: not RFC 3339 or unix seconds");
+        if ((bad = range_args(c, INT64_C(86400) * 1000000, &from_us, &to_us)))
+                return reply_error(h, c, 400, bad);
         if (!hdb(h))
                 return reply_error(h, c, 503, "index database not available");
         if ((e = coverage_json(hdb(h), camera, from_us, to_us, &j, err, sizeof(err))) < 0)
@@ -739,8 +758,6 @@ static enum MHD_Result export_req(struct http_server *h, struct MHD_Connection *
                                   const char *camera, int64_t job, int64_t part)
 {
         char err[256], name[CONFIG_ID_MAX + 64];
-        struct MHD_Response *resp;
-        enum MHD_Result ret;
         off_t size = 0;
         cJSON *j;
         int fd, e;
@@ -770,37 +787,21 @@ static enum MHD_Result export_req(struct http_server *h, struct MHD_Connection *
         if ((fd = exports_open(h->exports, camera, job, (int)part, &size)) < 0)
                 return reply_error(h, c, fd == -EAGAIN ? 409 : 404,
                                    fd == -EAGAIN ? "the export is still running" : "no such export file");
-        resp = MHD_create_response_from_fd64((uint64_t)size, fd); /* takes fd */
-        if (!resp) {
-                close(fd);
-                return MHD_NO;
-        }
         snprintf(name, sizeof(name), "attachment; filename=\"%s-export-%" PRId64 "-%" PRId64 ".mp4\"", camera, job,
                  part);
-        MHD_add_response_header(resp, "Content-Type", "video/mp4");
-        MHD_add_response_header(resp, "Content-Disposition", name);
-        audit_answer(200, (uint64_t)size);
-        ret = MHD_queue_response(c, 200, resp);
-        MHD_destroy_response(resp);
-        atomic_fetch_add(&h->requests[CODE_200], 1);
-        return ret;
+        return reply_mp4(h, c, fd, 0, (uint64_t)size, name);
 }
 
 /* The UI's static files, from the binary (www.h). */
 static enum MHD_Result ui_file(struct http_server *h, struct MHD_Connection *c, const struct www_file *f)
 {
         struct MHD_Response *resp = MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
-        enum MHD_Result ret;
 
         if (!resp)
                 return MHD_NO;
-        MHD_add_response_header(resp, "Content-Type", f->type);
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-        ret = MHD_queue_response(c, 200, resp);
-        MHD_destroy_response(resp);
-        atomic_fetch_add(&h->requests[CODE_200], 1);
-        return ret;
+        return send_response(h, c, 200, resp, f->type, f->len);
 }
 
 /* ---- routing ------------------------------------------------------------------------ */
@@ -829,27 +830,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         struct status_snapshot *s;
         enum MHD_Result r;
 
-        audit_now = NULL;
-        {
-                char camera[CONFIG_ID_MAX];
-                int64_t job, part;
+        char export_cam[CONFIG_ID_MAX];
+        int64_t job, part;
+        /* the exports are the one place with a POST (starting one): export_req checks their methods */
+        bool export = http_path_export(url, export_cam, sizeof(export_cam), &job, &part);
 
-                /* the one POST: starting an export (no body) */
-                if (http_path_export(url, camera, sizeof(camera), &job, &part)) {
-                        if (*upload_size)
-                                return reply_error(h, c, 400, "no request body expected");
-                        if (camera_args(c) > 1)
-                                return reply_error(h, c, 400, "camera: given more than once");
-                        audit_begin(c, con_cls, camera, job ? "export" : "export-start", NULL);
-                        return export_req(h, c, method, camera, job, part);
-                }
-        }
-        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        audit_now = NULL;
+        if (!export && strcmp(method, "GET") && strcmp(method, "HEAD"))
                 return reply_error(h, c, 405, "only GET");
         if (*upload_size)
                 return reply_error(h, c, 400, "no request body expected");
         if (camera_args(c) > 1)
                 return reply_error(h, c, 400, "camera: given more than once");
+        if (export) {
+                audit_begin(c, con_cls, export_cam, job ? "export" : "export-start", NULL);
+                return export_req(h, c, method, export_cam, job, part);
+        }
         if (!strcmp(url, "/api/segments")) {
                 audit_begin(c, con_cls, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "camera"), "segments",
                             NULL);
