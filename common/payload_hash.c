@@ -33,40 +33,50 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
         return mix64(h, v ^ ((uint64_t)(n - i) << 56));
 }
 
-typedef void (*nal_fn)(void *ctx, const uint8_t *nal, size_t n);
+/* Returns true to stop the walk over the NAL units. */
+typedef bool (*nal_fn)(void *ctx, const uint8_t *nal, size_t n);
 
-/* Calls fn for each NAL unit (trailing zero bytes dropped, empty ones skipped). */
-static void nal_visit(nal_fn fn, void *ctx, const uint8_t *p, size_t n)
+/* Calls fn for a NAL unit (trailing zero bytes dropped, empty ones skipped). */
+static bool nal_visit(nal_fn fn, void *ctx, const uint8_t *p, size_t n)
 {
         while (n > 0 && p[n - 1] == 0)
                 n--;
-        if (n > 0)
-                fn(ctx, p, n);
+        return n > 0 && fn(ctx, p, n);
 }
 
-static bool start_code_at(const uint8_t *d, size_t len, size_t i)
+/* The offset of the next start code (00 00 01) at or after i, or len.  A
+ * NAL unit cannot hold one (emulation prevention), so memchr for its 01 and
+ * a look back is exact; a byte-at-a-time scan of 4 Mbit/s streams was a
+ * fifth of the worker's CPU with 64 cameras. */
+static size_t next_start_code(const uint8_t *d, size_t len, size_t i)
 {
-        return i + 3 <= len && d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 1;
+        while (i + 3 <= len) {
+                const uint8_t *one = memchr(d + i + 2, 1, len - i - 2);
+                size_t k;
+
+                if (!one)
+                        break;
+                k = (size_t)(one - d);
+                if (d[k - 1] == 0 && d[k - 2] == 0)
+                        return k - 2;
+                i = k - 1;
+        }
+        return len;
 }
 
+/* Calls fn for each NAL unit after a start code, in order; stops early when
+ * fn returns true. */
 static void each_nal_annexb(const uint8_t *d, size_t len, nal_fn fn, void *ctx)
 {
-        size_t nal = 0;
-        bool in_nal = false;
+        size_t i = next_start_code(d, len, 0);
 
-        for (size_t i = 0; i < len;) {
-                if (start_code_at(d, len, i)) {
-                        if (in_nal)
-                                nal_visit(fn, ctx, d + nal, i - nal);
-                        i += 3;
-                        nal = i;
-                        in_nal = true;
-                } else {
-                        i++;
-                }
+        while (i < len) {
+                size_t nal = i + 3, end = next_start_code(d, len, nal);
+
+                if (nal_visit(fn, ctx, d + nal, end - nal))
+                        return;
+                i = end;
         }
-        if (in_nal)
-                nal_visit(fn, ctx, d + nal, len - nal);
 }
 
 static void each_nal_length_prefixed(const uint8_t *d, size_t len, int size, nal_fn fn, void *ctx)
@@ -80,7 +90,8 @@ static void each_nal_length_prefixed(const uint8_t *d, size_t len, int size, nal
                 i += (size_t)size;
                 if (n > len - i)
                         break;
-                nal_visit(fn, ctx, d + i, n);
+                if (nal_visit(fn, ctx, d + i, n))
+                        return;
                 i += n;
         }
         if (i < len)
@@ -100,12 +111,13 @@ struct acc {
         uint64_t bytes;
 };
 
-static void mix_nal(void *ctx, const uint8_t *p, size_t n)
+static bool mix_nal(void *ctx, const uint8_t *p, size_t n)
 {
         struct acc *a = ctx;
 
         a->h = hash_bytes(mix64(a->h, n), p, n);
         a->bytes += n;
+        return false;
 }
 
 uint64_t payload_hash(const uint8_t *data, size_t len, int nal_length_size, uint32_t *nal_bytes)
@@ -123,14 +135,16 @@ struct picture {
         bool found;
 };
 
-static void find_vcl(void *ctx, const uint8_t *p, size_t n)
+static bool find_vcl(void *ctx, const uint8_t *p, size_t n)
 {
         struct picture *pic = ctx;
 
+        (void)n;
         if (pic->hevc)
-                pic->found |= ((p[0] >> 1) & 0x3f) < 32; /* VCL NAL unit types 0-31 */
+                pic->found = ((p[0] >> 1) & 0x3f) < 32; /* VCL NAL unit types 0-31 */
         else
-                pic->found |= (p[0] & 0x1f) >= 1 && (p[0] & 0x1f) <= 5; /* coded slices */
+                pic->found = (p[0] & 0x1f) >= 1 && (p[0] & 0x1f) <= 5; /* coded slices */
+        return pic->found;
 }
 
 bool payload_has_picture(const uint8_t *data, size_t len, int nal_length_size, int hevc)
