@@ -62,7 +62,8 @@ start_camsim() {
 }
 
 # The worker's config: camsim's N cameras, SEGMENT-second segments, storage
-# and DB under $TMP/worker.  usage: write_worker_config N
+# and DB under $TMP/worker, RTP over WORKER_TRANSPORT (tcp, or udp).
+# usage: write_worker_config N
 write_worker_config() {
     mkdir -p "$TMP/worker"
     {
@@ -70,7 +71,8 @@ write_worker_config() {
             "$TMP/worker/rec" "$TMP/worker/mwr.db" "$SEGMENT"
         for i in $(seq "$1"); do
             [ "$i" -gt 1 ] && printf ', '
-            printf '{"id": "cam%d", "url": "rtsp://127.0.0.1:%s/cam%d"}' "$i" "$PORT" "$i"
+            printf '{"id": "cam%d", "url": "rtsp://127.0.0.1:%s/cam%d", "transport": "%s"}' \
+                "$i" "$PORT" "$i" "${WORKER_TRANSPORT:-tcp}"
         done
         printf ']}\n'
     } > "$TMP/worker/mwr.json"

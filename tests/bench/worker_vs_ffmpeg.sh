@@ -1,7 +1,12 @@
 #!/bin/bash
 # mwr-worker against the design it replaces (one `ffmpeg -c copy -f segment`
 # per camera), both recording the same camsim cameras at the same time.
-# usage: [CAMSIM_ARGS="--audio aac"] worker_vs_ffmpeg.sh [CAMERAS=16] [SECONDS=60]
+# usage: [CAMSIM_ARGS="--audio aac"] [SIDE=both|worker|ffmpeg] [PERF=FILE] [WORKER_TRANSPORT=udp]
+#        worker_vs_ffmpeg.sh [CAMERAS=16] [SECONDS=60]
+# SIDE=worker or SIDE=ffmpeg runs one side alone, for when camsim, the worker
+# and N ffmpegs together would saturate the machine (64 cameras at 4 Mbit/s
+# on 2 cores): compare two runs then.  PERF=FILE records the worker's profile
+# over the window (perf record -g, cpu-clock).
 # 10 s to settle, then over SECONDS: CPU (utime+stime from /proc/PID/stat) of
 # the worker vs the sum over the ffmpegs, RSS (VmRSS) of both, camsim's CPU and
 # the whole machine's; then SIGTERM the worker (timed), stop the ffmpegs, and
@@ -9,11 +14,13 @@
 # Prints one block of key=value lines.  KEEP_LOGS=DIR keeps every stderr.
 set -eu
 N=${1:-16}; SECS=${2:-60}
-SETTLE=10; START_TIMEOUT=15; SEGMENT=10
+SETTLE=10; START_TIMEOUT=30; SEGMENT=10
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CAMSIM=$ROOT/build/tests/camsim
 WORKER=$ROOT/build/bin/mwr-worker
-CMDLINE="${CAMSIM_ARGS:+CAMSIM_ARGS=\"$CAMSIM_ARGS\" }tests/bench/worker_vs_ffmpeg.sh $N $SECS"
+SIDE=${SIDE:-both}
+case $SIDE in both | worker | ffmpeg) ;; *) echo "SIDE must be both, worker or ffmpeg" >&2; exit 2 ;; esac
+CMDLINE="${CAMSIM_ARGS:+CAMSIM_ARGS=\"$CAMSIM_ARGS\" }$([ "$SIDE" = both ] || echo "SIDE=$SIDE ")${WORKER_TRANSPORT:+WORKER_TRANSPORT=$WORKER_TRANSPORT }tests/bench/worker_vs_ffmpeg.sh $N $SECS"
 for b in "$CAMSIM" "$WORKER"; do [ -x "$b" ] || { echo "missing $b: run make all" >&2; exit 1; }; done
 for b in ffmpeg sqlite3 python3; do command -v "$b" > /dev/null || { echo "missing $b" >&2; exit 1; }; done
 BENCH_NAME=worker_vs_ffmpeg
@@ -28,11 +35,15 @@ WPORT=$(free_port)
 
 # worker and ffmpegs at the same time
 T_START=$(date +%s.%N)
-"$WORKER" --config "$TMP/worker/mwr.json" --instance-id bench --port "$WPORT" \
-    > "$TMP/worker.out" 2> "$TMP/worker.err" &
-WK=$!; PIDS+=("$WK")
+WK=
+: > "$TMP/worker.err"
+if [ "$SIDE" != ffmpeg ]; then
+    "$WORKER" --config "$TMP/worker/mwr.json" --instance-id bench --port "$WPORT" \
+        > "$TMP/worker.out" 2> "$TMP/worker.err" &
+    WK=$!; PIDS+=("$WK")
+fi
 FF=()
-for i in $(seq "$N"); do
+[ "$SIDE" = worker ] || for i in $(seq "$N"); do
     ffmpeg -nostdin -v error -rtsp_transport tcp -i "rtsp://127.0.0.1:$PORT/cam$i" -c copy \
         -f segment -segment_time "$SEGMENT" -reset_timestamps 1 "$TMP/ffmpeg/cam${i}_%05d.mp4" \
         2> "$TMP/ffmpeg$i.err" &
@@ -44,44 +55,64 @@ cams_recording() {
     sqlite3 -cmd '.timeout 2000' "$TMP/worker/mwr.db" \
         'SELECT count(DISTINCT camera_id) FROM video_segments' 2>/dev/null || echo 0
 }
+ff_recording() { # cameras with an ffmpeg file
+    find "$TMP/ffmpeg" -name '*.mp4' -size +0 -printf '%f\n' | sed 's/_.*//' | sort -u | wc -l
+}
 ok=
 for _ in $(seq $((START_TIMEOUT * 5))); do
+    if [ "$SIDE" = ffmpeg ]; then
+        [ "$(ff_recording)" = "$N" ] && { ok=1; break; }
+        sleep 0.2; continue
+    fi
     gone "$WK" && break
     if grep -q "instance bench: $N cameras" "$TMP/worker.err" && [ -f "$TMP/worker/mwr.db" ] &&
         [ "$(cams_recording)" = "$N" ]; then ok=1; break; fi
     sleep 0.2
 done
-[ -n "$ok" ] || { tail -n 30 "$TMP/worker.err" >&2; die "worker did not start recording all $N cameras within ${START_TIMEOUT} s"; }
+[ -n "$ok" ] || { tail -n 30 "$TMP/worker.err" >&2; die "the $SIDE side did not start recording all $N cameras within ${START_TIMEOUT} s"; }
 WORKER_READY_S=$(awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
 sleep_until() { local d; d=$(awk -v t="$1" -v now="$(date +%s.%N)" 'BEGIN { d = t - now; print (d > 0 ? d : 0) }'); nap "$d"; }
-sleep_until "$(awk -v t="$T_START" -v s="$SETTLE" 'BEGIN { printf "%.3f", t + s }')"
+# settled: SETTLE s after the start and 5 s after the last camera's first row
+sleep_until "$(awk -v t="$T_START" -v s="$SETTLE" -v r="$WORKER_READY_S" 'BEGIN { printf "%.3f", t + (s > r + 5 ? s : r + 5) }')"
 
 # measurement window
 HZ=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo NA; }
+ticks() { [ -n "$1" ] || { echo 0; return; }; awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo NA; }
 ff_ticks() { local p s=0 t; for p in "${FF[@]}"; do t=$(ticks "$p"); [ "$t" = NA ] || s=$((s + t)); done; echo "$s"; }
 machine() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; } # busy idle
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 alive() { local p n=0; for p in "$@"; do gone "$p" || n=$((n + 1)); done; echo "$n"; }
 s0=$(date +%s.%N); w0=$(ticks "$WK"); f0=$(ff_ticks); c0=$(ticks "$CS"); read -r mb0 mi0 < <(machine)
-nap "$SECS"
+if [ -n "${PERF:-}" ] && [ -n "$WK" ]; then
+    perf record -q -e cpu-clock -F 999 -g -o "$PERF" -p "$WK" -- sleep "$SECS" > /dev/null 2>&1 &
+    PERF_PID=$!
+    nap "$SECS"; wait "$PERF_PID" || true
+else
+    nap "$SECS"
+fi
 s1=$(date +%s.%N); w1=$(ticks "$WK"); f1=$(ff_ticks); c1=$(ticks "$CS"); read -r mb1 mi1 < <(machine)
 [ "$w1" != NA ] || { tail -n 30 "$TMP/worker.err" >&2; die "worker died during the window"; }
-W_RSS=$(rss_kb "$WK"); W_HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$WK/status"); W_PSS=$(pss_kb "$WK")
-W_THREADS=$(awk '/^Threads/ {print $2}' "/proc/$WK/status")
+W_RSS=0; W_HWM=0; W_PSS=0; W_THREADS=0
+if [ -n "$WK" ]; then
+    W_RSS=$(rss_kb "$WK"); W_HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$WK/status"); W_PSS=$(pss_kb "$WK")
+    W_THREADS=$(awk '/^Threads/ {print $2}' "/proc/$WK/status")
+fi
 F_RSS=0; F_PSS=0
 for p in "${FF[@]}"; do F_RSS=$((F_RSS + $(rss_kb "$p"))); F_PSS=$((F_PSS + $(pss_kb "$p"))); done
 C_RSS=$(rss_kb "$CS")
 FF_ALIVE=$(alive "${FF[@]}")
 
 # graceful stop of the worker, timed, while the ffmpegs still run
-stop_timed "$WK"
-stop_pids "${FF[@]}"
+W_RC=NA; WORKER_STOP=NA
+[ -z "$WK" ] || stop_timed "$WK"
+[ ${#FF[@]} -eq 0 ] || stop_pids "${FF[@]}"
 PIDS=("$CS") # the rest are reaped: never signal their pids again
 
 # the worker's index
 DB=$TMP/worker/mwr.db
+[ -n "$WK" ] || sqlite3 "$DB" 'CREATE TABLE video_segments(frames, bytes, start_us, end_us, id, status);
+    CREATE TABLE segment_frames(segment_id, blob); CREATE TABLE gaps(x)' # the ffmpeg side alone: zeros
 read -r SEGS FRAMES WBYTES DUR_US IDX NOIDX NOTDONE < <(sqlite3 -separator ' ' "$DB" "
     SELECT count(*), COALESCE(sum(frames), 0), COALESCE(sum(bytes), 0), COALESCE(sum(end_us - start_us), 0),
            (SELECT COALESCE(sum(length(blob)), 0) FROM segment_frames),
