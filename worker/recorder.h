@@ -18,7 +18,7 @@
 #define RECORDER_OPEN_US (10 * INT64_C(1000000))   /* connect + describe + first packets */
 #define RECORDER_BACKOFF_MAX_US (5 * INT64_C(1000000))
 #define RECORDER_AUTH_BACKOFF_MIN_US (1 * INT64_C(1000000)) /* a refused login: then doubling to auth_retry_max_s */
-#define FRAGMENT_MAX_US (1 * INT64_C(1000000))     /* bounds footage lost to SIGKILL */
+#define FRAGMENT_MAX_US (INT64_C(250000)) /* bounds footage lost to SIGKILL, and the RAM a fragment holds */
 
 enum recorder_state { RECORDER_CONNECTING, RECORDER_RECORDING, RECORDER_DOWN, RECORDER_STOPPED, RECORDER_STANDBY };
 

@@ -119,11 +119,15 @@ def audio_filing(cfg, instance):
         for p in pkts:
             if p["stream_index"] == 0 and "K" in p["flags"]:
                 frag_key.setdefault(bisect.bisect_right(moofs, int(p["pos"])), s["start_us"] + round(float(p["pts_time"]) * 1e6))
+        # a fragment without a keyframe (one every FRAGMENT_MAX_US) belongs
+        # to the piece of the keyframe fragment before it
+        key_frags = sorted(frag_key)
         for p in pkts:
             frag = bisect.bisect_right(moofs, int(p["pos"]))
-            key = frag_key.get(frag)
-            if p["stream_index"] == 1 and key is not None:
-                out.append((s["start_us"] + round(float(p["pts_time"]) * 1e6), key, n == 0 and frag == min(frag_key)))
+            i = bisect.bisect_right(key_frags, frag) - 1
+            if p["stream_index"] == 1 and i >= 0:
+                out.append((s["start_us"] + round(float(p["pts_time"]) * 1e6), frag_key[key_frags[i]],
+                            n == 0 and frag == key_frags[0]))
     return sorted(out)
 
 
