@@ -180,7 +180,9 @@ static bool drain_done(const struct recorder *r)
 static int interrupt_cb(void *opaque)
 {
         struct recorder *r = opaque;
-        int64_t now = now_mono_us();
+        /* libavformat calls this for every read of every RTP packet: a
+         * coarse clock (a timeout may fire a tick late) costs no TSC read */
+        int64_t now = now_mono_coarse_us();
 
         atomic_fetch_add(&r->stats.heartbeat, 1); /* called often while libavformat waits */
         if (!r->closing && atomic_load(&r->stop)) {
