@@ -8,6 +8,11 @@ tests/bench/camsim_cpu.sh 16 30 1
 tests/bench/camsim_cpu.sh 16 30 16
 echo "== mwr-worker against 16 ffmpeg -c copy -f segment, same cameras, same run"
 tests/bench/worker_vs_ffmpeg.sh 16 60
+echo "== 64 cameras 1920x1080 25 fps 4 Mbit/s: the worker alone, 64 ffmpegs alone, and the worker at 4 cameras"
+HD="--width 1920 --height 1080 --bitrate 4000"
+CAMSIM_ARGS="$HD" SIDE=worker tests/bench/worker_vs_ffmpeg.sh 64 60
+CAMSIM_ARGS="$HD" SIDE=ffmpeg tests/bench/worker_vs_ffmpeg.sh 64 60
+CAMSIM_ARGS="$HD" SIDE=worker tests/bench/worker_vs_ffmpeg.sh 4 60
 echo "== /health latency under load while recording 16 cameras"
 tests/bench/health_under_load.sh 16 30
 echo "== /health during a retention sweep, 6-hour playlists and SIGHUPs (16 cameras)"
@@ -17,3 +22,5 @@ tests/bench/standby_cost.py 8 60
 echo "== the web timeline's day: /api/cameras/ID/coverage over 24 h of 10 s segments, 1 and 2 copies"
 tests/bench/coverage_day.py 1 30
 tests/bench/coverage_day.py 2 30
+echo "== soak: 16 cameras, a deploy every 5 minutes, for SOAK_MINUTES (default 60): 0 frames lost, RSS/fds/threads flat"
+tests/bench/soak.py --cameras 16 --minutes "${SOAK_MINUTES:-60}" --deploy-every 300
