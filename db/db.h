@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_BUSY_TIMEOUT_MS 5000      /* wait for another writer before -EBUSY */
-#define DB_SCHEMA_VERSION 7          /* the user_version this binary migrates to */
+#define DB_SCHEMA_VERSION 8          /* the user_version this binary migrates to */
 #define DB_ERRMSG_MAX 256
 #define DB_TEXT_MAX 4096             /* any text argument: ids, paths, urls, details */
 #define DB_BLOB_MAX (8u << 20)       /* a frame index blob */
@@ -133,6 +133,14 @@ int db_segment_frames(struct db *db, int64_t id, void **blob, size_t *len);
 /* The highest segment_num of camera_id recorded by instance_id, 0 if none
  * (a restarted instance numbers on from there). */
 int db_segment_max_num(struct db *db, const char *camera_id, const char *instance_id, int64_t *num);
+
+/* segment_num and start_us of camera_id's rows by instance_id whose
+ * segment_num is in [lo_num, hi_num], by segment_num; at most limit (1 ..
+ * DB_QUERY_LIMIT_MAX) after skipping offset.  Read from an index alone (no
+ * row is visited): recovery checks a directory of files against it. */
+typedef int (*db_num_cb)(int64_t segment_num, int64_t start_us, void *ctx);
+int db_segment_nums(struct db *db, const char *camera_id, const char *instance_id, int64_t lo_num, int64_t hi_num,
+                    int64_t limit, int64_t offset, db_num_cb cb, void *ctx);
 
 /* detail may be NULL (stored as '').  -EINVAL for an unknown reason, -ERANGE
  * if end_us < start_us. */

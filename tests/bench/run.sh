@@ -22,5 +22,7 @@ tests/bench/standby_cost.py 8 60
 echo "== the web timeline's day: /api/cameras/ID/coverage over 24 h of 10 s segments, 1 and 2 copies"
 tests/bench/coverage_day.py 1 30
 tests/bench/coverage_day.py 2 30
+echo "== a month of 64 cameras: index size, queries, export, start-up, retention at day 1, 7 and 30 (~30 min)"
+tests/bench/archive_month.py 64 30 1,7,30
 echo "== soak: 16 cameras, a deploy every 5 minutes, for SOAK_MINUTES (default 60): 0 frames lost, RSS/fds/threads flat"
 tests/bench/soak.py --cameras 16 --minutes "${SOAK_MINUTES:-60}" --deploy-every 300
