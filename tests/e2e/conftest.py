@@ -1,8 +1,10 @@
 """End-to-end fixtures: real processes on loopback, each test in its own temp
 dir with free ports.  Everything a test starts is registered with `procs` and
 killed by pid at the end (SIGTERM, then SIGKILL); every wait is bounded."""
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -84,10 +86,36 @@ def procs(tmp_path):
     ps.stop_all()
 
 
+def _port_block():
+    """This xdist worker's own block of ports, below the kernel's ephemeral
+    range: a port bound with 0 or an outgoing connection (a worker's RTSP
+    session, a curl) takes its local port from that range, so a port picked
+    there could be taken before the process meant to listen on it does
+    (seen: a deploy's new worker 'cannot listen on 127.0.0.1:43835')."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    w = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = int(w[2:]) if w[2:].isdigit() else 0
+    size = max(200, (low - 10000) // 4)
+    return 10000 + (n % 4) * size, size
+
+
+_PORT_BASE, _PORT_SIZE = _port_block()
+_PORT_NEXT = itertools.count(random.randrange(_PORT_SIZE))
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port no other test and no port-0 bind is handed: the next free one
+    of this worker's block, never the same twice in a session."""
+    for _ in range(_PORT_SIZE):
+        p = _PORT_BASE + next(_PORT_NEXT) % _PORT_SIZE
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+            return p
+    raise RuntimeError(f"no free port in {_PORT_BASE}..{_PORT_BASE + _PORT_SIZE - 1}")
 
 
 class Camsim:
