@@ -183,7 +183,7 @@ int recovery_index_file(struct db *db, const struct recovery_hint *h, int64_t *f
 /* ---- files without rows ------------------------------------------------------------ */
 
 /* "{start_ms}_{instance}_{num}.mp4" after the "{camera}_" prefix. */
-static bool parse_name(const char *rest, int64_t *start_ms, char instance[CONFIG_ID_MAX], int64_t *num)
+static bool parse_rest(const char *rest, int64_t *start_ms, char instance[CONFIG_ID_MAX], int64_t *num)
 {
         const char *u1 = strchr(rest, '_'), *dot = strrchr(rest, '.'), *u2;
         char *end;
@@ -205,6 +205,15 @@ static bool parse_name(const char *rest, int64_t *start_ms, char instance[CONFIG
         return true;
 }
 
+/* "{camera}_{start_ms}_{instance}_{num}.mp4": a segment file of camera. */
+static bool parse_name(const char *camera, const char *file, int64_t *start_ms, char instance[CONFIG_ID_MAX],
+                       int64_t *num)
+{
+        size_t cl = strlen(camera);
+
+        return !strncmp(file, camera, cl) && file[cl] == '_' && parse_rest(file + cl + 1, start_ms, instance, num);
+}
+
 /* A segment file the index does not know (its row was still queued when the
  * process died, or the DB refused it): index it from the file itself. */
 bool recovery_adopt(struct db *db, const char *camera, const char *path, const char *file)
@@ -215,10 +224,10 @@ bool recovery_adopt(struct db *db, const char *camera, const char *path, const c
         struct fi_encoder fi;
         struct db_segment seg;
         const uint8_t *blob = NULL;
-        size_t len = 0, cl = strlen(camera);
+        size_t len = 0;
         int64_t start_ms, num, id = 0;
 
-        if (strncmp(file, camera, cl) || file[cl] != '_' || !parse_name(file + cl + 1, &start_ms, instance, &num)) {
+        if (!parse_name(camera, file, &start_ms, instance, &num)) {
                 log_warn("recovery: %s: not a segment name, left alone", path);
                 return false;
         }
@@ -341,7 +350,6 @@ static void chunk_adopt(struct db *db, const char *camera, const char *dir, stru
 
 static void dir_adopt(struct db *db, const char *camera, const char *dir, struct dir_chunk *c)
 {
-        size_t cl = strlen(camera);
         struct dirent *de;
         DIR *d;
 
@@ -355,8 +363,7 @@ static void dir_adopt(struct db *db, const char *camera, const char *dir, struct
                         continue;
                 f = &c->f[c->n++];
                 snprintf(f->name, sizeof(f->name), "%s", de->d_name);
-                f->parsed = !strncmp(f->name, camera, cl) && f->name[cl] == '_' &&
-                            parse_name(f->name + cl + 1, &f->start_ms, f->instance, &f->num);
+                f->parsed = parse_name(camera, f->name, &f->start_ms, f->instance, &f->num);
                 if (!f->parsed) {
                         f->instance[0] = '\0';
                         f->start_ms = f->num = 0;
