@@ -560,7 +560,12 @@ static int video_write(struct recorder *r, AVPacket *pkt, int64_t t_us, int64_t 
                 atomic_fetch_add(&r->stats.ts_anomalies, 1);
                 return 0;
         }
-        if (s->frames > s->flushed_frames && (key || d_us - s->frag_start_us >= FRAGMENT_MAX_US)) {
+        /* a fragment cut between keyframes goes before a frame shown after
+         * all before it: with B-frames, what is shown before that frame is
+         * then in the fragment before the cut (a live playlist ending there
+         * lacks no frame) */
+        if (s->frames > s->flushed_frames &&
+            (key || (d_us - s->frag_start_us >= FRAGMENT_MAX_US && t_us > r->max_video_pts_us))) {
                 if ((e = segment_flush(s, r->o.iw)) < 0)
                         goto fail;
                 s->frag_start_us = d_us;

@@ -265,6 +265,33 @@ def test_sigterm_with_bframes_keeps_every_frame_received(procs, camsim, tmp_path
         assert all(s["status"] == "complete" for s in segs)
 
 
+def test_bframe_fragments_hold_every_frame_shown_before_their_last(procs, camsim, tmp_path):
+    """Regression: a fragment cut between keyframes (every FRAGMENT_MAX_US)
+    could fall after a reference frame and before the B-frames shown ahead
+    of it; a live playlist ending at that fragment lacked those frames (one
+    or two missing in about half the handover runs).  Every fragment must
+    hold every frame shown before its last one."""
+    cs = camsim(cameras=1, gop=FPS, bframes=2, audio="aac")
+    cfg_path, cfg = camera_config(str(tmp_path), cs, {})
+    w, _ = start(procs, cfg_path, "a")
+    wait_for(indexed_frames(cfg, "a", 4 * FPS), 40, "recording")
+    rc, _ = sigterm_and_time(w)
+    assert rc == 0, open(w.err_path).read()[-3000:]
+    cuts = 0
+    for s in segments(cfg, "cam1", "a"):
+        moofs = top_boxes(s["path"], b"moof")
+        r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time,pos",
+                            "-of", "json", s["path"]], capture_output=True, timeout=60)
+        frags = {}
+        for p in json.loads(r.stdout)["packets"]:
+            frags.setdefault(bisect.bisect_right(moofs, int(p["pos"])), []).append(float(p["pts_time"]))
+        order = [frags[k] for k in sorted(frags)]
+        for n, (a, b) in enumerate(zip(order, order[1:])):
+            assert max(a) < min(b), (s["path"], n, "shown later", max(a), "than a frame after the cut", min(b))
+            cuts += 1
+    assert cuts >= 8, cuts  # fragments cut between keyframes were judged too
+
+
 def test_bframes_of_a_session_s_first_gop_keep_their_times(procs, camsim, tmp_path):
     """Regression: a camera that starts each session with an IDR (most do)
     puts its first GOP in the packets libavformat reads while probing, whose
