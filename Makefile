@@ -47,7 +47,7 @@ DB_OBJS = $(BUILD)/obj/db/db.o $(BUILD)/obj/db/frame_index.o
 # Product binaries appear with the issues that give them behaviour.
 PROGRAMS := $(BUILD)/bin/mwr-worker $(BUILD)/bin/mwr $(BUILD)/bin/mwr-supervisor
 
-TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck $(BUILD)/tests/audiogen
+TEST_TOOLS := $(BUILD)/tests/camsim $(BUILD)/tests/framecheck $(BUILD)/tests/audiogen $(BUILD)/tests/read_cost
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all test unit e2e demo bench fuzz install clean deps lint chaos
@@ -121,6 +121,12 @@ FRAMECHECK_OBJS := $(BUILD)/obj/tests/framecheck/framecheck.o $(BUILD)/obj/tests
 $(BUILD)/tests/framecheck: $(FRAMECHECK_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) $(PKGS_JSON)) -lm
+
+# read_cost: what reading RTSP/TCP costs by reader (make bench, issue 17)
+$(BUILD)/obj/tests/bench/%.o: OBJ_CFLAGS = $(call pkg_cflags,$(PKGS_AV) libcurl)
+$(BUILD)/tests/read_cost: $(BUILD)/obj/tests/bench/read_cost.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call pkg_libs,$(PKGS_AV) libcurl) -lpthread
 
 # audiogen: the simulator's time-coded sound as raw s16le, for judge tests
 $(BUILD)/tests/audiogen: $(BUILD)/obj/tests/framecheck/audiogen.o $(BUILD)/obj/tests/common/audiocode.o

@@ -13,6 +13,8 @@ HD="--width 1920 --height 1080 --bitrate 4000"
 CAMSIM_ARGS="$HD" SIDE=worker tests/bench/worker_vs_ffmpeg.sh 64 60
 CAMSIM_ARGS="$HD" SIDE=ffmpeg tests/bench/worker_vs_ffmpeg.sh 64 60
 CAMSIM_ARGS="$HD" SIDE=worker tests/bench/worker_vs_ffmpeg.sh 4 60
+echo "== reading 64 cameras 1920x1080 4 Mbit/s: libavformat against our own read (the next step for the worker's CPU)"
+CAMSIM_ARGS="$HD" tests/bench/read_cost.sh 64 30
 echo "== /health latency under load while recording 16 cameras"
 tests/bench/health_under_load.sh 16 30
 echo "== /health during a retention sweep, 6-hour playlists and SIGHUPs (16 cameras)"
