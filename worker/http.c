@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -752,6 +753,32 @@ static enum MHD_Result deploys(struct http_server *h, struct MHD_Connection *c)
         return reply_json(h, c, 200, j);
 }
 
+/* A POST a page of another site made the browser send (with the user's
+ * cached password): its Origin names another host than the one asked, or
+ * the browser says cross-site.  Without either header (curl, scripts) it
+ * is the user's own. */
+static bool cross_site(struct MHD_Connection *c, char *why, size_t whylen)
+{
+        const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+        const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+        const char *o;
+
+        if (origin) {
+                o = strstr(origin, "://");
+                if (!o || !host || strcasecmp(o + 3, host)) {
+                        snprintf(why, whylen, "cross-site request refused: Origin %.100s is not this host (%.100s)",
+                                 origin, host ? host : "no Host header");
+                        return true;
+                }
+        }
+        if (site && !strcmp(site, "cross-site")) {
+                snprintf(why, whylen, "cross-site request refused (Sec-Fetch-Site: cross-site)");
+                return true;
+        }
+        return false;
+}
+
 /* POST /api/cameras/ID/exports?from=&to= starts an export (202 and its
  * status); GET .../exports/N is its status; GET .../exports/N/K.mp4 part K. */
 static enum MHD_Result export_req(struct http_server *h, struct MHD_Connection *c, const char *method,
@@ -771,6 +798,8 @@ static enum MHD_Result export_req(struct http_server *h, struct MHD_Connection *
 
                 if (strcmp(method, "POST"))
                         return reply_error(h, c, 405, "POST starts an export");
+                if (cross_site(c, err, sizeof(err)))
+                        return reply_error(h, c, 403, err);
                 if (!from || !to || timefmt_parse_us(from, &from_us) < 0 || timefmt_parse_us(to, &to_us) < 0)
                         return reply_error(h, c, 400, "from and to: RFC 3339 or unix seconds");
                 if ((e = exports_start(h->exports, camera, from_us, to_us, &id, err, sizeof(err))) < 0)
